@@ -1,0 +1,51 @@
+# Latent Walks — the one entry point. `make` (or `make help`) lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch goes in first, pinned, so nothing else can pull a multi-GB CUDA build.
+# Outside this project's CI you may want e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+MODEL ?= teaching
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint pytest lab demo bench teaching-models lock clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/lock.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . \
+	  || $(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the pinned dependencies (fast when nothing changed)
+
+lint: $(STAMP) ## ruff on the package and tests
+	$(VENV)/bin/ruff check helpers tests
+
+pytest: $(STAMP) ## the pytest suite only
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+test: lint pytest ## lint + the whole test suite (what CI runs)
+
+lab: $(STAMP) ## start JupyterLab in the venv
+	$(VENV)/bin/jupyter lab notebooks
+
+lock: $(STAMP) ## rewrite requirements/lock.txt from the current venv
+	@{ sed -n '1,3p' requirements/lock.txt; $(PY) -m pip freeze --exclude-editable | grep -v -E '^torch=='; } > requirements/lock.new
+	@mv requirements/lock.new requirements/lock.txt
+
+clean: ## remove the venv, caches and outputs/
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis outputs *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

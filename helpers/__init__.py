@@ -1,0 +1,71 @@
+"""Latent Walks helpers: the small package behind the cookbook's notebooks.
+
+The modules follow the lesson's data flow:
+
+* :mod:`helpers.devices` — device, dtype and seeded generators (every notebook's Setup section).
+* :mod:`helpers.pipelines` — loading Stable Diffusion 1.5, Karlo unCLIP, the bundled teaching models,
+  and tiny random pipelines for tests.
+* :mod:`helpers.embeddings` — prompts, images and seeds turned into embeddings and latents.
+* :mod:`helpers.interpolation` — slerp, lerp and interpolation paths (notebook 02 onwards).
+* :mod:`helpers.render` — batched rendering of a whole path into frames.
+* :mod:`helpers.media` — GIF/MP4 export, contact sheets and inline animations.
+* :mod:`helpers.teaching` — the small diffusion models trained by this project on CPU.
+
+Nothing heavy happens at import time: names are resolved from their modules on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # interpolation
+    "slerp": "interpolation",
+    "lerp": "interpolation",
+    "interpolation_path": "interpolation",
+    "circular_walk": "interpolation",
+    "walk_around": "interpolation",
+    "text_diff": "interpolation",
+    "normalize": "interpolation",
+    "schedule_values": "interpolation",
+    "linear_schedule": "interpolation",
+    "cosine_schedule": "interpolation",
+    # media
+    "to_pil": "media",
+    "export_gif": "media",
+    "export_mp4": "media",
+    "image_grid": "media",
+    "show": "media",
+    # devices
+    "get_device": "devices",
+    "pick_dtype": "devices",
+    "make_generator": "devices",
+    # pipelines
+    "load_pipeline": "pipelines",
+    "tiny_pipeline": "pipelines",
+    "ModelUnavailableError": "pipelines",
+    # embeddings
+    "encode_prompts": "embeddings",
+    "encode_images": "embeddings",
+    "make_latents": "embeddings",
+    # rendering
+    "render_frames": "render",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"helpers.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
