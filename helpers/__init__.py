@@ -39,6 +39,10 @@ _EXPORTS: dict[str, str] = {
     "export_mp4": "media",
     "image_grid": "media",
     "show": "media",
+    "to_pil_list": "media",
+    "save_image": "media",
+    "load_image": "media",
+    "atomic_write": "media",
     # devices
     "get_device": "devices",
     "pick_dtype": "devices",

@@ -1,0 +1,725 @@
+"""Media: frames → pictures, GIFs, MP4s, contact sheets and inline animations.
+
+The last stage of the data flow. Every function here accepts frames in any of these forms:
+
+* a ``PIL.Image.Image`` (any mode; converted to ``L``, ``RGB`` or ``RGBA``);
+* a numpy array ``HxW`` (grey) or ``HxWxC`` with ``C`` in 1, 3, 4:
+  ``uint8`` (or another integer type) with values in ``0..255``, ``bool``, or floating point with values
+  in ``[0, 1]`` (what diffusers returns with ``output_type="np"``);
+* a torch tensor ``CxHxW`` (or ``HxW``) with float values in ``[0, 1]`` (``output_type="pt"``) or
+  ``uint8`` values in ``0..255``; any device and dtype;
+* for the functions taking several frames: a list/tuple/iterable of the above, a batch
+  (``NxHxWxC`` array, ``NxCxHxW`` tensor), or a diffusers pipeline output (its ``.images`` are used).
+
+Floats may overshoot ``[0, 1]`` by at most ``FLOAT_TOLERANCE`` (rounding noise; clipped); anything further
+out, NaN or inf is refused with a ``ValueError`` that says how to fix it (e.g. ``(x + 1) / 2`` for
+``[-1, 1]`` tensors). Every file is written through :func:`atomic_write`: a failed export never leaves a
+half-written file and never damages an existing one.
+
+Introduced in notebook 01_diffusion_basics.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import math
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+FLOAT_TOLERANCE = 1e-3
+"""How far float frames may stray outside ``[0, 1]`` before :func:`to_pil` refuses them (then clipped)."""
+
+GIF_MAX_FPS = 50
+"""GIF delays are stored in 1/100 s and browsers slow down delays under 20 ms: 50 fps is the real ceiling."""
+
+_CHANNELS_TO_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
+
+PathLike = str | os.PathLike
+
+__all__ = [
+    "FLOAT_TOLERANCE",
+    "GIF_MAX_FPS",
+    "InlineAnimation",
+    "atomic_write",
+    "export_gif",
+    "export_mp4",
+    "image_grid",
+    "load_image",
+    "save_image",
+    "show",
+    "to_pil",
+    "to_pil_list",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Conversions
+# --------------------------------------------------------------------------------------------------
+
+
+def _torch_tensor_type() -> type | None:
+    """``torch.Tensor`` if torch is already imported, else ``None`` (a tensor cannot exist without it)."""
+    torch = sys.modules.get("torch")
+    return getattr(torch, "Tensor", None) if torch is not None else None
+
+
+def _is_tensor(x: Any) -> bool:
+    tensor_type = _torch_tensor_type()
+    return tensor_type is not None and isinstance(x, tensor_type)
+
+
+def _tensor_to_hwc(t: Any) -> np.ndarray:
+    """A ``HxW`` / ``CxHxW`` tensor as a ``HxW`` / ``HxWxC`` numpy array (detached, on the CPU)."""
+    torch = sys.modules["torch"]
+    t = t.detach().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()  # numpy has no bf16
+    if t.ndim == 3:
+        c, h, w = t.shape
+        if c not in _CHANNELS_TO_MODE:
+            hint = (
+                " It looks channels-last (HxWxC); torch frames are CxHxW: use t.permute(2, 0, 1)."
+                if w in _CHANNELS_TO_MODE and c > 4
+                else ""
+            )
+            raise ValueError(
+                f"A CxHxW tensor frame needs 1, 3 or 4 channels; got shape {tuple(t.shape)}.{hint}"
+            )
+        t = t.permute(1, 2, 0)
+    elif t.ndim != 2:
+        raise ValueError(
+            f"A tensor frame must be CxHxW or HxW; got {t.ndim} dimensions, shape {tuple(t.shape)}. "
+            "For a batch (NxCxHxW) use to_pil_list."
+        )
+    return t.numpy()
+
+
+def _range_hint(lo: float, hi: float) -> str:
+    if lo >= -1 - FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE:
+        return " This looks like a [-1, 1] image (e.g. a raw VAE output): pass (x + 1) / 2."
+    if lo >= -FLOAT_TOLERANCE and hi <= 255 + FLOAT_TOLERANCE:
+        return " This looks like a 0..255 image stored as floats: pass x / 255, or x.astype(np.uint8)."
+    return " Rescale it into [0, 1] first, e.g. (x - x.min()) / (x.max() - x.min())."
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """Pixel values of ``a`` as ``uint8``, checking the documented ranges."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(
+                f"Integer frame values must be in 0..255; got min {lo}, max {hi} ({a.dtype}). "
+                "For 16-bit images divide by 257; for other data rescale into 0..255 or floats in [0, 1]."
+            )
+        return a.astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32 if a.dtype.itemsize <= 4 else np.float64)
+        finite = np.isfinite(a)
+        if not finite.all():
+            bad = int((~finite).sum())
+            raise ValueError(
+                f"Frame contains NaN or inf values ({bad} of {a.size}). Usually the sampler diverged "
+                "(fp16 overflow, a too-large guidance scale or an unnormalised latent); check the latents."
+            )
+        lo, hi = float(a.min()), float(a.max())
+        if lo < -FLOAT_TOLERANCE or hi > 1 + FLOAT_TOLERANCE:
+            raise ValueError(
+                f"Float frame values must be in [0, 1]; got min {lo:.4g}, max {hi:.4g}.{_range_hint(lo, hi)}"
+            )
+        return np.rint(np.clip(a, 0.0, 1.0) * 255).astype(np.uint8)
+    raise TypeError(f"Frame arrays must hold numbers (uint8, bool, int or float); got dtype {a.dtype}.")
+
+
+def _array_to_pil(a: np.ndarray) -> Image.Image:
+    if a.ndim == 3:
+        h, w, c = a.shape
+        if c not in _CHANNELS_TO_MODE:
+            hint = (
+                " It looks channels-first (CxHxW); numpy frames are HxWxC: use a.transpose(1, 2, 0)."
+                if h in _CHANNELS_TO_MODE and c > 4
+                else ""
+            )
+            raise ValueError(f"An HxWxC frame needs 1, 3 or 4 channels; got shape {a.shape}.{hint}")
+        if c == 1:
+            a = a[..., 0]
+    elif a.ndim != 2:
+        extra = " For a batch (NxHxWxC) use to_pil_list." if a.ndim == 4 else ""
+        raise ValueError(f"A frame array must be HxW or HxWxC; got {a.ndim} dimensions, shape {a.shape}.{extra}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"A frame must have at least one pixel; got shape {a.shape}.")
+    return Image.fromarray(np.ascontiguousarray(_to_uint8(a)))
+
+
+def _normalise_pil_mode(im: Image.Image) -> Image.Image:
+    if im.mode in ("L", "RGB", "RGBA"):
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if "A" in im.getbands() or "transparency" in im.info:
+        return im.convert("RGBA")
+    return im.convert("RGB")
+
+
+def to_pil(frame: Any) -> Image.Image:
+    """One frame as a ``PIL.Image.Image`` in mode ``L``, ``RGB`` or ``RGBA``.
+
+    Accepts the forms listed in the module docstring (a batch of exactly one frame is unwrapped).
+    Raises ``ValueError`` for wrong shapes, NaN/inf and values outside the documented ranges, and
+    ``TypeError`` for things that are not frames. Introduced in notebook 01_diffusion_basics.
+    """
+    if isinstance(frame, Image.Image):
+        return _normalise_pil_mode(frame)
+    if _is_tensor(frame):
+        if frame.ndim == 4 and frame.shape[0] == 1:
+            frame = frame[0]
+        elif frame.ndim == 4:
+            raise ValueError(f"to_pil takes one frame; got a batch of {frame.shape[0]}. Use to_pil_list.")
+        return _array_to_pil(_tensor_to_hwc(frame))
+    if isinstance(frame, np.ndarray):
+        if frame.ndim == 4 and frame.shape[0] == 1:
+            frame = frame[0]
+        elif frame.ndim == 4:
+            raise ValueError(f"to_pil takes one frame; got a batch of {frame.shape[0]}. Use to_pil_list.")
+        return _array_to_pil(frame)
+    if isinstance(frame, (list, tuple)):
+        raise TypeError(f"to_pil takes one frame; got a {type(frame).__name__} of {len(frame)}. Use to_pil_list.")
+    if isinstance(frame, (str, os.PathLike)):
+        raise TypeError(f"to_pil takes pixels, not a path ({frame!s}); open files with load_image.")
+    raise TypeError(
+        f"Cannot turn a {type(frame).__name__} into an image; expected a PIL image, a numpy array "
+        "(HxWxC) or a torch tensor (CxHxW)."
+    )
+
+
+def _is_single(x: Any) -> bool:
+    return isinstance(x, Image.Image) or (
+        (isinstance(x, np.ndarray) or _is_tensor(x)) and x.ndim in (2, 3)
+    )
+
+
+def _is_batch(x: Any) -> bool:
+    return (isinstance(x, np.ndarray) or _is_tensor(x)) and x.ndim == 4
+
+
+def to_pil_list(frames: Any) -> list[Image.Image]:
+    """Several frames as a list of PIL images (see the module docstring for the accepted forms).
+
+    A single frame gives a one-element list; the items of a list may themselves be batches (they are
+    concatenated, handy for frames rendered in chunks). Raises ``ValueError`` for an empty input.
+    Introduced in notebook 01_diffusion_basics.
+    """
+    if _is_single(frames):
+        return [to_pil(frames)]
+    if _is_batch(frames):
+        items: Iterable[Any] = list(frames)
+    elif isinstance(frames, np.ndarray) or _is_tensor(frames):
+        raise ValueError(
+            f"Frames must be one frame (HxW, HxWxC / CxHxW) or a batch (NxHxWxC / NxCxHxW); "
+            f"got shape {tuple(frames.shape)}."
+        )
+    elif isinstance(frames, (str, bytes, os.PathLike)):
+        raise TypeError(f"Expected frames, got a path or string ({frames!r}); open files with load_image.")
+    elif not isinstance(frames, (list, tuple)) and getattr(frames, "images", None) is not None:
+        return to_pil_list(frames.images)  # a diffusers pipeline output
+    elif isinstance(frames, Iterable):
+        items = frames
+    else:
+        raise TypeError(f"Expected a frame, a batch or a list of frames; got a {type(frames).__name__}.")
+    out: list[Image.Image] = []
+    for item in items:
+        if _is_batch(item):
+            out.extend(to_pil(f) for f in item)
+        else:
+            out.append(to_pil(item))
+    if not out:
+        raise ValueError("No frames were given (the list or batch is empty).")
+    return out
+
+
+def _scaled(im: Image.Image, scale: int) -> Image.Image:
+    return im if scale == 1 else im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+
+
+def _check_scale(scale: int) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a whole number ≥ 1 (nearest-neighbour upscaling); got {scale!r}.")
+    return scale
+
+
+def _animation_frames(frames: Any, scale: int = 1) -> list[Image.Image]:
+    """Frames of one animation: RGB (alpha dropped), all the same size, optionally upscaled."""
+    _check_scale(scale)
+    ims = [im.convert("RGB") for im in to_pil_list(frames)]
+    size = ims[0].size
+    for i, im in enumerate(ims):
+        if im.size != size:
+            raise ValueError(
+                f"All frames of an animation must have the same size: frame 0 is {size[0]}x{size[1]} "
+                f"but frame {i} is {im.width}x{im.height} (width x height). Resize them, or use image_grid."
+            )
+    return [_scaled(im, scale) for im in ims]
+
+
+def _pingpong(frames: list[Image.Image]) -> list[Image.Image]:
+    """``0..n-1`` then ``n-2..1``: loops forward and back without showing either endpoint twice."""
+    return frames + frames[-2:0:-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Safe writing
+# --------------------------------------------------------------------------------------------------
+
+_UMASK: int | None = None
+
+
+def _new_file_mode(target: Path) -> int:
+    """The permission bits a plain ``open(target, "w")`` would give (mkstemp makes files 0600)."""
+    global _UMASK
+    if target.exists():
+        return stat.S_IMODE(target.stat().st_mode)
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
+
+    The temporary file lives in the same folder (so the final ``os.replace`` is atomic) and ends with the
+    same suffix (so encoders that pick the format from the name still work). If the block raises anything
+    (including ``KeyboardInterrupt``), the temporary file is deleted and an existing ``path`` is left
+    untouched. Parent folders are created. Introduced in notebook 04_prompt_walks; every writer in
+    :mod:`helpers.media` and the resumable renderer use it.
+    """
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a folder; give a file name such as {target / 'walk.gif'}.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, _new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------------------
+# GIF
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_fps(fps: float) -> float:
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive number; got {fps!r}.")
+    return fps
+
+
+def _gif_duration_ms(fps: float) -> int:
+    """Milliseconds per GIF frame: ``1000 / fps`` rounded to the format's 10 ms steps."""
+    _check_fps(fps)
+    if fps > GIF_MAX_FPS:
+        raise ValueError(
+            f"A GIF cannot play at {fps} fps: delays are stored in 1/100 s and browsers slow down delays under "
+            f"20 ms. Use fps <= {GIF_MAX_FPS}, or export_mp4 for higher frame rates."
+        )
+    centiseconds = max(2, round(100 / fps))
+    if centiseconds > 65535:
+        raise ValueError(f"fps={fps} is too slow for a GIF (at most 655 s per frame).")
+    return centiseconds * 10
+
+
+def _check_loop(loop: int | None) -> int | None:
+    if loop is not None and (isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= 65535):
+        raise ValueError(f"loop must be 0 (forever), a repeat count up to 65535, or None (play once); got {loop!r}.")
+    return loop
+
+
+def _keep_repeat(frame: Image.Image) -> Image.Image:
+    """A copy of palette frame ``frame`` that looks the same over it but is not byte-identical.
+
+    Pillow merges consecutive identical GIF frames into one longer frame. To keep the frame count, a
+    repeated frame gets one transparent pixel (palette index 255, left free by quantising to 255 colours);
+    with disposal 1 ("leave in place") that pixel shows the identical frame below it.
+    """
+    out = frame.copy()
+    palette = (out.getpalette() or [])[: 255 * 3]
+    out.putpalette(palette + [0] * (768 - len(palette)))
+    out.putpixel((0, 0), 255)
+    out.info["transparency"] = 255
+    return out
+
+
+def _write_gif(ims: list[Image.Image], fp: Any, *, duration: int, loop: int | None) -> None:
+    """Encode RGB frames as a GIF into ``fp`` (a path or a binary file), keeping every frame."""
+    paletted: list[Image.Image] = []
+    previous_rgb: bytes | None = None
+    for im in ims:
+        p = im.convert("P", palette=Image.Palette.ADAPTIVE, colors=255)
+        rgb = p.convert("RGB").tobytes()
+        if rgb == previous_rgb and "transparency" not in paletted[-1].info:
+            p = _keep_repeat(p)
+        paletted.append(p)
+        previous_rgb = rgb
+    options: dict[str, Any] = {"duration": duration, "disposal": 1}
+    if loop is not None:
+        options["loop"] = loop
+    paletted[0].save(fp, format="GIF", save_all=True, append_images=paletted[1:], **options)
+
+
+def export_gif(
+    frames: Any,
+    path: PathLike,
+    *,
+    fps: float = 10,
+    loop: int | None = 0,
+    pingpong: bool = False,
+    scale: int = 1,
+) -> Path:
+    """Write ``frames`` as an animated GIF (Pillow) and return its path.
+
+    ``fps`` ≤ 50; each frame lasts ``1000 / fps`` ms rounded to the GIF's 10 ms steps (24 fps plays at
+    25). ``loop=0`` loops forever, ``loop=n`` repeats n more times, ``None`` plays once. ``pingpong``
+    appends the frames backwards without repeating the endpoints (0..n-1, n-2..1), so a looping walk
+    has no stutter. ``scale`` upscales with nearest-neighbour (for 8x8 or 16x16 frames). Frames are
+    quantised to 255 colours each; alpha is dropped; every frame is kept, repeated ones included.
+    Written atomically. Introduced in notebook 02_slerp_and_latent_geometry.
+    """
+    duration = _gif_duration_ms(fps)
+    _check_loop(loop)
+    ims = _animation_frames(frames, scale)
+    if pingpong:
+        ims = _pingpong(ims)
+    target = Path(path).expanduser()
+    with atomic_write(target) as tmp:
+        _write_gif(ims, tmp, duration=duration, loop=loop)
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# MP4
+# --------------------------------------------------------------------------------------------------
+
+
+def _pad_to_even(a: np.ndarray) -> np.ndarray:
+    """Repeat the last row/column when a side is odd: yuv420p H.264 needs even sides."""
+    h, w = a.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return a
+    return np.pad(a, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def export_mp4(
+    frames: Any,
+    path: PathLike,
+    *,
+    fps: float = 24,
+    quality: float = 8,
+    pingpong: bool = False,
+    scale: int = 1,
+) -> Path:
+    """Write ``frames`` as an H.264 MP4 (imageio's ffmpeg plugin) and return its path.
+
+    ``quality`` goes from 1 (smallest file) to 10 (best; imageio maps it to x264's CRF, 8 ≈ CRF 10).
+    The picture is never resampled: frames keep their size (32x32 and even 2x2 work), except that an odd
+    width or height gets one repeated edge row/column, because the widely playable yuv420p format needs
+    even sides. ``pingpong`` and ``scale`` are as in :func:`export_gif`. Alpha is dropped. Written
+    atomically (``-movflags +faststart`` so browsers can start playing at once).
+    Introduced in notebook 04_prompt_walks.
+    """
+    import imageio.v2 as iio  # imported here: imageio and its ffmpeg binary are only needed for MP4
+
+    _check_fps(fps)
+    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 1 <= quality <= 10:
+        raise ValueError(f"quality must be a number from 1 (smallest file) to 10 (best); got {quality!r}.")
+    ims = _animation_frames(frames, scale)
+    if pingpong:
+        ims = _pingpong(ims)
+    target = Path(path).expanduser()
+    with atomic_write(target) as tmp:
+        writer = iio.get_writer(
+            tmp,
+            format="FFMPEG",
+            mode="I",
+            fps=fps,
+            codec="libx264",
+            quality=quality,
+            pixelformat="yuv420p",
+            macro_block_size=1,  # no resizing: we pad odd sides ourselves
+            ffmpeg_log_level="error",
+            output_params=["-movflags", "+faststart"],
+        )
+        try:
+            for im in ims:
+                writer.append_data(_pad_to_even(np.asarray(im)))
+        finally:
+            writer.close()
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# Still images
+# --------------------------------------------------------------------------------------------------
+
+
+def _parse_colour(colour: Any, name: str) -> tuple[int, ...]:
+    if isinstance(colour, str):
+        try:
+            return ImageColor.getrgb(colour)
+        except ValueError:
+            raise ValueError(f"{name}={colour!r} is not a colour Pillow knows (try 'white' or '#202020').") from None
+    if isinstance(colour, (tuple, list)) and len(colour) in (3, 4) and all(0 <= int(c) <= 255 for c in colour):
+        return tuple(int(c) for c in colour)
+    raise ValueError(f"{name} must be a colour name, '#rrggbb' or an (r, g, b) tuple; got {colour!r}.")
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
+    """``text``, shortened with '...' until it fits in ``width`` pixels (may become empty)."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..." if text else ""
+
+
+def image_grid(
+    frames: Any,
+    cols: int | None = None,
+    *,
+    labels: Sequence[Any] | None = None,
+    pad: int = 2,
+    bg: Any = "white",
+    scale: int = 1,
+    font_size: float = 12,
+    label_color: Any = None,
+) -> Image.Image:
+    """A contact sheet of ``frames`` as one RGB image.
+
+    ``cols`` defaults to one row for up to 8 frames and to ``ceil(sqrt(n))`` columns beyond (never more
+    columns than frames). Every cell is as large as the largest (upscaled by ``scale``) frame, which is
+    centred in it; cells are ``pad`` pixels apart and from the border, on ``bg``. With ``labels`` (one per
+    frame; ``None`` for none) a strip of text in Pillow's default font goes under each tile; labels too
+    long for the tile are shortened with '...'. Size: ``cols*w + (cols+1)*pad`` by
+    ``rows*(h + label_height) + (rows+1)*pad``. Introduced in notebook 01_diffusion_basics.
+    """
+    _check_scale(scale)
+    tiles = [_scaled(im, scale) for im in to_pil_list(frames)]
+    n = len(tiles)
+    if cols is None:
+        cols = n if n <= 8 else math.ceil(math.sqrt(n))
+    if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
+        raise ValueError(f"cols must be a whole number ≥ 1 (or None for automatic); got {cols!r}.")
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"pad must be a whole number of pixels ≥ 0; got {pad!r}.")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"Got {len(labels)} labels for {n} frames; give one label per frame (None for none).")
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    background = _parse_colour(bg, "bg")[:3]
+    cell_w = max(t.width for t in tiles)
+    cell_h = max(t.height for t in tiles)
+
+    font: Any = None
+    label_h = 0
+    if labels is not None:
+        font = ImageFont.load_default(size=font_size)
+        left, top, right, bottom = font.getbbox("Ag|")
+        label_h = int(bottom) + 2
+        if label_color is None:
+            luminance = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]
+            label_color = (0, 0, 0) if luminance > 127 else (255, 255, 255)
+        text_rgb = _parse_colour(label_color, "label_color")[:3]
+
+    sheet = Image.new("RGB", (cols * cell_w + (cols + 1) * pad, rows * (cell_h + label_h) + (rows + 1) * pad), background)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        x0 = pad + c * (cell_w + pad)
+        y0 = pad + r * (cell_h + label_h + pad)
+        at = (x0 + (cell_w - tile.width) // 2, y0 + (cell_h - tile.height) // 2)
+        if tile.mode == "RGBA":
+            sheet.paste(tile.convert("RGB"), at, mask=tile.getchannel("A"))
+        else:
+            sheet.paste(tile.convert("RGB"), at)
+        if labels is not None and labels[i] is not None:
+            strip = Image.new("RGB", (cell_w, label_h), background)
+            draw = ImageDraw.Draw(strip)
+            text = _fit_text(draw, str(labels[i]), font, cell_w)
+            draw.text(((cell_w - draw.textlength(text, font=font)) / 2, 1), text, fill=text_rgb, font=font)
+            sheet.paste(strip, (x0, y0 + cell_h))
+    return sheet
+
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF"}
+
+
+def save_image(frame_or_grid: Any, path: PathLike) -> Path:
+    """Save one frame (any accepted form, e.g. an :func:`image_grid`) atomically; return the path.
+
+    The format follows the suffix: ``.png`` (recommended, lossless), ``.jpg``/``.jpeg`` (alpha dropped),
+    ``.webp``, ``.bmp``, ``.tif``. Introduced in notebook 01_diffusion_basics.
+    """
+    target = Path(path).expanduser()
+    fmt = _SAVE_FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"Cannot tell the image format from {target.name!r}; end the name with one of "
+            f"{', '.join(sorted(_SAVE_FORMATS))} (.png is lossless)."
+        )
+    im = to_pil(frame_or_grid)
+    if fmt == "JPEG" and im.mode == "RGBA":
+        im = im.convert("RGB")
+    with atomic_write(target) as tmp:
+        im.save(tmp, format=fmt)
+    return target
+
+
+def load_image(path: PathLike, *, size: int | tuple[int, int] | None = None, mode: str = "RGB") -> Image.Image:
+    """Open a user's image file as a PIL image in ``mode`` (default ``"RGB"``), upright (EXIF rotation).
+
+    ``size=512`` gives 512x512 and ``size=(w, h)`` gives exactly w x h: the image is centre-cropped to
+    that aspect ratio and resized (never stretched). Animated files give their first frame. A missing file
+    raises ``FileNotFoundError`` and an unreadable one ``ValueError``, both naming the file.
+    Introduced in notebook 03_unclip_image_interpolation.
+    """
+    p = Path(path).expanduser()
+    if mode not in ("RGB", "RGBA", "L"):
+        raise ValueError(f"mode must be 'RGB', 'RGBA' or 'L'; got {mode!r}.")
+    if size is not None:
+        wh = (size, size) if isinstance(size, int) else tuple(size)
+        if len(wh) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in wh):
+            raise ValueError(f"size must be a positive int or a (width, height) pair of ints; got {size!r}.")
+    if not p.exists():
+        raise FileNotFoundError(
+            f"No image file at {str(p)!r} (looked in {str(p.resolve().parent)!r}). Check the name, or upload "
+            "the file first (in Colab: the Files panel) and use a path relative to the notebook."
+        )
+    if p.is_dir():
+        raise ValueError(f"{str(p)!r} is a folder, not an image file; give the path of a .png or .jpg inside it.")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            im = _normalise_pil_mode(im).convert(mode)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(
+            f"Could not read {str(p)!r} as an image ({type(err).__name__}: {err}). Use a PNG, JPEG, WebP, "
+            "BMP, GIF or TIFF file (any format Pillow can open)."
+        ) from None
+    if size is not None:
+        im = ImageOps.fit(im, wh, method=Image.Resampling.LANCZOS)
+    return im
+
+
+# --------------------------------------------------------------------------------------------------
+# Inline display
+# --------------------------------------------------------------------------------------------------
+
+
+def _get_ipython() -> Any:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    try:
+        return ipython.get_ipython()
+    except Exception:  # an odd IPython install must never break show()
+        return None
+
+
+class InlineAnimation:
+    """An animation (or a still) ready to show in Jupyter; what :func:`show` returns.
+
+    ``data`` holds the encoded GIF (or PNG for one frame); ``save(path)`` writes it. In Jupyter it renders as
+    an ``<img>`` tag with the data inlined, ``width`` pixels wide, pixelated when scaled up.
+    """
+
+    def __init__(self, data: bytes, mime: str, size: tuple[int, int], n_frames: int, fps: float, width: int):
+        self.data = data
+        self.mime = mime
+        self.size = size
+        self.n_frames = n_frames
+        self.fps = fps
+        self.width = width
+        self._displayed_in: int | None = None
+
+    def _repr_html_(self) -> str:
+        src = f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        # Scaled up: crisp pixels. `pixelated` comes last so that browsers knowing it use it.
+        upscaled = self.width > self.size[0]
+        style = "image-rendering: crisp-edges; image-rendering: pixelated;" if upscaled else ""
+        return f'<img src="{src}" width="{self.width}" style="{style}" alt="{self!r}"/>'
+
+    def _ipython_display_(self) -> None:
+        ip = _get_ipython()
+        if ip is not None and self._displayed_in is not None and self._displayed_in == getattr(ip, "execution_count", None):
+            # show() already displayed it in this cell; this is the cell's value being echoed.
+            self._displayed_in = None
+            return
+        from IPython.display import display
+
+        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
+
+    def __repr__(self) -> str:
+        kind = f"{self.n_frames} frames at {self.fps:g} fps" if self.n_frames > 1 else "1 frame"
+        return f"<InlineAnimation {kind}, {self.size[0]}x{self.size[1]}>"
+
+    def save(self, path: PathLike) -> Path:
+        """Write the encoded bytes (GIF, or PNG for a still) atomically."""
+        target = Path(path).expanduser()
+        with atomic_write(target) as tmp:
+            tmp.write_bytes(self.data)
+        return target
+
+
+def show(frames: Any, *, fps: float = 10, pingpong: bool = False, width: int | None = None) -> InlineAnimation:
+    """Show frames inline in Jupyter as a looping GIF (one frame: a PNG) and return the display object.
+
+    ``width`` is the displayed width in pixels; by default small frames are scaled up by a whole factor to
+    about 256 px with crisp pixels (CSS ``image-rendering: pixelated``). Inside IPython the animation is
+    displayed at once (also from loops); as a cell's last expression it is not shown twice. Outside
+    Jupyter nothing is printed and nothing fails: use the returned object's ``data`` or ``save()``.
+    Introduced in notebook 01_diffusion_basics.
+    """
+    duration = _gif_duration_ms(fps)
+    ims = _animation_frames(frames)
+    if pingpong:
+        ims = _pingpong(ims)
+    w, h = ims[0].size
+    if width is None:
+        width = w * max(1, 256 // w)
+    elif isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive number of pixels (or None); got {width!r}.")
+    buf = io.BytesIO()
+    if len(ims) == 1:
+        ims[0].save(buf, format="PNG")
+        mime = "image/png"
+    else:
+        _write_gif(ims, buf, duration=duration, loop=0)
+        mime = "image/gif"
+    anim = InlineAnimation(buf.getvalue(), mime, (w, h), len(ims), fps, width)
+    ip = _get_ipython()
+    if ip is not None:
+        from IPython.display import display
+
+        display(anim)
+        anim._displayed_in = getattr(ip, "execution_count", None)
+    return anim
