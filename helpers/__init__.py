@@ -57,6 +57,22 @@ _EXPORTS: dict[str, str] = {
     "make_latents": "embeddings",
     # rendering
     "render_frames": "render",
+    # metrics (notebook 07)
+    "rmse": "metrics",
+    "ssim": "metrics",
+    "one_minus_ssim": "metrics",
+    "latent_l2": "metrics",
+    "adjacent_distances": "metrics",
+    "gini": "metrics",
+    "walk_report": "metrics",
+    "WalkReport": "metrics",
+    "summary_table": "metrics",
+    "plot_distances": "metrics",
+    # making walks even (notebook 07)
+    "retime": "smooth",
+    "invert_cumulative": "smooth",
+    "adain_interpolate": "smooth",
+    "beta_cdf_schedule": "smooth",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
