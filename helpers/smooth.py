@@ -262,11 +262,12 @@ def retime(
             idx = np.clip(np.searchsorted(cum, targets, side="right") - 1, 0, samples.size - 2)
             idx = np.unique(idx)
             wide = idx[samples[idx + 1] - samples[idx] > span_tol]
-            mids = 0.5 * (samples[wide] + samples[wide + 1])
-            need = len(sampler.missing(mids))
-            if need == 0 or sampler.renders + need + reserve > sampler.budget:
+            room = sampler.budget - sampler.renders - reserve
+            if wide.size == 0 or room <= 0:
                 break
-            sampler.render(mids)
+            if wide.size > room:  # last, partial round: split the intervals that hold the most distance
+                wide = np.sort(wide[np.argsort(cum[wide + 1] - cum[wide], kind="stable")[::-1][:room]])
+            sampler.render(0.5 * (samples[wide] + samples[wide + 1]))
         ts = sampler.invert(num_frames)
         sampler.render(ts)
         best_ts, best = ts, sampler.report(ts, name)
