@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import io
 import math
 import os
@@ -158,7 +159,9 @@ def _array_to_pil(a: np.ndarray) -> Image.Image:
             a = a[..., 0]
     elif a.ndim != 2:
         extra = " For a batch (NxHxWxC) use to_pil_list." if a.ndim == 4 else ""
-        raise ValueError(f"A frame array must be HxW or HxWxC; got {a.ndim} dimensions, shape {a.shape}.{extra}")
+        raise ValueError(
+            f"A frame array must be HxW or HxWxC; got {a.ndim} dimensions, shape {a.shape}.{extra}"
+        )
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"A frame must have at least one pixel; got shape {a.shape}.")
     return Image.fromarray(np.ascontiguousarray(_to_uint8(a)))
@@ -196,7 +199,9 @@ def to_pil(frame: Any) -> Image.Image:
             raise ValueError(f"to_pil takes one frame; got a batch of {frame.shape[0]}. Use to_pil_list.")
         return _array_to_pil(frame)
     if isinstance(frame, (list, tuple)):
-        raise TypeError(f"to_pil takes one frame; got a {type(frame).__name__} of {len(frame)}. Use to_pil_list.")
+        raise TypeError(
+            f"to_pil takes one frame; got a {type(frame).__name__} of {len(frame)}. Use to_pil_list."
+        )
     if isinstance(frame, (str, os.PathLike)):
         raise TypeError(f"to_pil takes pixels, not a path ({frame!s}); open files with load_image.")
     raise TypeError(
@@ -206,9 +211,7 @@ def to_pil(frame: Any) -> Image.Image:
 
 
 def _is_single(x: Any) -> bool:
-    return isinstance(x, Image.Image) or (
-        (isinstance(x, np.ndarray) or _is_tensor(x)) and x.ndim in (2, 3)
-    )
+    return isinstance(x, Image.Image) or ((isinstance(x, np.ndarray) or _is_tensor(x)) and x.ndim in (2, 3))
 
 
 def _is_batch(x: Any) -> bool:
@@ -311,7 +314,9 @@ def atomic_write(path: PathLike) -> Iterator[Path]:
     if target.is_dir():
         raise IsADirectoryError(f"{target} is a folder; give a file name such as {target / 'walk.gif'}.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.stem[:64]}.", suffix=f".part{target.suffix}"
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -350,7 +355,9 @@ def _gif_duration_ms(fps: float) -> int:
 
 def _check_loop(loop: int | None) -> int | None:
     if loop is not None and (isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= 65535):
-        raise ValueError(f"loop must be 0 (forever), a repeat count up to 65535, or None (play once); got {loop!r}.")
+        raise ValueError(
+            f"loop must be 0 (forever), a repeat count up to 65535, or None (play once); got {loop!r}."
+        )
     return loop
 
 
@@ -439,7 +446,9 @@ def export_mp4(
 ) -> Path:
     """Write ``frames`` as an H.264 MP4 (imageio's ffmpeg plugin) and return its path.
 
-    ``quality`` goes from 1 (smallest file) to 10 (best; imageio maps it to x264's CRF, 8 ≈ CRF 10).
+    ``quality`` goes from 1 (smallest file) to 10 (imageio maps it to x264's CRF: 8 ≈ CRF 10). 10 is
+    lossless but needs the High 4:4:4 Predictive profile, which many browsers and phones cannot play; up to
+    9 the file stays in the widely playable High profile.
     The picture is never resampled: frames keep their size (32x32 and even 2x2 work), except that an odd
     width or height gets one repeated edge row/column, because the widely playable yuv420p format needs
     even sides. ``pingpong`` and ``scale`` are as in :func:`export_gif`. Alpha is dropped. Written
@@ -486,8 +495,14 @@ def _parse_colour(colour: Any, name: str) -> tuple[int, ...]:
         try:
             return ImageColor.getrgb(colour)
         except ValueError:
-            raise ValueError(f"{name}={colour!r} is not a colour Pillow knows (try 'white' or '#202020').") from None
-    if isinstance(colour, (tuple, list)) and len(colour) in (3, 4) and all(0 <= int(c) <= 255 for c in colour):
+            raise ValueError(
+                f"{name}={colour!r} is not a colour Pillow knows (try 'white' or '#202020')."
+            ) from None
+    if (
+        isinstance(colour, (tuple, list))
+        and len(colour) in (3, 4)
+        and all(0 <= int(c) <= 255 for c in colour)
+    ):
         return tuple(int(c) for c in colour)
     raise ValueError(f"{name} must be a colour name, '#rrggbb' or an (r, g, b) tuple; got {colour!r}.")
 
@@ -531,7 +546,9 @@ def image_grid(
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
         raise ValueError(f"pad must be a whole number of pixels ≥ 0; got {pad!r}.")
     if labels is not None and len(labels) != n:
-        raise ValueError(f"Got {len(labels)} labels for {n} frames; give one label per frame (None for none).")
+        raise ValueError(
+            f"Got {len(labels)} labels for {n} frames; give one label per frame (None for none)."
+        )
     cols = min(cols, n)
     rows = math.ceil(n / cols)
     background = _parse_colour(bg, "bg")[:3]
@@ -549,7 +566,9 @@ def image_grid(
             label_color = (0, 0, 0) if luminance > 127 else (255, 255, 255)
         text_rgb = _parse_colour(label_color, "label_color")[:3]
 
-    sheet = Image.new("RGB", (cols * cell_w + (cols + 1) * pad, rows * (cell_h + label_h) + (rows + 1) * pad), background)
+    sheet = Image.new(
+        "RGB", (cols * cell_w + (cols + 1) * pad, rows * (cell_h + label_h) + (rows + 1) * pad), background
+    )
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         x0 = pad + c * (cell_w + pad)
@@ -568,8 +587,15 @@ def image_grid(
     return sheet
 
 
-_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-                 ".tiff": "TIFF"}
+_SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def save_image(frame_or_grid: Any, path: PathLike) -> Path:
@@ -593,7 +619,9 @@ def save_image(frame_or_grid: Any, path: PathLike) -> Path:
     return target
 
 
-def load_image(path: PathLike, *, size: int | tuple[int, int] | None = None, mode: str = "RGB") -> Image.Image:
+def load_image(
+    path: PathLike, *, size: int | tuple[int, int] | None = None, mode: str = "RGB"
+) -> Image.Image:
     """Open a user's image file as a PIL image in ``mode`` (default ``"RGB"``), upright (EXIF rotation).
 
     ``size=512`` gives 512x512 and ``size=(w, h)`` gives exactly w x h: the image is centre-cropped to
@@ -614,7 +642,9 @@ def load_image(path: PathLike, *, size: int | tuple[int, int] | None = None, mod
             "the file first (in Colab: the Files panel) and use a path relative to the notebook."
         )
     if p.is_dir():
-        raise ValueError(f"{str(p)!r} is a folder, not an image file; give the path of a .png or .jpg inside it.")
+        raise ValueError(
+            f"{str(p)!r} is a folder, not an image file; give the path of a .png or .jpg inside it."
+        )
     try:
         with Image.open(p) as im:
             im.load()
@@ -666,11 +696,15 @@ class InlineAnimation:
         # Scaled up: crisp pixels. `pixelated` comes last so that browsers knowing it use it.
         upscaled = self.width > self.size[0]
         style = "image-rendering: crisp-edges; image-rendering: pixelated;" if upscaled else ""
-        return f'<img src="{src}" width="{self.width}" style="{style}" alt="{self!r}"/>'
+        return f'<img src="{src}" width="{self.width}" style="{style}" alt="{html.escape(repr(self))}"/>'
 
     def _ipython_display_(self) -> None:
         ip = _get_ipython()
-        if ip is not None and self._displayed_in is not None and self._displayed_in == getattr(ip, "execution_count", None):
+        if (
+            ip is not None
+            and self._displayed_in is not None
+            and self._displayed_in == getattr(ip, "execution_count", None)
+        ):
             # show() already displayed it in this cell; this is the cell's value being echoed.
             self._displayed_in = None
             return
@@ -690,7 +724,9 @@ class InlineAnimation:
         return target
 
 
-def show(frames: Any, *, fps: float = 10, pingpong: bool = False, width: int | None = None) -> InlineAnimation:
+def show(
+    frames: Any, *, fps: float = 10, pingpong: bool = False, width: int | None = None
+) -> InlineAnimation:
     """Show frames inline in Jupyter as a looping GIF (one frame: a PNG) and return the display object.
 
     ``width`` is the displayed width in pixels; by default small frames are scaled up by a whole factor to
