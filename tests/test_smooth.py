@@ -224,3 +224,43 @@ def test_beta_cdf_schedule():
         beta_cdf_schedule(5, 0, 1)
     with pytest.raises(ValueError, match="num_frames"):
         beta_cdf_schedule(1, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------------ teaching models
+
+
+def _teaching_weights(name: str) -> bool:
+    from helpers.teaching import WEIGHTS_DIR
+
+    folder = WEIGHTS_DIR / name
+    return folder.is_dir() and any(folder.iterdir())
+
+
+needs_teaching_digits = pytest.mark.skipif(
+    not _teaching_weights("teaching-digits"),
+    reason="shipped teaching-digits weights are missing (helpers/teaching/weights/); run `make teaching-models`",
+)
+
+
+@needs_teaching_digits
+def test_retime_evens_a_teaching_prompt_walk_three_to_eight():
+    from helpers import encode_prompts, load_pipeline, render_frames, slerp
+    from helpers.teaching.data import caption
+    from helpers.teaching.text2img import DEFAULT_GUIDANCE
+
+    pipe = load_pipeline("teaching-digits", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    prompt_embeds, negative = encode_prompts(pipe, [caption(3), caption(8)])
+
+    def render(ts: np.ndarray) -> np.ndarray:
+        path = slerp(prompt_embeds[0], prompt_embeds[1], ts.tolist())
+        return render_frames(
+            pipe, prompt_embeds=path, negative_prompt_embeds=negative[:1], seed=0, progress=False,
+            output_type="np", num_inference_steps=10, guidance_scale=DEFAULT_GUIDANCE,
+        )
+
+    n = 9
+    before = walk_report(render(np.linspace(0, 1, n)))
+    out = retime(render, n, coarse=16, budget=16 + 2 * n)
+    assert out.renders <= 16 + 2 * n
+    assert out.report.cv <= before.cv / 2, (before.cv, out.report.cv)
