@@ -290,7 +290,7 @@ def _ratio(num: float, den: float) -> float:
     return num / den
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WalkReport:
     """Summary numbers of one walk (see :func:`walk_report`). Introduced in notebook 07_smooth_interpolation."""
 
