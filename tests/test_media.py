@@ -354,7 +354,7 @@ def test_gif_keeps_repeated_frames(tmp_path, pattern):
 
 
 def test_gif_of_smooth_frames_with_many_colours_stays_close(tmp_path):
-    y, x = np.mgrid[0:32, 0:48] / 47.0
+    y, x = np.mgrid[0:120, 0:160] / 159.0  # larger than the 96-px palette sample, > 255 colours
     frames = [np.stack([x, y * 0.7, (x + t) % 1.0], -1) for t in np.linspace(0, 0.3, 4)]
     got, _, _ = read_gif(export_gif(frames + [frames[-1]], tmp_path / "s.gif"))
     assert len(got) == 5
