@@ -333,6 +333,13 @@ def atomic_write(path: PathLike) -> Iterator[Path]:
 # --------------------------------------------------------------------------------------------------
 
 
+def _check_suffix(path: PathLike, allowed: tuple[str, ...], what: str) -> Path:
+    target = Path(path).expanduser()
+    if target.suffix.lower() not in allowed:
+        raise ValueError(f"{what} needs a file name ending in {' or '.join(allowed)}; got {target.name!r}.")
+    return target
+
+
 def _check_fps(fps: float) -> float:
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number; got {fps!r}.")
@@ -429,12 +436,12 @@ def export_gif(
     quantised to 255 colours each; alpha is dropped; every frame is kept, repeated ones included.
     Written atomically. Introduced in notebook 02_slerp_and_latent_geometry.
     """
+    target = _check_suffix(path, (".gif",), "export_gif")
     duration = _gif_duration_ms(fps)
     _check_loop(loop)
     ims = _animation_frames(frames, scale)
     if pingpong:
         ims = _pingpong(ims)
-    target = Path(path).expanduser()
     with atomic_write(target) as tmp:
         _write_gif(ims, tmp, duration=duration, loop=loop)
     return target
@@ -443,6 +450,9 @@ def export_gif(
 # --------------------------------------------------------------------------------------------------
 # MP4
 # --------------------------------------------------------------------------------------------------
+
+
+_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")  # ffmpeg picks the container from the suffix
 
 
 def _pad_to_even(a: np.ndarray) -> np.ndarray:
@@ -470,18 +480,19 @@ def export_mp4(
     The picture is never resampled: frames keep their size (32x32 and even 2x2 work), except that an odd
     width or height gets one repeated edge row/column, because the widely playable yuv420p format needs
     even sides. ``pingpong`` and ``scale`` are as in :func:`export_gif`. Alpha is dropped. Written
-    atomically (``-movflags +faststart`` so browsers can start playing at once).
+    atomically (``-movflags +faststart`` so browsers can start playing at once). The name must end in
+    ``.mp4`` (or ``.mov``, ``.mkv``: ffmpeg picks the container from it).
     Introduced in notebook 04_prompt_walks.
     """
     import imageio.v2 as iio  # imported here: imageio and its ffmpeg binary are only needed for MP4
 
+    target = _check_suffix(path, _VIDEO_SUFFIXES, "export_mp4")
     _check_fps(fps)
     if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 1 <= quality <= 10:
         raise ValueError(f"quality must be a number from 1 (smallest file) to 10 (best); got {quality!r}.")
     ims = _animation_frames(frames, scale)
     if pingpong:
         ims = _pingpong(ims)
-    target = Path(path).expanduser()
     with atomic_write(target) as tmp:
         writer = iio.get_writer(
             tmp,

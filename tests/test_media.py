@@ -397,13 +397,15 @@ def test_gif_option_errors_write_nothing(tmp_path, kwargs, phrase):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("writer", [export_gif, export_mp4])
-def test_animations_refuse_empty_and_mixed_sizes(tmp_path, writer):
+@pytest.mark.parametrize(("writer", "name"), [(export_gif, "x.gif"), (export_mp4, "x.mp4")])
+def test_animations_refuse_empty_mixed_sizes_and_wrong_names(tmp_path, writer, name):
     with pytest.raises(ValueError, match="No frames"):
-        writer([], tmp_path / "x.out")
+        writer([], tmp_path / name)
     mixed = [np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)]
     with pytest.raises(ValueError, match=r"same size.*frame 2 is 8x9"):
-        writer(mixed, tmp_path / "x.out")
+        writer(mixed, tmp_path / name)
+    with pytest.raises(ValueError, match=f"{writer.__name__} needs a file name ending in .{name[2:]}"):
+        writer(solid_frames(2), tmp_path / "walk.png")
     assert os.listdir(tmp_path) == []
 
 
