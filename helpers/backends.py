@@ -1,0 +1,398 @@
+"""Which model a notebook runs: the real one on a GPU, the teaching models on a laptop, tiny random ones in CI.
+
+Introduced in notebook 01_diffusion_basics (the Setup section of every notebook). Each notebook has one
+papermill parameter ``BACKEND`` and then runs the same code whatever it says:
+
+* ``"auto"`` — the real model (Stable Diffusion 1.5 or Karlo unCLIP) when a CUDA GPU is there *and* its
+  weights load, otherwise the teaching models;
+* ``"teaching"`` — the small models trained by this project (32x32 handwritten digits), on any device;
+* ``"real"`` — the real model, or a clear error saying why it cannot load;
+* ``"tiny-random"`` — the real pipelines' classes with tiny random weights: pictures of noise, but the real
+  model's code path runs in a fraction of a second (used by CI).
+
+:func:`choose_backend` returns a :class:`Backend`: the pipeline plus the settings that suit it (image size,
+steps, guidance, example prompts and images) and a one-sentence ``reason`` for the notebook's device cell.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+BACKENDS = ("auto", "teaching", "real", "tiny-random")
+KINDS = ("text2img", "unclip")
+
+#: The real model and the teaching model behind each kind of pipeline.
+REAL_MODELS = {"text2img": "sd15", "unclip": "karlo"}
+TEACHING = {"text2img": "teaching-digits", "unclip": "teaching-unclip"}
+REAL_NAMES = {"text2img": "Stable Diffusion 1.5", "unclip": "Karlo unCLIP (image variations)"}
+
+_DIGIT_PROMPTS = (
+    "a handwritten three",
+    "a handwritten eight",
+    "a handwritten one",
+    "a handwritten seven",
+    "a handwritten zero",
+    "a handwritten six",
+)
+_REAL_PROMPTS = (
+    "a watercolor painting of a lighthouse on a cliff at sunrise",
+    "an oil painting of a lighthouse in a winter storm at night",
+    "a photo of a red fox sitting in a green forest",
+    "a photo of a small wooden boat on a calm lake at sunset",
+    "a pencil sketch of an old city street",
+    "a portrait of a cat, studio lighting",
+)
+# Words the tiny random pipelines' tokenizer knows (helpers.pipelines._TINY_WORDS): no unknown tokens.
+_TINY_PROMPTS = (
+    "a watercolor painting of a red house",
+    "an oil painting of a blue boat on the lake",
+    "a photo of a cat in the forest",
+    "a drawing of a white bird on the sea",
+    "a sketch of an old city street in winter",
+    "a photo of a green tree in summer",
+)
+
+
+@dataclass
+class Backend:
+    """A loaded pipeline and the settings a notebook should use with it.
+
+    ``name`` is ``"real"``, ``"teaching"`` or ``"tiny-random"`` (never ``"auto"``: auto resolves to one of
+    these); ``model`` names what was loaded; ``reason`` is one sentence for the device cell. ``render_kwargs``
+    is what to pass to :func:`helpers.render.render_frames` (steps, guidance, size), ``prompts`` are example
+    prompts this model understands (the teaching model knows only ``"a handwritten zero"`` .. ``"nine"``).
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+
+    name: str
+    kind: str
+    model: str
+    pipe: Any
+    device: torch.device
+    dtype: torch.dtype
+    reason: str
+    height: int | None = None
+    width: int | None = None
+    steps: int = 20
+    guidance_scale: float = 1.0
+    super_res_steps: int | None = None
+    prompts: tuple[str, ...] = ()
+    negative_prompt: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_real(self) -> bool:
+        return self.name == "real"
+
+    def render_kwargs(self, steps: int | None = None, guidance_scale: float | None = None) -> dict[str, Any]:
+        """Keyword arguments for :func:`helpers.render.render_frames` (``steps``/``guidance_scale`` override).
+
+        Text-to-image: ``num_inference_steps``, ``guidance_scale``, ``height``, ``width``. unCLIP:
+        ``decoder_num_inference_steps``, ``super_res_num_inference_steps``, ``decoder_guidance_scale``.
+        """
+        steps = self.steps if steps is None else _positive_int(steps, "steps")
+        guidance = self.guidance_scale if guidance_scale is None else float(guidance_scale)
+        if self.kind == "unclip":
+            return {
+                "decoder_num_inference_steps": steps,
+                "super_res_num_inference_steps": self.super_res_steps or steps,
+                "decoder_guidance_scale": guidance,
+            }
+        kwargs: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance}
+        if self.height is not None:
+            kwargs["height"] = self.height
+        if self.width is not None:
+            kwargs["width"] = self.width
+        return kwargs
+
+    def example_images(self, n: int = 2, *, seed: int = 0) -> list[Any]:
+        """``n`` example input images (PIL) for image walks: held-out handwritten digits of different classes.
+
+        The teaching and tiny models were made for 32x32 digits; for the real model they are upscaled to
+        256x256 (bring your own photos with :func:`helpers.media.load_image` for better results).
+        """
+        from helpers.teaching.data import load_split
+
+        n = _positive_int(n, "n")
+        split = load_split("held_out")
+        gen = torch.Generator().manual_seed(int(seed))
+        classes = torch.randperm(10, generator=gen).tolist()
+        images = []
+        for i in range(n):
+            label = classes[i % 10]
+            rows = (split.labels == label).nonzero().flatten()
+            row = int(rows[(i // 10) % len(rows)])
+            images.append(_tensor_to_pil(split.images[row]))
+        if self.is_real:
+            from PIL import Image
+
+            images = [im.resize((256, 256), Image.Resampling.BICUBIC) for im in images]
+        return images
+
+    def invert(self, images: Any, prompt: str = "", *, steps: int | None = None) -> torch.Tensor:
+        """DDIM-invert ``images`` with this backend's text-to-image pipeline (see :func:`ddim_invert`)."""
+        if self.kind != "text2img":
+            raise ValueError("Backend.invert needs a text-to-image backend (choose_backend(kind='text2img'))")
+        return ddim_invert(self.pipe, images, prompt=prompt, num_inference_steps=steps or self.steps,
+                           height=self.height, width=self.width)
+
+    def describe(self) -> str:
+        """``reason`` plus the settings, as printed by the device cell."""
+        size = f"{self.width}x{self.height} px, " if self.height else ""
+        return (
+            f"{self.reason}\n  backend={self.name!r} model={self.model!r} device={self.device} "
+            f"dtype={str(self.dtype).removeprefix('torch.')} ({size}{self.steps} steps, "
+            f"guidance {self.guidance_scale:g})"
+        )
+
+    def __repr__(self) -> str:  # the pipeline's own repr is pages long
+        return (f"Backend(name={self.name!r}, kind={self.kind!r}, model={self.model!r}, device={self.device}, "
+                f"dtype={self.dtype})")
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _tensor_to_pil(x: torch.Tensor) -> Any:
+    from PIL import Image
+
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(arr)
+
+
+def _check(backend: str, kind: str) -> None:
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(
+            f"unknown backend {backend!r}; choose one of {', '.join(repr(b) for b in BACKENDS)} "
+            "(set BACKEND in the notebook's parameters cell)"
+        )
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ValueError(f"unknown pipeline kind {kind!r}; choose 'text2img' or 'unclip'")
+
+
+def _defaults(name: str, kind: str, pipe: Any) -> dict[str, Any]:
+    """Image size, steps, guidance and prompts that suit each backend."""
+    if name == "real":
+        if kind == "text2img":
+            return {"height": 512, "width": 512, "steps": 25, "guidance_scale": 7.5, "prompts": _REAL_PROMPTS,
+                    "negative_prompt": "blurry, low quality"}
+        return {"steps": 25, "super_res_steps": 7, "guidance_scale": 8.0, "prompts": _REAL_PROMPTS}
+    if name == "teaching":
+        if kind == "text2img":
+            from helpers.teaching import text2img
+
+            return {"height": text2img.IMAGE_SIZE, "width": text2img.IMAGE_SIZE, "steps": text2img.DEFAULT_STEPS,
+                    "guidance_scale": text2img.DEFAULT_GUIDANCE, "prompts": _DIGIT_PROMPTS}
+        steps, sr_steps, guidance = _teaching_unclip_defaults()
+        return {"steps": steps, "super_res_steps": sr_steps, "guidance_scale": guidance, "prompts": _DIGIT_PROMPTS}
+    # tiny-random: noise pictures, as fast as possible.
+    if kind == "text2img":
+        return {"height": 32, "width": 32, "steps": 3, "guidance_scale": 3.0, "prompts": _TINY_PROMPTS}
+    return {"steps": 2, "super_res_steps": 2, "guidance_scale": 2.0, "prompts": _DIGIT_PROMPTS}
+
+
+def _teaching_unclip_defaults() -> tuple[int, int, float]:
+    """(decoder steps, super-res steps, decoder guidance) published by the teaching unCLIP, or safe defaults."""
+    try:
+        from helpers.teaching import unclip_model
+    except ImportError:
+        return 20, 10, 1.0
+    return (
+        int(getattr(unclip_model, "DEFAULT_DECODER_STEPS", getattr(unclip_model, "DEFAULT_STEPS", 20))),
+        int(getattr(unclip_model, "DEFAULT_SUPER_RES_STEPS", 10)),
+        float(getattr(unclip_model, "DEFAULT_GUIDANCE", 1.0)),
+    )
+
+
+def _device_sentence(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"the CUDA GPU ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "the Apple GPU (MPS)"
+    return "the CPU"
+
+
+def _load_teaching(kind: str, device: torch.device | None, dtype: torch.dtype | None):
+    from helpers.devices import get_device
+    from helpers.pipelines import load_pipeline
+
+    device = get_device() if device is None else torch.device(device)
+    dtype = torch.float32 if dtype is None else dtype  # tiny models: full precision costs nothing
+    return load_pipeline(TEACHING[kind], device=device, dtype=dtype), device, dtype
+
+
+def _load_real(kind: str, device: torch.device | None, dtype: torch.dtype | None):
+    from helpers.devices import get_device, pick_dtype
+    from helpers.pipelines import load_pipeline
+
+    device = get_device() if device is None else torch.device(device)
+    dtype = pick_dtype(device) if dtype is None else dtype
+    extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "text2img" else {}
+    pipe = load_pipeline(REAL_MODELS[kind], device=device, dtype=dtype, **extra)
+    if kind == "text2img":
+        from diffusers import DDIMScheduler
+
+        # DDIM (deterministic with eta = 0) is what DDIM inversion undoes; SD 1.5 ships with PNDM.
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    return pipe, device, dtype
+
+
+def choose_backend(
+    backend: str = "auto",
+    kind: str = "text2img",
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> Backend:
+    """Load the pipeline a notebook runs on, and say why (see the module docstring for the four backends).
+
+    ``kind``: ``"text2img"`` (Stable Diffusion 1.5 / ``teaching-digits``) or ``"unclip"`` (Karlo /
+    ``teaching-unclip``). ``device``/``dtype`` default to the best available (the teaching and tiny models
+    always run in float32; the tiny ones on the CPU). Raises ``ValueError`` for unknown names, and
+    :class:`helpers.pipelines.ModelUnavailableError` when ``backend="real"`` cannot load the weights.
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+    _check(backend, kind)
+    real_name = REAL_NAMES[kind]
+    if backend == "tiny-random":
+        from helpers.pipelines import tiny_pipeline
+
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        dt = torch.float32 if dtype is None else dtype
+        pipe = tiny_pipeline("sd" if kind == "text2img" else "unclip", device=dev, dtype=dt)
+        reason = (f"Tiny random weights in the real model's own pipeline class ({type(pipe).__name__}) on "
+                  f"{_device_sentence(dev)}: the pictures are noise, but {real_name}'s code path runs in "
+                  "a fraction of a second (this is what CI runs).")
+        return _make("tiny-random", kind, f"tiny-random {kind}", pipe, dev, dt, reason)
+
+    if backend == "teaching":
+        pipe, dev, dt = _load_teaching(kind, device, dtype)
+        reason = (f"The teaching model {TEACHING[kind]!r} (32x32 handwritten digits, trained by this project on a "
+                  f"CPU) on {_device_sentence(dev)}, as asked for with BACKEND='teaching'.")
+        return _make("teaching", kind, TEACHING[kind], pipe, dev, dt, reason)
+
+    if backend == "real":
+        pipe, dev, dt = _load_real(kind, device, dtype)
+        reason = f"{real_name} on {_device_sentence(dev)}, as asked for with BACKEND='real'."
+        return _make("real", kind, REAL_MODELS[kind], pipe, dev, dt, reason)
+
+    # auto
+    from helpers.pipelines import ModelUnavailableError
+
+    wanted = torch.device(device) if device is not None else None
+    has_cuda = torch.cuda.is_available() and (wanted is None or wanted.type == "cuda")
+    if has_cuda:
+        try:
+            pipe, dev, dt = _load_real(kind, wanted, dtype)
+        except ModelUnavailableError as err:
+            why = (f"A CUDA GPU is here but {real_name} could not be loaded ({err.reason or 'weights unavailable'}), "
+                   f"so the teaching model {TEACHING[kind]!r} (32x32 handwritten digits) runs instead")
+        else:
+            reason = f"A CUDA GPU is here and {real_name}'s weights loaded, so the real model runs on {_device_sentence(dev)}."
+            return _make("real", kind, REAL_MODELS[kind], pipe, dev, dt, reason)
+    elif wanted is not None:
+        why = (f"device={str(wanted)!r} was asked for and {real_name} needs a CUDA GPU to be practical, so the "
+               f"teaching model {TEACHING[kind]!r} (32x32 handwritten digits) runs instead")
+    else:
+        why = (f"No CUDA GPU was found ({real_name} would take minutes per frame here), so the teaching model "
+               f"{TEACHING[kind]!r} (32x32 handwritten digits, trained by this project on a CPU) runs instead")
+    pipe, dev, dt = _load_teaching(kind, wanted, dtype)
+    return _make("teaching", kind, TEACHING[kind], pipe, dev, dt, f"{why}, on {_device_sentence(dev)}.")
+
+
+def _make(name: str, kind: str, model: str, pipe: Any, device: torch.device, dtype: torch.dtype, reason: str) -> Backend:
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)  # render_frames shows one bar over frames instead
+    return Backend(name=name, kind=kind, model=model, pipe=pipe, device=device, dtype=dtype, reason=reason,
+                   **_defaults(name, kind, pipe))
+
+
+@torch.no_grad()
+def ddim_invert(
+    pipe: Any,
+    images: Any,
+    *,
+    prompt: str = "",
+    num_inference_steps: int = 20,
+    height: int | None = None,
+    width: int | None = None,
+) -> torch.Tensor:
+    """The initial noises that DDIM (eta = 0, no guidance) would turn back into ``images``: (N, C, h, w).
+
+    Encodes the images with the pipeline's VAE, then runs diffusers' ``DDIMInverseScheduler`` from clean
+    latents towards noise with the UNet conditioned on ``prompt``. Rendering the result with the same
+    prompt, steps and ``guidance_scale=1`` reconstructs the images approximately. ``images``: PIL images or
+    anything :func:`helpers.media.to_pil_list` accepts; resized to ``height`` x ``width`` (default: the
+    model's size).
+
+    Introduced in notebook 02_slerp_and_latent_geometry.
+    """
+    import numpy as np
+    from diffusers import DDIMInverseScheduler
+    from PIL import Image
+
+    from helpers.embeddings import encode_prompts
+    from helpers.media import to_pil_list
+
+    if getattr(pipe, "vae", None) is None or getattr(pipe, "unet", None) is None:
+        raise TypeError(f"ddim_invert needs a Stable-Diffusion-style pipeline with a VAE and a UNet, got "
+                        f"{type(pipe).__name__}")
+    steps = _positive_int(num_inference_steps, "num_inference_steps")
+    scale = int(getattr(pipe, "vae_scale_factor", 8))
+    sample = pipe.unet.config.sample_size
+    height = height or sample * scale
+    width = width or sample * scale
+    pil = [im.convert("RGB").resize((width, height), Image.Resampling.BICUBIC) for im in to_pil_list(images)]
+    pixels = torch.from_numpy(np.stack([np.asarray(im, dtype=np.float32) / 127.5 - 1.0 for im in pil]))
+    device, dtype = pipe._execution_device, pipe.unet.dtype
+    pixels = pixels.permute(0, 3, 1, 2).to(device=device, dtype=pipe.vae.dtype)
+    latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
+    cond = encode_prompts(pipe, [prompt] * len(pil))[0].to(device=device, dtype=dtype)
+    inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+    inverse.set_timesteps(steps, device=device)
+    latents = latents.to(dtype)
+    for t in inverse.timesteps:
+        eps = pipe.unet(latents, t, encoder_hidden_states=cond).sample
+        latents = inverse.step(eps, t, latents).prev_sample
+    return latents.float().cpu()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries the notebooks use (``"not installed"`` where missing).
+
+    Introduced in notebook 01_diffusion_basics (the versions cell of every notebook).
+    """
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in ("latent-walks-helpers", "torch", "diffusers", "transformers", "accelerate", "numpy",
+                 "ipywidgets", "matplotlib"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    if torch.cuda.is_available():
+        versions["cuda"] = f"{torch.version.cuda} ({torch.cuda.get_device_name(0)})"
+    else:
+        versions["cuda"] = "no CUDA GPU" + ("" if torch.version.cuda else " (CPU build of torch)")
+    return versions
+
+
+def print_versions() -> None:
+    """Print :func:`library_versions` as an aligned table. Introduced in notebook 01_diffusion_basics."""
+    versions = library_versions()
+    width = max(map(len, versions))
+    for name, version in versions.items():
+        print(f"{name:<{width}}  {version}")
+
+
+__all__ = ["BACKENDS", "Backend", "choose_backend", "ddim_invert", "library_versions", "print_versions"]

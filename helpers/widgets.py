@@ -1,0 +1,321 @@
+"""Interactive explorers: sliders over rendered walks, with a frame cache, an export button and a static fallback.
+
+Introduced in notebook 02_slerp_and_latent_geometry (a slider over t) and built into an app in notebook
+06_interactive_explorer. Two explorers:
+
+* :class:`FrameExplorer` — a slider over a few values (t, a seed, a guidance scale ...) and a function that
+  renders one picture per value;
+* :class:`WalkExplorer` — controls (prompts, seeds, frame count ...) that define a whole walk, rendered in one
+  batched call, and a θ slider that scrubs through its frames.
+
+Both cache what they render, so moving a slider back and forth is instant after the first visit (``cache``
+counts renders and hits). Both have an export button (GIF or MP4 through :mod:`helpers.media`) and a static
+fallback: :meth:`contact_sheet` is shown under the widget as a plain PNG, so the notebook still teaches where
+widgets do not render (GitHub, nbviewer, exported HTML). Everything works headless: set ``slider.value``
+from code and the displayed frame follows.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+DISPLAY_WIDTH = 256
+#: Smallest tile side in the static contact sheet (tiny 32x32 frames are scaled up to stay readable).
+SHEET_TILE = 96
+
+
+class FrameCache:
+    """Memoise ``render(key)``: each key is rendered once, then served from memory.
+
+    ``renders`` counts calls of ``render``, ``hits`` answers served from the cache. Introduced in notebook
+    06_interactive_explorer.
+    """
+
+    def __init__(self, render: Callable[[Hashable], Any]) -> None:
+        if not callable(render):
+            raise TypeError(f"render must be callable, got {type(render).__name__}")
+        self._render = render
+        self._store: dict[Hashable, Any] = {}
+        self.renders = 0
+        self.hits = 0
+
+    def get(self, key: Hashable) -> Any:
+        try:
+            value = self._store[key]
+        except KeyError:
+            value = self._render(key)
+            self._store[key] = value
+            self.renders += 1
+        else:
+            self.hits += 1
+        return value
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._store
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def clear(self) -> None:
+        self._store.clear()
+
+
+def _png_bytes(image: Any, width: int) -> bytes:
+    """One frame as PNG bytes, scaled up by a whole factor (crisp pixels) towards ``width``."""
+    from PIL import Image
+
+    from helpers.media import to_pil
+
+    im = to_pil(image).convert("RGB")
+    factor = max(1, width // im.width)
+    if factor > 1:
+        im = im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name or any(c in name for c in '/\\:*?"<>|'):
+        raise ValueError(f"name must be a plain file name without a folder or suffix, e.g. 'walk'; got {name!r}")
+    return name
+
+
+class _Explorer:
+    """Shared parts: the picture, the status line, the export controls and the static fallback."""
+
+    def __init__(self, *, name: str, out_dir: str | Path, fps: float, display_width: int) -> None:
+        import ipywidgets as w
+
+        self.name = _check_name(name)
+        self.out_dir = Path(out_dir)
+        self.fps = fps
+        self.display_width = int(display_width)
+        self.image = w.Image(format="png", layout=w.Layout(width=f"{self.display_width}px"))
+        self.status = w.HTML(value="")
+        self.export_format = w.Dropdown(options=["gif", "mp4"], value="gif", description="format",
+                                        layout=w.Layout(width="160px"))
+        self.export_button = w.Button(description="Export", icon="download", tooltip="write the walk to a file")
+        self.export_button.on_click(lambda _button: self._export_clicked())
+        self.last_export: Path | None = None
+
+    # -- to be provided by subclasses
+    def frames(self) -> list[Any]:
+        raise NotImplementedError
+
+    def labels(self) -> list[str]:
+        raise NotImplementedError
+
+    def current_frame(self) -> Any:
+        raise NotImplementedError
+
+    # -- shared behaviour
+    def _show(self, frame: Any, note: str) -> None:
+        self.image.value = _png_bytes(frame, self.display_width)
+        self.status.value = note
+
+    def export(self, fmt: str = "gif", *, path: str | Path | None = None) -> Path:
+        """Write every frame of the current walk as a GIF or an MP4 (``out_dir/<name>.<fmt>``); return the path."""
+        from helpers import media
+
+        if fmt not in ("gif", "mp4"):
+            raise ValueError(f"fmt must be 'gif' or 'mp4', got {fmt!r}")
+        target = Path(path) if path is not None else self.out_dir / f"{self.name}.{fmt}"
+        writer = media.export_gif if fmt == "gif" else media.export_mp4
+        self.last_export = writer(self.frames(), target, fps=self.fps)
+        return self.last_export
+
+    def _export_clicked(self) -> None:
+        try:
+            path = self.export(self.export_format.value)
+        except Exception as err:  # shown in the widget: a button callback must not die silently
+            self.status.value = f"<span style='color:#b00'>export failed: {type(err).__name__}: {err}</span>"
+        else:
+            self.status.value = f"saved <code>{path}</code>"
+
+    def contact_sheet(self, cols: int | None = None) -> Any:
+        """All frames of the current walk as one labelled PIL image (the static fallback)."""
+        from helpers.media import image_grid, to_pil
+
+        frames = self.frames()
+        side = min(to_pil(frames[0]).size)
+        return image_grid(frames, cols, labels=self.labels(), scale=max(1, math.ceil(SHEET_TILE / side)))
+
+    def display(self, *, fallback: bool = True) -> None:
+        """Show the widget and, below it, the static contact sheet (a plain PNG that renders everywhere)."""
+        from IPython.display import Markdown, display
+
+        display(self.widget)
+        if fallback:
+            display(Markdown("*Static view of the same frames (what GitHub and nbviewer show instead of the "
+                             "sliders):*"))
+            display(self.contact_sheet())
+
+    def _ipython_display_(self) -> None:
+        self.display()
+
+
+class FrameExplorer(_Explorer):
+    """A slider over ``values`` and the picture ``render(value)``, each value rendered once and cached.
+
+    ``render`` returns one frame (PIL image, array or tensor; see :mod:`helpers.media`). ``labels`` name the
+    values on the slider (default: the values, rounded). Set ``slider.value`` to an index to move it from
+    code. Introduced in notebook 02_slerp_and_latent_geometry.
+    """
+
+    def __init__(
+        self,
+        render: Callable[[Any], Any],
+        values: Sequence[Any],
+        *,
+        description: str = "t",
+        labels: Sequence[str] | None = None,
+        start: int = 0,
+        name: str = "explorer",
+        out_dir: str | Path = "outputs",
+        fps: float = 8,
+        display_width: int = DISPLAY_WIDTH,
+    ) -> None:
+        import ipywidgets as w
+
+        super().__init__(name=name, out_dir=out_dir, fps=fps, display_width=display_width)
+        self.values = list(values)
+        if not self.values:
+            raise ValueError("values is empty: give at least one value to explore")
+        if labels is None:
+            labels = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in self.values]
+        if len(labels) != len(self.values):
+            raise ValueError(f"got {len(labels)} labels for {len(self.values)} values")
+        self._labels = [str(s) for s in labels]
+        if not 0 <= start < len(self.values):
+            raise ValueError(f"start must be an index into values (0..{len(self.values) - 1}), got {start}")
+        self.cache = FrameCache(lambda i: render(self.values[i]))
+        self.slider = w.SelectionSlider(
+            options=list(zip(self._labels, range(len(self.values)))), value=start, description=description,
+            continuous_update=True, layout=w.Layout(width=f"{max(self.display_width, 320)}px"),
+        )
+        self.slider.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([self.slider, self.image, w.HBox([self.export_format, self.export_button]), self.status])
+        self.update()
+
+    @property
+    def index(self) -> int:
+        return int(self.slider.value)
+
+    def current_frame(self) -> Any:
+        return self.cache.get(self.index)
+
+    def update(self) -> None:
+        """Show the frame of the slider's current value (rendering it only on its first visit)."""
+        cached = self.index in self.cache
+        frame = self.current_frame()
+        self._show(frame, f"{self.slider.description} = {self._labels[self.index]}"
+                          f"{' (cached)' if cached else ''}")
+
+    def frames(self) -> list[Any]:
+        """Every value's frame, in order (renders the ones not visited yet)."""
+        return [self.cache.get(i) for i in range(len(self.values))]
+
+    def labels(self) -> list[str]:
+        return [f"{self.slider.description}={s}" for s in self._labels]
+
+
+class WalkExplorer(_Explorer):
+    """Controls that define a walk, a frame-count slider and a θ slider that scrubs through the rendered walk.
+
+    ``render_walk(num_frames=N, **values)`` returns the N frames of the walk for the current control values
+    (``controls`` maps keyword names to ipywidgets, e.g. ``{"prompt_a": Text(...), "seed": IntText(...)}``).
+    A walk is rendered once per distinct setting (one batched call, with its own progress bar) and cached:
+    scrubbing θ, or coming back to an earlier setting, renders nothing. θ runs over [0, 1]: 0 is the first
+    frame, 1 the last. Introduced in notebook 06_interactive_explorer.
+    """
+
+    def __init__(
+        self,
+        render_walk: Callable[..., Sequence[Any]],
+        controls: Mapping[str, Any] | None = None,
+        *,
+        num_frames: int = 8,
+        max_frames: int = 32,
+        name: str = "walk",
+        out_dir: str | Path = "outputs",
+        fps: float = 8,
+        display_width: int = DISPLAY_WIDTH,
+    ) -> None:
+        import ipywidgets as w
+
+        super().__init__(name=name, out_dir=out_dir, fps=fps, display_width=display_width)
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 2 <= num_frames <= max_frames:
+            raise ValueError(f"num_frames must be an integer from 2 to max_frames={max_frames}, got {num_frames!r}")
+        self.controls = dict(controls or {})
+        for key, control in self.controls.items():
+            if not hasattr(control, "observe") or not hasattr(control, "value"):
+                raise TypeError(f"control {key!r} must be an ipywidgets widget with a value, got {type(control).__name__}")
+        self._render_walk = render_walk
+        self.cache = FrameCache(self._render_key)
+        self.num_frames = w.IntSlider(value=num_frames, min=2, max=max_frames, description="frames",
+                                      continuous_update=False)
+        self.theta = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=1 / (num_frames - 1), description="θ",
+                                   continuous_update=True, readout_format=".2f",
+                                   layout=w.Layout(width=f"{max(self.display_width, 320)}px"))
+        for control in (*self.controls.values(), self.num_frames):
+            control.observe(lambda _change: self.update(), names="value")
+        self.num_frames.observe(lambda change: setattr(self.theta, "step", 1 / (change["new"] - 1)), names="value")
+        self.theta.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([
+            *self.controls.values(), self.num_frames, self.theta, self.image,
+            w.HBox([self.export_format, self.export_button]), self.status,
+        ])
+        self.update()
+
+    def _render_key(self, key: tuple) -> list[Any]:
+        from helpers.media import to_pil_list
+
+        values, n = dict(key[0]), key[1]
+        frames = to_pil_list(self._render_walk(num_frames=n, **values))
+        if len(frames) != n:
+            raise ValueError(f"render_walk returned {len(frames)} frames for num_frames={n}")
+        return frames
+
+    def settings(self) -> dict[str, Any]:
+        """The current control values (what ``render_walk`` receives, besides ``num_frames``)."""
+        return {key: control.value for key, control in self.controls.items()}
+
+    def _key(self) -> tuple:
+        return tuple(sorted(self.settings().items())), int(self.num_frames.value)
+
+    @property
+    def index(self) -> int:
+        """The frame θ points at: ``round(θ · (N − 1))``."""
+        n = int(self.num_frames.value)
+        return min(n - 1, max(0, round(float(self.theta.value) * (n - 1))))
+
+    def frames(self) -> list[Any]:
+        """The current walk's frames (rendered on first use, then cached)."""
+        return self.cache.get(self._key())
+
+    def current_frame(self) -> Any:
+        return self.frames()[self.index]
+
+    def update(self) -> None:
+        """Show the frame θ points at, rendering the walk only if this setting was never rendered."""
+        cached = self._key() in self.cache
+        try:
+            frame = self.current_frame()
+        except Exception as err:  # e.g. an empty prompt: say so in the widget, keep the last picture
+            self.status.value = f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
+            return
+        n = int(self.num_frames.value)
+        self._show(frame, f"frame {self.index + 1} of {n} (θ = {self.theta.value:.2f})"
+                          f"{' · cached' if cached else ' · rendered'} · {self.cache.renders} walk(s) rendered")
+
+    def labels(self) -> list[str]:
+        n = int(self.num_frames.value)
+        return [f"θ={i / (n - 1):.2f}" for i in range(n)]
+
+
+__all__ = ["FrameCache", "FrameExplorer", "WalkExplorer"]

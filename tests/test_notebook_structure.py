@@ -1,0 +1,155 @@
+"""The notebooks' conventions: generated headers/badges/setup cells up to date, no outputs, the parameters
+cell, required sections, contiguous numbering, and a README row for each (``tools/notebooks.py check``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("lw_notebook_tools", ROOT / "tools" / "notebooks.py")
+nbtools = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = nbtools
+_spec.loader.exec_module(nbtools)
+
+
+def _readme_problem(line: str) -> bool:
+    return line.startswith("README.md:")
+
+
+def test_repository_url_comes_from_pyproject() -> None:
+    import tomllib
+
+    url = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert nbtools.repository_url() == url.rstrip("/").removesuffix(".git")
+    # ... and appears nowhere else in the tooling: the generator reads it, never hard-codes it.
+    assert url not in (ROOT / "tools" / "notebooks.py").read_text()
+
+
+def test_committed_notebooks_follow_the_conventions() -> None:
+    problems = [p for p in nbtools.check() if not _readme_problem(p)]
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_table_lists_every_notebook() -> None:
+    if not nbtools.readme_links():
+        pytest.xfail("README.md has no notebook rows yet (the lead merges notes/README_notebooks.md)")
+    problems = [p for p in nbtools.check() if _readme_problem(p)]
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------------------------------------
+# the checker and the generator themselves, on a scratch copy
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for path in nbtools.notebook_paths()[:3]:
+        shutil.copy(path, folder / path.name)
+    if len(list(folder.glob("*.ipynb"))) < 2:  # renumber a copy so the scratch course has two notebooks
+        src = next(folder.glob("*.ipynb"))
+        shutil.copy(src, folder / "02_copy_of_first.ipynb")
+    names = sorted(p.name for p in folder.glob("*.ipynb"))
+    for i, name in enumerate(names, start=1):
+        (folder / name).rename(folder / f"{i:02d}_{name[3:]}")
+    readme = tmp_path / "README.md"
+    pyproject = tmp_path / "pyproject.toml"
+    shutil.copy(ROOT / "pyproject.toml", pyproject)
+    nbtools.write(folder, pyproject)
+    readme.write_text("# x\n\n## Notebooks\n\n" + nbtools.readme_table(folder, pyproject) + "\n\n## Next\n")
+    return {"folder": folder, "readme": readme, "pyproject": pyproject}
+
+
+def _check(s: dict[str, Path]) -> list[str]:
+    return nbtools.check(s["folder"], s["readme"], s["pyproject"])
+
+
+def _first(s: dict[str, Path]) -> Path:
+    return sorted(s["folder"].glob("*.ipynb"))[0]
+
+
+def _edit(path: Path, change) -> None:
+    nb = json.loads(path.read_text())
+    change(nb)
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def test_scratch_course_is_clean_and_write_is_idempotent(scratch) -> None:
+    assert _check(scratch) == []
+    assert nbtools.write(scratch["folder"], scratch["pyproject"]) == []
+
+
+def test_header_has_title_badge_and_navigation(scratch) -> None:
+    first, second = sorted(scratch["folder"].glob("*.ipynb"))[:2]
+    nb = json.loads(first.read_text())
+    header = nb["cells"][0]
+    assert "lw-header" in header["metadata"]["tags"]
+    text = header["source"]
+    assert text.startswith("# 01 · ")
+    assert f"colab.research.google.com/github/latent-walks/latent-walks/blob/main/notebooks/{first.name}" in text
+    assert f"]({second.name})" in text  # "next" link
+    setup = [c for c in nb["cells"] if "lw-setup" in c["metadata"].get("tags", [])]
+    assert len(setup) == 1
+    src = setup[0]["source"]
+    assert '"google.colab" in sys.modules' in src and "git+https://github.com/latent-walks/latent-walks" in src
+    assert "torch" not in src.split("import subprocess")[1]  # never (re)installs torch
+
+
+def test_changing_the_url_makes_headers_stale_until_rewritten(scratch) -> None:
+    py = scratch["pyproject"]
+    py.write_text(py.read_text().replace("latent-walks/latent-walks", "someone-else/fork"))
+    problems = _check(scratch)
+    assert any("'lw-header' cell is stale" in p for p in problems)
+    assert any("'lw-setup' cell is stale" in p for p in problems)
+    changed = nbtools.write(scratch["folder"], py)
+    assert len(changed) == len(list(scratch["folder"].glob("*.ipynb")))
+    assert _check(scratch) == []
+    assert "someone-else/fork" in _first(scratch).read_text()
+
+
+def test_outputs_counts_and_widget_state_are_refused_then_stripped(scratch) -> None:
+    def dirty(nb):
+        code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "hi\n"}]
+        code["execution_count"] = 3
+        nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+
+    _edit(_first(scratch), dirty)
+    problems = _check(scratch)
+    assert any("has outputs" in p for p in problems)
+    assert any("execution count" in p for p in problems)
+    assert any("widget state" in p for p in problems)
+    nbtools.strip(scratch["folder"])
+    assert _check(scratch) == []
+
+
+def test_missing_parts_are_reported(scratch) -> None:
+    def damage(nb):
+        nb["cells"] = [c for c in nb["cells"] if "parameters" not in c["metadata"].get("tags", [])
+                       and "lw-header" not in c["metadata"].get("tags", [])]
+        for c in nb["cells"]:
+            c["source"] = c["source"].replace("## Exercises", "## Things to try")
+
+    _edit(_first(scratch), damage)
+    problems = "\n".join(_check(scratch))
+    assert "expected one cell tagged 'lw-header'" in problems
+    assert "'parameters'" in problems
+    assert "'## Exercises'" in problems
+    nbtools.write(scratch["folder"], scratch["pyproject"])  # the header comes back; the rest is authored
+    assert "lw-header" not in "\n".join(_check(scratch))
+
+
+def test_numbering_gap_and_readme_are_checked(scratch) -> None:
+    last = sorted(scratch["folder"].glob("*.ipynb"))[-1]
+    last.rename(last.with_name("09" + last.name[2:]))
+    problems = "\n".join(_check(scratch))
+    assert "numbering must run" in problems
+    assert "has no row linking notebooks/09_" in problems
+    assert f"links notebooks/{last.name}, which does not exist" in problems
