@@ -13,7 +13,7 @@ TORCH_PIP_ARGS ?=
 MODEL ?= teaching
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint pytest lab demo bench teaching-models lock clean
+.PHONY: help venv test lint pytest lab demo bench teaching-models badges strip lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -30,14 +30,30 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the pinned dependencies (fast when nothing changed)
 
-lint: $(STAMP) ## ruff on the package and tests
-	$(VENV)/bin/ruff check helpers tests
+lint: $(STAMP) ## ruff on the package, tests, tools and notebooks
+	$(VENV)/bin/ruff check .
 
 pytest: $(STAMP) ## the pytest suite only
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 test: lint pytest ## lint + the whole test suite (what CI runs)
+
+demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 on a CUDA GPU) + executed notebooks
+	$(PY) -m helpers.demo --model $(MODEL) --out outputs
+	$(PY) tools/notebooks.py execute --backend $(if $(filter teaching,$(MODEL)),teaching,auto) --out outputs/notebooks
+
+teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds, <= 30 min on 2 cores)
+	$(PY) -m helpers.teaching.train
+
+bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md
+	$(PY) -m benchmarks.bench --out benchmarks/RESULTS.md
+
+badges: $(STAMP) ## regenerate the notebooks' headers, Colab badges, setup cells and navigation
+	$(PY) tools/notebooks.py write
+
+strip: $(STAMP) ## remove outputs, execution counts and widget state from the notebooks
+	$(PY) tools/notebooks.py strip
 
 lab: $(STAMP) ## start JupyterLab in the venv
 	$(VENV)/bin/jupyter lab notebooks
