@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "get_device": "devices",
     "pick_dtype": "devices",
     "make_generator": "devices",
+    "describe_device": "devices",
     # pipelines
     "load_pipeline": "pipelines",
     "tiny_pipeline": "pipelines",
@@ -55,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "encode_prompts": "embeddings",
     "encode_images": "embeddings",
     "make_latents": "embeddings",
+    "encode_text": "embeddings",
     # rendering
     "render_frames": "render",
     # metrics (notebook 07)

@@ -1,0 +1,119 @@
+"""Device, dtype and seeded generators: the Setup cell of every notebook.
+
+Introduced in notebook 01_diffusion_basics (Setup section). The policy in one place:
+
+* device: CUDA if present, else Apple MPS, else the CPU;
+* dtype: bfloat16 on CUDA GPUs of compute capability 8.0 or above (Ampere, Ada, Hopper), float16 on older
+  CUDA GPUs (a T4 *reports* bf16 support but only emulates it, slowly), float32 on MPS and the CPU;
+* noise: drawn from a generator on the CPU by default, so one seed gives the same latents on every device
+  (CUDA and CPU generators give different numbers for the same seed).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+#: Lowest CUDA compute capability with native bfloat16 arithmetic (Ampere).
+BF16_MIN_CAPABILITY = (8, 0)
+
+
+def get_device() -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then the CPU.
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _as_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return get_device()
+    if isinstance(device, (str, torch.device)):
+        return torch.device(device)
+    raise TypeError(
+        f"device must be a torch.device, a string such as 'cuda' or 'cpu', or None; got {device!r}"
+    )
+
+
+def pick_dtype(device: str | torch.device | None = None) -> torch.dtype:
+    """The dtype to run models in on ``device`` (default: :func:`get_device`).
+
+    bfloat16 where the CUDA GPU's compute capability is 8.0 or above, float16 on older CUDA GPUs, float32
+    on MPS and the CPU. The capability is checked directly, not ``torch.cuda.is_bf16_supported()``, which
+    is true on a T4 although bf16 is only emulated there.
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+    device = _as_device(device)
+    if device.type != "cuda":
+        return torch.float32
+    capability = tuple(torch.cuda.get_device_capability(device))
+    return torch.bfloat16 if capability >= BF16_MIN_CAPABILITY else torch.float16
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"seed must be a non-negative int, e.g. 0 or 1234; got {seed!r} ({type(seed).__name__})"
+        )
+    seed = int(seed)
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be between 0 and 2**64 - 1; got {seed}")
+    return seed
+
+
+def make_generator(seed: int, device: str | torch.device | None = None) -> torch.Generator:
+    """A ``torch.Generator`` seeded with ``seed``, on the CPU unless ``device`` is given.
+
+    Keep the default: a CPU generator gives the same noise for a seed whatever device the model runs on
+    (diffusers moves CPU-drawn noise to the model's device). Seeds are non-negative ints.
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+    seed = _check_seed(seed)
+    device = torch.device("cpu") if device is None else _as_device(device)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def clone_generator(generator: torch.Generator) -> torch.Generator:
+    """A new generator on the same device in exactly the same state as ``generator`` (which is untouched)."""
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"expected a torch.Generator, got {type(generator).__name__}")
+    copy = torch.Generator(device=generator.device)
+    copy.set_state(generator.get_state())
+    return copy
+
+
+def describe_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> str:
+    """One sentence for a notebook's device cell: which device, which dtype, and why.
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+    device = _as_device(device)
+    dtype = pick_dtype(device) if dtype is None else dtype
+    name = str(dtype).removeprefix("torch.")
+    if device.type == "cuda":
+        gpu = torch.cuda.get_device_name(device)
+        major, minor = torch.cuda.get_device_capability(device)
+        if dtype == torch.bfloat16:
+            why = "bfloat16 is native from compute capability 8.0"
+        elif dtype == torch.float16:
+            why = "this GPU predates native bfloat16 (capability < 8.0), so float16 it is"
+        else:
+            why = "as requested"
+        return f"Using CUDA GPU {gpu} (compute capability {major}.{minor}) in {name}: {why}."
+    if device.type == "mps":
+        return f"Using the Apple GPU (MPS) in {name}: half precision on MPS is not reliable for these models."
+    if device.type == "cpu":
+        return (
+            f"Using the CPU in {name}: no CUDA or Apple GPU was found. The teaching models and tiny "
+            "pipelines run fine here; Stable Diffusion and Karlo take minutes per frame."
+        )
+    return f"Using {device} in {name}."

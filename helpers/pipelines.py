@@ -1,0 +1,558 @@
+"""Loading diffusion pipelines: Stable Diffusion 1.5, Karlo unCLIP, the teaching models, tiny test pipelines.
+
+Introduced in notebook 01_diffusion_basics (teaching models and the Setup cell); the real models appear from
+notebook 04_prompt_walks (Stable Diffusion 1.5) and 06_unclip_image_walks (Karlo). Heavy imports (diffusers,
+transformers) happen inside the functions, never at import time.
+
+Memory options are chosen from the GPU's free memory (:func:`memory_plan`), thresholds in GiB of *free*
+memory before loading:
+
+* 12 or more: nothing (SD 1.5 and Karlo in half precision need about 3–5 GiB plus activations);
+* 6 to 12: VAE slicing (the VAE decodes a batch of frames one image at a time);
+* under 6: also VAE tiling, attention slicing and model CPU offload (each sub-model moves to the GPU only
+  while it runs; slower, but fits a 4 GiB card);
+* Apple MPS: attention slicing (diffusers' advice for Macs); CPU: nothing (slicing only slows it down).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from helpers.devices import get_device, pick_dtype
+
+SD15_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+KARLO_ID = "kakaobrain/karlo-v1-alpha-image-variations"
+MODEL_ALIASES = {"sd15": SD15_ID, "karlo": KARLO_ID}
+TEACHING_MODELS = ("teaching-digits", "teaching-unclip")
+
+MEMORY_OPTIONS = ("vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload")
+GIB = 1024**3
+#: Free GPU memory at or above which no memory option is needed.
+NO_OPTIONS_ABOVE = 12 * GIB
+#: Free GPU memory under which every option (CPU offload included) is used.
+ALL_OPTIONS_BELOW = 6 * GIB
+
+_UNCLIP_COMPONENTS = (
+    "decoder",
+    "text_encoder",
+    "tokenizer",
+    "text_proj",
+    "feature_extractor",
+    "image_encoder",
+    "super_res_first",
+    "super_res_last",
+    "decoder_scheduler",
+    "super_res_scheduler",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelUnavailableError(RuntimeError):
+    """The weights of a model could not be had (no network, not in the cache, not on the hub).
+
+    ``model`` is the name that was asked for; ``reason`` is a one-line summary of the underlying error.
+    """
+
+    def __init__(self, message: str, *, model: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------------------
+# memory options
+
+
+def memory_plan(free_bytes: int | None, device: str | torch.device) -> list[str]:
+    """The memory options for ``device`` given ``free_bytes`` of free GPU memory (``None``: unknown).
+
+    Pure function; thresholds in the module docstring. Options, in the order they are applied:
+    ``"vae_slicing"``, ``"vae_tiling"``, ``"attention_slicing"``, ``"model_cpu_offload"``.
+
+    Introduced in notebook 04_prompt_walks.
+    """
+    device = torch.device(device)
+    if device.type == "mps":
+        return ["attention_slicing"]
+    if device.type != "cuda":
+        return []
+    if free_bytes is None:  # unknown: be moderately careful
+        return ["vae_slicing"]
+    if free_bytes < 0:
+        raise ValueError(f"free_bytes must be >= 0 or None, got {free_bytes}")
+    if free_bytes >= NO_OPTIONS_ABOVE:
+        return []
+    if free_bytes >= ALL_OPTIONS_BELOW:
+        return ["vae_slicing"]
+    return list(MEMORY_OPTIONS)
+
+
+def free_gpu_memory(device: str | torch.device) -> int | None:
+    """Free memory in bytes on a CUDA ``device``; ``None`` elsewhere or if it cannot be read."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    try:
+        free, _total = torch.cuda.mem_get_info(device)
+    except RuntimeError:
+        return None
+    return int(free)
+
+
+def resolve_memory_options(memory: str | Iterable[str] | None, device: str | torch.device) -> list[str]:
+    """``"auto"``: :func:`memory_plan` of the free memory; ``"none"``/``None``: ``[]``; lists are checked."""
+    if memory is None or memory == "none":
+        return []
+    if memory == "auto":
+        return memory_plan(free_gpu_memory(device), device)
+    if isinstance(memory, str):
+        memory = [memory]
+    options = list(memory)
+    unknown = [o for o in options if o not in MEMORY_OPTIONS]
+    if unknown:
+        raise ValueError(
+            f"unknown memory option(s) {unknown}; use 'auto', 'none' or a list drawn from "
+            f"{list(MEMORY_OPTIONS)}"
+        )
+    return [o for o in MEMORY_OPTIONS if o in options]
+
+
+def apply_memory_options(
+    pipe: Any, options: Iterable[str], device: str | torch.device | None = None
+) -> list[str]:
+    """Move ``pipe`` to ``device`` and apply the memory ``options`` it supports; returns those applied.
+
+    Options a pipeline lacks (e.g. VAE slicing on unCLIP, which has no VAE) are skipped; CPU offload is only
+    possible on CUDA (elsewhere the pipeline is simply moved to the device).
+
+    Introduced in notebook 04_prompt_walks.
+    """
+    options = resolve_memory_options(list(options), device or "cpu")
+    applied: list[str] = []
+    device = torch.device(device) if device is not None else None
+    if "model_cpu_offload" in options and device is not None and device.type == "cuda":
+        pipe.enable_model_cpu_offload(device=device)
+        applied.append("model_cpu_offload")
+    elif device is not None:
+        pipe.to(device)
+    vae = getattr(pipe, "vae", None)
+    if "vae_slicing" in options and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+        applied.append("vae_slicing")
+    if "vae_tiling" in options and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
+        applied.append("vae_tiling")
+    if "attention_slicing" in options and hasattr(pipe, "enable_attention_slicing"):
+        pipe.enable_attention_slicing()
+        applied.append("attention_slicing")
+    return [o for o in MEMORY_OPTIONS if o in applied]
+
+
+# --------------------------------------------------------------------------------------------------------
+# loading real models
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and all(exc is not s for s in seen):
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or anything in its chain) means 'the files could not be fetched or found'."""
+    for e in _chain(exc):
+        if isinstance(e, (OSError, ConnectionError, TimeoutError)):
+            return True
+        module = type(e).__module__.split(".")[0]
+        if module.startswith(("httpx", "httpcore", "requests", "urllib3", "huggingface_hub")):
+            return True
+    return False
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _unavailable_message(name: str, repo_id: str, exc: BaseException) -> str:
+    chain = _chain(exc)
+    names = {type(e).__name__ for e in chain}
+    if _offline() or "OfflineModeIsEnabled" in names:
+        why = "it is not in the local Hugging Face cache and offline mode is on (HF_HUB_OFFLINE=1)"
+    elif names & {"GatedRepoError"}:
+        why = "the repository is gated: accept its licence on huggingface.co and log in with `hf auth login`"
+    elif names & {"RepositoryNotFoundError", "RevisionNotFoundError"}:
+        why = "the hub has no such repository (check the spelling, or log in if it is private)"
+    else:
+        why = "it is not in the local Hugging Face cache and the hub could not be reached"
+    label = name if name == repo_id else f"{name!r} ({repo_id})"
+    return (
+        f"Cannot load model {label}: {why}.\n"
+        "What to do:\n"
+        "  1. run this where huggingface.co is reachable (e.g. Colab); the first load downloads the weights "
+        "into the cache;\n"
+        f"  2. or pre-download them into the cache on a connected machine: `hf download {repo_id}` "
+        f"(older huggingface_hub: `huggingface-cli download {repo_id}`), then copy the cache folder "
+        "(~/.cache/huggingface, or set HF_HOME);\n"
+        '  3. or use the bundled teaching models, which need no download: load_pipeline("teaching-digits") '
+        'or load_pipeline("teaching-unclip").\n'
+        f"(underlying error: {_first_line(exc)})"
+    )
+
+
+def _is_unclip_folder(folder: Path) -> bool:
+    index = folder / "model_index.json"
+    if index.is_file():
+        try:
+            cls = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+        except (OSError, ValueError):
+            cls = ""
+        return "UnCLIP" in cls
+    return all(
+        (folder / part).is_dir() for part in ("decoder", "text_proj", "super_res_first", "super_res_last")
+    )
+
+
+def _load_unclip_components(source: str, dtype: torch.dtype, **hub_kwargs: Any) -> Any:
+    """Karlo-style unCLIP image-variation pipeline, one component per subfolder.
+
+    diffusers 0.42 cannot round-trip this pipeline through ``DiffusionPipeline.from_pretrained`` (it looks
+    for ``UnCLIPTextProjModel`` in the wrong module), so each component is loaded on its own.
+    """
+    from diffusers import UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
+    from diffusers.pipelines.deprecated.unclip import UnCLIPImageVariationPipeline, UnCLIPTextProjModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+        CLIPVisionModelWithProjection,
+    )
+
+    def diffusers_model(cls: Any, sub: str) -> Any:
+        return cls.from_pretrained(source, subfolder=sub, torch_dtype=dtype, **hub_kwargs)
+
+    def transformers_model(cls: Any, sub: str) -> Any:
+        return cls.from_pretrained(source, subfolder=sub, dtype=dtype, **hub_kwargs)
+
+    parts = {
+        "decoder": diffusers_model(UNet2DConditionModel, "decoder"),
+        "text_proj": diffusers_model(UnCLIPTextProjModel, "text_proj"),
+        "super_res_first": diffusers_model(UNet2DModel, "super_res_first"),
+        "super_res_last": diffusers_model(UNet2DModel, "super_res_last"),
+        "text_encoder": transformers_model(CLIPTextModelWithProjection, "text_encoder"),
+        "image_encoder": transformers_model(CLIPVisionModelWithProjection, "image_encoder"),
+        "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **hub_kwargs),
+        "feature_extractor": CLIPImageProcessor.from_pretrained(
+            source, subfolder="feature_extractor", **hub_kwargs
+        ),
+        "decoder_scheduler": UnCLIPScheduler.from_pretrained(
+            source, subfolder="decoder_scheduler", **hub_kwargs
+        ),
+        "super_res_scheduler": UnCLIPScheduler.from_pretrained(
+            source, subfolder="super_res_scheduler", **hub_kwargs
+        ),
+    }
+    return UnCLIPImageVariationPipeline(**parts)
+
+
+def _resolve(model: str) -> tuple[str, str, bool]:
+    """(loader kind, hub id or folder, is_local) for a model name; ValueError for unknown names."""
+    valid = (
+        f"valid names: {', '.join(repr(n) for n in (*MODEL_ALIASES, *TEACHING_MODELS))}, "
+        f"a hub id like {SD15_ID!r}, or a local folder saved with save_pretrained"
+    )
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return ("unclip" if _is_unclip_folder(path) else "auto"), str(path), True
+    repo_id = MODEL_ALIASES.get(model, model)
+    if repo_id == SD15_ID:
+        return "sd", repo_id, False
+    if repo_id == KARLO_ID:
+        return "unclip", repo_id, False
+    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
+    if looks_like_path or path.exists():
+        raise ValueError(f"no model folder at {model!r} ({valid})")
+    if _HUB_ID.match(model):
+        return "auto", model, False
+    raise ValueError(f"unknown model {model!r}; {valid}")
+
+
+def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
+    if kind == "unclip":
+        return _load_unclip_components(source, dtype, **kwargs)
+    if kind == "sd":
+        from diffusers import StableDiffusionPipeline
+
+        if dtype == torch.float16:
+            kwargs.setdefault("variant", "fp16")
+        return StableDiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
+
+
+def load_pipeline(
+    model: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    memory: str | Iterable[str] | None = "auto",
+    **kwargs: Any,
+) -> Any:
+    """Load a diffusion pipeline by name, hub id or local folder, on ``device`` in ``dtype``.
+
+    ``model``: ``"sd15"`` (Stable Diffusion 1.5, ``stable-diffusion-v1-5/stable-diffusion-v1-5``; fp16
+    weights variant when ``dtype`` is float16), ``"karlo"`` (Karlo unCLIP image variations,
+    ``kakaobrain/karlo-v1-alpha-image-variations``), ``"teaching-digits"`` / ``"teaching-unclip"`` (the
+    bundled teaching models, no download), another hub id, or a local folder (``model_index.json`` decides the
+    class; Karlo-style unCLIP folders are loaded component by component). ``device``/``dtype`` default to
+    :func:`~helpers.devices.get_device` / :func:`~helpers.devices.pick_dtype`. ``memory``: ``"auto"``
+    (from the free GPU memory, see :func:`memory_plan`), ``"none"``, or a list of option names. Extra
+    keyword arguments go to ``from_pretrained`` (e.g. ``cache_dir=``, ``safety_checker=None``).
+
+    Raises :class:`ModelUnavailableError` (one readable message, no chained traceback) when the weights can
+    be neither downloaded nor found in the cache, and ``ValueError`` for unknown names.
+
+    Introduced in notebook 04_prompt_walks.
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a name, hub id or folder path (str), got {type(model).__name__}")
+    name = os.fspath(model)
+    device = torch.device(device) if device is not None else get_device()
+    dtype = pick_dtype(device) if dtype is None else dtype
+    if name in TEACHING_MODELS:
+        from helpers.teaching import load_teaching_pipeline
+
+        return load_teaching_pipeline(name, device=device, dtype=dtype)
+    kind, source, is_local = _resolve(name)
+    options = resolve_memory_options(memory, device)  # fail on bad options before a long download
+    if _offline():
+        kwargs.setdefault("local_files_only", True)
+
+    message, reason = None, ""
+    try:
+        pipe = _load(kind, source, dtype, **kwargs)
+    except Exception as exc:  # translated below when it means "weights unavailable"
+        if is_local:
+            message = f"Cannot load the model folder {source!r}: {_first_line(exc)}"
+        elif _is_unavailable(exc):
+            message = _unavailable_message(name, source, exc)
+        else:
+            raise
+        reason = _first_line(exc)
+    if message is not None:
+        # Raised outside the except block and `from None`: the user sees one message, not a chained trace.
+        raise ModelUnavailableError(message, model=name, reason=reason) from None
+    apply_memory_options(pipe, options, device)
+    return pipe
+
+
+# --------------------------------------------------------------------------------------------------------
+# tiny random pipelines
+
+_TINY_WORDS = (
+    "a photo of an the and in on with painting drawing sketch cat dog bird fish horse house tree forest "
+    "mountain river lake sea city street car boat red orange yellow green blue purple black white small "
+    "large old new night day winter summer sunset morning portrait landscape by style oil watercolor"
+)
+
+
+def _tiny_tokenizer() -> Any:
+    from helpers.teaching.data import CAPTIONS
+    from helpers.tokenizer import build_clip_tokenizer
+
+    return build_clip_tokenizer([_TINY_WORDS, *CAPTIONS], model_max_length=16)
+
+
+def _tiny_text_config(tokenizer: Any, hidden: int, projection: int | None = None) -> Any:
+    from transformers import CLIPTextConfig
+
+    extra = {} if projection is None else {"projection_dim": projection}
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        layer_norm_eps=1e-5,
+        **extra,
+    )
+
+
+def _tiny_sd() -> Any:
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    tokenizer = _tiny_tokenizer()
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        sample_size=32,
+        norm_num_groups=32,
+    )
+    text_encoder = CLIPTextModel(_tiny_text_config(tokenizer, hidden=32))
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def _tiny_unclip() -> Any:
+    from diffusers import UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
+    from diffusers.pipelines.deprecated.unclip import UnCLIPImageVariationPipeline, UnCLIPTextProjModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    clip_dim, time_dim, cross_dim = 32, 128, 64
+    tokenizer = _tiny_tokenizer()
+    text_encoder = CLIPTextModelWithProjection(
+        _tiny_text_config(tokenizer, hidden=clip_dim, projection=clip_dim)
+    )
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=clip_dim,
+            projection_dim=clip_dim,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=4,
+        )
+    )
+    feature_extractor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    text_proj = UnCLIPTextProjModel(
+        clip_extra_context_tokens=4,
+        clip_embeddings_dim=clip_dim,
+        time_embed_dim=time_dim,
+        cross_attention_dim=cross_dim,
+    )
+    decoder = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=3,
+        out_channels=6,  # epsilon and learned variance
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        cross_attention_dim=cross_dim,
+        attention_head_dim=8,
+        resnet_time_scale_shift="scale_shift",
+        class_embed_type="identity",
+    )
+
+    def super_res() -> Any:
+        return UNet2DModel(
+            sample_size=32,
+            in_channels=6,  # noisy image and the upsampled decoder output
+            out_channels=3,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            down_block_types=("ResnetDownsampleBlock2D", "ResnetDownsampleBlock2D"),
+            up_block_types=("ResnetUpsampleBlock2D", "ResnetUpsampleBlock2D"),
+        )
+
+    return UnCLIPImageVariationPipeline(
+        decoder=decoder,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_proj=text_proj,
+        feature_extractor=feature_extractor,
+        image_encoder=image_encoder,
+        super_res_first=super_res(),
+        super_res_last=super_res(),
+        # Karlo predicts noise ("epsilon"); random weights predicting noise make every x0 estimate at
+        # t=999 blow up (divided by sqrt(alpha_bar) = 5e-5) into +-1 after clipping: black-and-white noise.
+        # Predicting the sample keeps the tiny pictures in range, so tests see what conditioning and noise do.
+        decoder_scheduler=UnCLIPScheduler(variance_type="learned_range", prediction_type="sample"),
+        super_res_scheduler=UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample"),
+    )
+
+
+TINY_KINDS = {"sd": _tiny_sd, "unclip": _tiny_unclip}
+
+
+def tiny_pipeline(
+    kind: str,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    progress_bar: bool = False,
+) -> Any:
+    """A tiny, randomly initialised pipeline built offline from the real diffusers/transformers classes.
+
+    ``kind="sd"``: ``StableDiffusionPipeline`` (16x16x4 latents → 32x32 images, DDIM, no safety checker).
+    ``kind="unclip"``: ``UnCLIPImageVariationPipeline`` (16x16 decoder → 32x32 super-res, CLIP 32-dim
+    embeddings). Same ``seed`` → identical weights; the global torch RNG is left untouched. The outputs are
+    noise-like pictures: these exist to run the real-model code path in tests and CI in a fraction of a
+    second. Defaults: CPU, float32, per-step progress bar off.
+
+    Introduced in notebook 04_prompt_walks (as the stand-in when no GPU is available).
+    """
+    if kind not in TINY_KINDS:
+        raise ValueError(f"unknown tiny pipeline kind {kind!r}; choose one of {sorted(TINY_KINDS)}")
+    from helpers.devices import _check_seed
+
+    seed = _check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        pipe = TINY_KINDS[kind]()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if dtype is None or dtype == torch.float32:
+        pipe.to(device)  # built in float32 already
+    else:
+        pipe.to(device=device, dtype=dtype)
+    pipe.set_progress_bar_config(disable=not progress_bar)
+    return pipe

@@ -1,0 +1,300 @@
+"""Rendering a whole interpolation path (N rows of embeddings/latents) into N frames, in batches.
+
+Introduced in notebook 04_prompt_walks. One pipeline call per *chunk* of frames (not per frame), a progress
+bar over frames, and frames that do not depend on how the path was chunked:
+
+* the initial noise is fixed per frame (given, or drawn once from the seed and shared by every frame);
+* stochastic samplers (unCLIP's scheduler adds fresh noise at every step; DDIM with ``eta > 0``; ancestral
+  samplers) get one generator *per frame*, every one in the same state. diffusers draws row i's step noise
+  from generator i (``randn_tensor`` with a list), so frame i sees the same noise sequence whether it is
+  rendered alone or in a batch — and every frame sees the same sequence, so a walk does not flicker from
+  frame to frame because of sampler noise.
+
+"Equal" means equal up to float rounding: a UNet gives results that differ by ~1e-6 between batch sizes.
+Noise-predicting unCLIP models divide that by sqrt(alpha_bar_999) = 5e-5 in their first x0 estimate, so
+after clipping a few pixels can move by up to ~1e-2 between batch sizes (measured on a tiny random model);
+the bulk of each frame agrees to ~1e-6.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from helpers.devices import clone_generator, make_generator
+from helpers.embeddings import latent_shape
+
+#: Most frames per pipeline call when nothing else limits it.
+MAX_AUTO_BATCH = 8
+#: Rough activation memory per frame and output pixel, in elements (peak of UNet + VAE decode, SD 1.5).
+_ELEMENTS_PER_PIXEL = 2048
+
+_RESERVED = {
+    "prompt",
+    "negative_prompt",
+    "image",
+    "generator",
+    "latents",
+    "decoder_latents",
+    "super_res_latents",
+    "output_type",
+    "return_dict",
+    "num_images_per_prompt",
+    "prompt_embeds",
+    "negative_prompt_embeds",
+    "image_embeddings",
+}
+
+
+def auto_batch_size(
+    free_bytes: int | None, per_frame_bytes: int, *, cap: int = MAX_AUTO_BATCH, reserve: float = 0.25
+) -> int:
+    """How many frames fit in one call: ``(1 - reserve) * free_bytes / per_frame_bytes``, clipped to [1, cap].
+
+    ``free_bytes=None`` (memory unknown, e.g. on the CPU) gives ``cap``. Pure function.
+
+    Introduced in notebook 04_prompt_walks.
+    """
+    if cap < 1:
+        raise ValueError(f"cap must be >= 1, got {cap}")
+    if free_bytes is None:
+        return cap
+    if per_frame_bytes <= 0:
+        raise ValueError(f"per_frame_bytes must be > 0, got {per_frame_bytes}")
+    fits = int((1.0 - reserve) * max(free_bytes, 0) // per_frame_bytes)
+    return max(1, min(cap, fits))
+
+
+def _pipeline_kind(pipe: Any) -> str:
+    params = inspect.signature(pipe).parameters if callable(pipe) else {}
+    if "image_embeddings" in params:
+        return "unclip"
+    if "prompt_embeds" in params:
+        return "text"
+    raise TypeError(
+        f"render_frames does not know how to drive {type(pipe).__name__}: it takes neither prompt_embeds "
+        "(text-to-image) nor image_embeddings (unCLIP)"
+    )
+
+
+def _model_dtype(pipe: Any) -> torch.dtype:
+    for name in ("unet", "decoder"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            return module.dtype
+    return getattr(pipe, "dtype", torch.float32)
+
+
+def _check_rows(name: str, x: Any, n: int | None, *, broadcast: bool = False) -> torch.Tensor:
+    """Validate one per-frame tensor: a finite tensor with ``n`` rows (or 1 row when ``broadcast``)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor with one row per frame, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have a leading frame axis, e.g. (N, ...); got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has no rows: a path needs at least 1 frame")
+    if n is not None and x.shape[0] != n and not (broadcast and x.shape[0] == 1):
+        allowed = f"{n}" + (" (or 1, shared by all frames)" if broadcast else "")
+        raise ValueError(f"{name} has {x.shape[0]} rows but the path has {n} frames; it needs {allowed}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf values (check the interpolation that produced it)")
+    return x
+
+
+def _auto_batch(pipe: Any, n: int, device: torch.device, height: int, width: int) -> int:
+    if device.type == "cuda":
+        from helpers.pipelines import free_gpu_memory
+
+        per_frame = frame_bytes_estimate(height, width, _model_dtype(pipe))
+        return min(n, auto_batch_size(free_gpu_memory(device), per_frame))
+    if device.type == "mps":
+        return min(n, 4)
+    return min(n, MAX_AUTO_BATCH)
+
+
+def _base_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
+    if generator is not None and seed is not None:
+        raise ValueError("give either generator= or seed=, not both")
+    if generator is None:
+        return make_generator(0 if seed is None else seed)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            "generator must be one torch.Generator (render_frames makes the per-frame ones), "
+            f"got {type(generator).__name__}; e.g. generator=helpers.make_generator(0)"
+        )
+    return clone_generator(generator)
+
+
+def _collect(chunks: list[Any]) -> Any:
+    first = chunks[0]
+    if isinstance(first, list):
+        return [frame for chunk in chunks for frame in chunk]
+    if isinstance(first, np.ndarray):
+        return np.concatenate(chunks)
+    if isinstance(first, torch.Tensor):
+        return torch.cat(chunks)
+    raise TypeError(f"unexpected pipeline output type {type(first).__name__}")
+
+
+def render_frames(
+    pipe: Any,
+    *,
+    prompt_embeds: torch.Tensor | None = None,
+    negative_prompt_embeds: torch.Tensor | None = None,
+    image_embeddings: torch.Tensor | None = None,
+    latents: torch.Tensor | None = None,
+    super_res_latents: torch.Tensor | None = None,
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    output_type: str = "pil",
+    **pipe_kwargs: Any,
+) -> Any:
+    """Render an interpolation path: row i of the per-frame tensors becomes frame i.
+
+    Text-to-image pipelines (Stable Diffusion) take ``prompt_embeds`` (N, seq, dim) and
+    ``negative_prompt_embeds`` (N or 1 rows; default: the empty prompt's); unCLIP pipelines take
+    ``image_embeddings`` (N, dim). ``latents`` (and for unCLIP ``super_res_latents``) are the initial noise
+    with N rows, or 1 row shared by every frame; left out, one row is drawn from the seed and shared.
+    ``generator`` (one ``torch.Generator``, copied, not consumed) or ``seed`` (default 0) fixes all noise;
+    every frame gets its own generator in that same state (see the module docstring), so the frames do not
+    depend on ``batch_size``. ``batch_size=None`` picks one: up to 8 frames per call on the CPU, from free
+    memory on CUDA. Other keyword arguments go to the pipeline (``num_inference_steps``, ``guidance_scale``,
+    ``decoder_num_inference_steps``, …). Returns a list of PIL images for ``output_type="pil"``, else the
+    pipeline's arrays/tensors concatenated along the first axis.
+
+    Introduced in notebook 04_prompt_walks.
+    """
+    kind = _pipeline_kind(pipe)
+    clash = sorted(set(pipe_kwargs) & _RESERVED)
+    if clash:
+        raise TypeError(
+            f"render_frames sets {clash} itself; pass per-frame tensors as its own arguments instead"
+        )
+    if kind == "text":
+        if image_embeddings is not None or super_res_latents is not None:
+            raise ValueError("this is a text-to-image pipeline: pass prompt_embeds, not image_embeddings")
+        if prompt_embeds is None:
+            raise ValueError(
+                "this text-to-image pipeline needs prompt_embeds (N, seq, dim), one row per frame: "
+                "e.g. interpolate between rows of helpers.encode_prompts(pipe, [...])[0]"
+            )
+        cond = _check_rows("prompt_embeds", prompt_embeds, None)
+        if cond.ndim != 3:
+            raise ValueError(f"prompt_embeds must be (N, seq, dim), got shape {tuple(cond.shape)}")
+    else:
+        if prompt_embeds is not None or negative_prompt_embeds is not None:
+            raise ValueError("this is an unCLIP pipeline: pass image_embeddings, not prompt_embeds")
+        if image_embeddings is None:
+            raise ValueError(
+                "this unCLIP pipeline needs image_embeddings (N, dim), one row per frame: "
+                "e.g. slerp between rows of helpers.encode_images(pipe, images)"
+            )
+        cond = _check_rows("image_embeddings", image_embeddings, None)
+        if cond.ndim != 2:
+            raise ValueError(f"image_embeddings must be (N, dim), got shape {tuple(cond.shape)}")
+    n = cond.shape[0]
+    if kind == "unclip":
+        for key in ("decoder_num_inference_steps", "super_res_num_inference_steps"):
+            steps = pipe_kwargs.get(key, 2)
+            if not isinstance(steps, int) or steps < 2:
+                raise ValueError(
+                    f"{key} must be an int >= 2 (UnCLIPScheduler cannot take a single step), got {steps!r}"
+                )
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+
+    device = pipe._execution_device
+    dtype = _model_dtype(pipe)
+    base = _base_generator(generator, seed)
+
+    # Initial noise: given, or one row drawn from the base generator and shared by every frame.
+    shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
+    if latents is None:
+        latents = torch.randn((1, *shape), generator=base, device=base.device, dtype=torch.float32)
+    latents = _check_rows("latents", latents, n, broadcast=True)
+    if tuple(latents.shape[1:]) != shape:
+        raise ValueError(
+            f"latents must be (N, {', '.join(map(str, shape))}) for this pipeline, got {tuple(latents.shape)}"
+        )
+    per_frame = {"latents" if kind == "text" else "decoder_latents": latents}
+    if kind == "unclip":
+        sr_shape = latent_shape(pipe, kind="super_res")
+        if super_res_latents is None:
+            super_res_latents = torch.randn(
+                (1, *sr_shape), generator=base, device=base.device, dtype=torch.float32
+            )
+        super_res_latents = _check_rows("super_res_latents", super_res_latents, n, broadcast=True)
+        if tuple(super_res_latents.shape[1:]) != sr_shape:
+            raise ValueError(
+                f"super_res_latents must be (N, {', '.join(map(str, sr_shape))}), "
+                f"got {tuple(super_res_latents.shape)}"
+            )
+        per_frame["super_res_latents"] = super_res_latents
+        per_frame["image_embeddings"] = cond
+    else:
+        per_frame["prompt_embeds"] = cond
+        default = inspect.signature(pipe).parameters.get("guidance_scale")
+        guidance = pipe_kwargs.get("guidance_scale", default.default if default is not None else 1.0)
+        if negative_prompt_embeds is None and guidance > 1:
+            from helpers.embeddings import encode_prompts
+
+            if getattr(pipe, "tokenizer", None) is None:
+                raise ValueError(
+                    "guidance_scale > 1 needs negative_prompt_embeds (this pipeline has no tokenizer)"
+                )
+            negative_prompt_embeds = encode_prompts(pipe, [""])[1]
+        if negative_prompt_embeds is not None:
+            negative = _check_rows("negative_prompt_embeds", negative_prompt_embeds, n, broadcast=True)
+            if negative.shape[1:] != cond.shape[1:]:
+                raise ValueError(
+                    f"negative_prompt_embeds rows are {tuple(negative.shape[1:])} but prompt_embeds rows are "
+                    f"{tuple(cond.shape[1:])}; encode both with the same pipeline"
+                )
+            per_frame["negative_prompt_embeds"] = negative
+    per_frame = {k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]) for k, v in per_frame.items()}
+
+    # Step noise: every frame its own generator, all in one state, seeded apart from the initial noise.
+    step_seed = int(torch.randint(0, 2**62, (1,), generator=base, device=base.device))
+    step_state = make_generator(step_seed, device=base.device).get_state()
+
+    if batch_size is None:
+        if kind == "unclip":
+            out_h, out_w = per_frame["super_res_latents"].shape[-2:]
+        else:
+            scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
+            out_h, out_w = shape[1] * scale, shape[2] * scale
+        batch_size = _auto_batch(pipe, n, device, out_h, out_w)
+
+    from tqdm.auto import tqdm
+
+    chunks, flagged = [], 0
+    with tqdm(total=n, desc="frames", unit="frame", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            rows = slice(start, min(start + batch_size, n))
+            count = rows.stop - rows.start
+            generators = [torch.Generator(device=base.device) for _ in range(count)]
+            for g in generators:
+                g.set_state(step_state)
+            inputs = {k: v[rows] for k, v in per_frame.items()}
+            out = pipe(
+                **inputs, generator=generators, output_type=output_type, return_dict=True, **pipe_kwargs
+            )
+            chunks.append(out.images)
+            flagged += sum(bool(f) for f in (getattr(out, "nsfw_content_detected", None) or []))
+            bar.update(count)
+    if flagged:
+        warnings.warn(f"the safety checker blacked out {flagged} of {n} frames", stacklevel=2)
+    return _collect(chunks)
+
+
+def frame_bytes_estimate(height: int, width: int, dtype: torch.dtype) -> int:
+    """Rough peak activation bytes of one SD-style frame of ``height`` x ``width`` (for auto_batch_size)."""
+    return int(height * width * _ELEMENTS_PER_PIXEL * (torch.finfo(dtype).bits // 8))
