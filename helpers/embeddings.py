@@ -1,8 +1,9 @@
 """Inputs → embeddings and latents: prompts, images and seeds turned into the tensors a walk interpolates.
 
-Introduced in notebook 04_prompt_walks (prompts and seeds) and 06_unclip_image_walks (images, CLIP text
-embeddings). Every function runs the pipeline's own tokenizer and encoders under ``torch.no_grad()``; noise
-is drawn on the CPU, one seeded generator per row, so a seed gives the same latents on every device.
+Introduced in notebooks 01_diffusion_basics (prompts and seeds) and 03_unclip_image_interpolation (images,
+CLIP text embeddings). Every function runs the pipeline's own tokenizer and encoders under
+``torch.no_grad()``; noise is drawn on the CPU, one seeded generator per row, so a seed gives the same
+latents on every device.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def encode_prompts(
     negative embeddings are what classifier-free guidance pushes away from; pass both to
     :func:`~helpers.render.render_frames` (with guidance > 1 diffusers needs both once you give embeddings).
 
-    Introduced in notebook 04_prompt_walks.
+    Introduced in notebook 01_diffusion_basics.
     """
     if is_unclip(pipe):
         raise TypeError(
@@ -96,7 +97,7 @@ def encode_text(
     These live in the same space as :func:`encode_images`' embeddings, which is what the DALL-E 2 text diff
     (``helpers.text_diff``) needs.
 
-    Introduced in notebook 07_text_diffs.
+    Introduced in notebook 03_unclip_image_interpolation.
     """
     prompts = _as_prompt_list(prompts)
     tokenizer, text_encoder = getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)
@@ -165,7 +166,7 @@ def encode_images(pipe: Any, images: Any, *, device: str | torch.device | None =
     ``images``: a PIL image or a list of them, uint8 arrays (H, W, C) / (N, H, W, C), float arrays in [0, 1],
     or tensors (C, H, W) / (N, C, H, W) in [0, 1].
 
-    Introduced in notebook 06_unclip_image_walks.
+    Introduced in notebook 03_unclip_image_interpolation.
     """
     extractor, encoder = getattr(pipe, "feature_extractor", None), getattr(pipe, "image_encoder", None)
     if extractor is None or encoder is None:
@@ -247,7 +248,7 @@ def make_latents(
     on every device. Shape from :func:`latent_shape`; for unCLIP use ``kind="super_res"`` for the
     super-resolution stage's noise.
 
-    Introduced in notebook 04_prompt_walks.
+    Introduced in notebook 01_diffusion_basics.
     """
     shape = latent_shape(pipe, height=height, width=width, kind=kind)
     rows = [

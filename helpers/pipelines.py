@@ -1,8 +1,8 @@
 """Loading diffusion pipelines: Stable Diffusion 1.5, Karlo unCLIP, the teaching models, tiny test pipelines.
 
-Introduced in notebook 01_diffusion_basics (teaching models and the Setup cell); the real models appear from
-notebook 04_prompt_walks (Stable Diffusion 1.5) and 06_unclip_image_walks (Karlo). Heavy imports (diffusers,
-transformers) happen inside the functions, never at import time.
+Introduced in notebook 01_diffusion_basics (the Setup cell, through ``helpers.backends``): Stable Diffusion
+1.5 and Karlo on a GPU, the teaching models or the tiny random pipelines elsewhere. Heavy imports
+(diffusers, transformers) happen inside the functions, never at import time.
 
 Memory options are chosen from the GPU's free memory (:func:`memory_plan`), thresholds in GiB of *free*
 memory before loading:
@@ -76,7 +76,7 @@ def memory_plan(free_bytes: int | None, device: str | torch.device) -> list[str]
     Pure function; thresholds in the module docstring. Options, in the order they are applied:
     ``"vae_slicing"``, ``"vae_tiling"``, ``"attention_slicing"``, ``"model_cpu_offload"``.
 
-    Introduced in notebook 04_prompt_walks.
+    Introduced in notebook 01_diffusion_basics.
     """
     device = torch.device(device)
     if device.type == "mps":
@@ -132,7 +132,7 @@ def apply_memory_options(
     Options a pipeline lacks (e.g. VAE slicing on unCLIP, which has no VAE) are skipped; CPU offload is only
     possible on CUDA (elsewhere the pipeline is simply moved to the device).
 
-    Introduced in notebook 04_prompt_walks.
+    Introduced in notebook 01_diffusion_basics.
     """
     options = resolve_memory_options(list(options), device or "cpu")
     applied: list[str] = []
@@ -326,7 +326,7 @@ def load_pipeline(
     Raises :class:`ModelUnavailableError` (one readable message, no chained traceback) when the weights can
     be neither downloaded nor found in the cache, and ``ValueError`` for unknown names.
 
-    Introduced in notebook 04_prompt_walks.
+    Introduced in notebook 01_diffusion_basics.
     """
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a name, hub id or folder path (str), got {type(model).__name__}")
@@ -539,7 +539,7 @@ def tiny_pipeline(
     noise-like pictures: these exist to run the real-model code path in tests and CI in a fraction of a
     second. Defaults: CPU, float32, per-step progress bar off.
 
-    Introduced in notebook 04_prompt_walks (as the stand-in when no GPU is available).
+    Introduced in notebook 01_diffusion_basics (the "tiny-random" backend that CI runs).
     """
     if kind not in TINY_KINDS:
         raise ValueError(f"unknown tiny pipeline kind {kind!r}; choose one of {sorted(TINY_KINDS)}")

@@ -1,7 +1,7 @@
 """Rendering a whole interpolation path (N rows of embeddings/latents) into N frames, in batches.
 
-Introduced in notebook 04_prompt_walks. One pipeline call per *chunk* of frames (not per frame), a progress
-bar over frames, and frames that do not depend on how the path was chunked:
+Introduced in notebook 01_diffusion_basics. One pipeline call per *chunk* of frames (not per frame), a
+progress bar over frames, and frames that do not depend on how the path was chunked:
 
 * the initial noise is fixed per frame (given, or drawn once from the seed and shared by every frame);
 * stochastic samplers (unCLIP's scheduler adds fresh noise at every step; DDIM with ``eta > 0``; ancestral
@@ -18,8 +18,10 @@ the bulk of each frame agrees to ~1e-6.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -57,7 +59,7 @@ def auto_batch_size(
 
     ``free_bytes=None`` (memory unknown, e.g. on the CPU) gives ``cap``. Pure function.
 
-    Introduced in notebook 04_prompt_walks.
+    Introduced in notebook 01_diffusion_basics.
     """
     if cap < 1:
         raise ValueError(f"cap must be >= 1, got {cap}")
@@ -129,6 +131,24 @@ def _base_generator(generator: torch.Generator | None, seed: int | None) -> torc
     return clone_generator(generator)
 
 
+@contextlib.contextmanager
+def _transient_step_bars(pipe: Any) -> Iterator[None]:
+    """While rendering, the pipeline's own per-step bars vanish when done (``leave=False``): one bar stays."""
+    if not hasattr(pipe, "set_progress_bar_config"):
+        yield
+        return
+    had = hasattr(pipe, "_progress_bar_config")
+    old = dict(getattr(pipe, "_progress_bar_config", {}))
+    pipe.set_progress_bar_config(**{"leave": False, **old})
+    try:
+        yield
+    finally:
+        if had:
+            pipe._progress_bar_config = old
+        else:
+            del pipe._progress_bar_config
+
+
 def _collect(chunks: list[Any]) -> Any:
     first = chunks[0]
     if isinstance(first, list):
@@ -168,7 +188,7 @@ def render_frames(
     ``decoder_num_inference_steps``, …). Returns a list of PIL images for ``output_type="pil"``, else the
     pipeline's arrays/tensors concatenated along the first axis.
 
-    Introduced in notebook 04_prompt_walks.
+    Introduced in notebook 01_diffusion_basics.
     """
     kind = _pipeline_kind(pipe)
     clash = sorted(set(pipe_kwargs) & _RESERVED)
@@ -259,7 +279,9 @@ def render_frames(
                     f"{tuple(cond.shape[1:])}; encode both with the same pipeline"
                 )
             per_frame["negative_prompt_embeds"] = negative
-    per_frame = {k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]) for k, v in per_frame.items()}
+    per_frame = {
+        k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]).contiguous() for k, v in per_frame.items()
+    }
 
     # Step noise: every frame its own generator, all in one state, seeded apart from the initial noise.
     step_seed = int(torch.randint(0, 2**62, (1,), generator=base, device=base.device))
@@ -276,7 +298,7 @@ def render_frames(
     from tqdm.auto import tqdm
 
     chunks, flagged = [], 0
-    with tqdm(total=n, desc="frames", unit="frame", disable=not progress) as bar:
+    with tqdm(total=n, desc="frames", unit="frame", disable=not progress) as bar, _transient_step_bars(pipe):
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
             count = rows.stop - rows.start

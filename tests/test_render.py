@@ -274,6 +274,7 @@ def test_progress_bar_counts_frames(sd, prompt_walk, capsys):
     )
     err = capsys.readouterr().err
     assert "5/5" in err and "frame" in err
+    assert sd._progress_bar_config == {"disable": True}  # the pipeline's own bar settings are restored
 
 
 # ----------------------------------------------------------------------------------------- bad inputs
