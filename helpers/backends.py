@@ -28,7 +28,7 @@ KINDS = ("text2img", "unclip")
 #: The real model and the teaching model behind each kind of pipeline.
 REAL_MODELS = {"text2img": "sd15", "unclip": "karlo"}
 TEACHING = {"text2img": "teaching-digits", "unclip": "teaching-unclip"}
-REAL_NAMES = {"text2img": "Stable Diffusion 1.5", "unclip": "Karlo unCLIP (image variations)"}
+REAL_NAMES = {"text2img": "Stable Diffusion 1.5", "unclip": "Karlo unCLIP"}
 
 _DIGIT_PROMPTS = (
     "a handwritten three",
