@@ -17,6 +17,7 @@ steps, guidance, example prompts and images) and a one-sentence ``reason`` for t
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,24 +111,31 @@ class Backend:
             kwargs["width"] = self.width
         return kwargs
 
-    def example_images(self, n: int = 2, *, seed: int = 0) -> list[Any]:
-        """``n`` example input images (PIL) for image walks: held-out handwritten digits of different classes.
+    def example_images(self, n: int = 2, *, seed: int = 0, digits: Sequence[int] | None = None) -> list[Any]:
+        """Example input images (PIL) for image walks: held-out handwritten digits (never trained on).
 
-        The teaching and tiny models were made for 32x32 digits; for the real model they are upscaled to
-        256x256 (bring your own photos with :func:`helpers.media.load_image` for better results).
+        ``digits`` picks the classes (e.g. ``(3, 8)``; ``n`` is then ignored); otherwise ``n`` digits of
+        different classes are drawn with ``seed``. The teaching and tiny models were made for 32x32 digits; for
+        the real model they are upscaled to 256x256 (bring your own photos with
+        :func:`helpers.media.load_image`).
         """
         from helpers.teaching.data import load_split
 
-        n = _positive_int(n, "n")
         split = load_split("held_out")
-        gen = torch.Generator().manual_seed(int(seed))
-        classes = torch.randperm(10, generator=gen).tolist()
-        images = []
-        for i in range(n):
-            label = classes[i % 10]
+        if digits is None:
+            n = _positive_int(n, "n")
+            gen = torch.Generator().manual_seed(int(seed))
+            order = torch.randperm(10, generator=gen).tolist()
+            digits = [order[i % 10] for i in range(n)]
+        digits = list(digits)
+        if not digits or any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 9 for d in digits):
+            raise ValueError(f"digits must be a non-empty list of integers 0..9, got {digits!r}")
+        images, used = [], {}
+        for label in digits:
             rows = (split.labels == label).nonzero().flatten()
-            row = int(rows[(i // 10) % len(rows)])
-            images.append(_tensor_to_pil(split.images[row]))
+            k = used.get(label, 0)
+            used[label] = k + 1
+            images.append(_tensor_to_pil(split.images[int(rows[(k + int(seed)) % len(rows)])]))
         if self.is_real:
             from PIL import Image
 
