@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import numbers
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -180,7 +181,8 @@ def render_frames(
     Text-to-image pipelines (Stable Diffusion) take ``prompt_embeds`` (N, seq, dim) and
     ``negative_prompt_embeds`` (N or 1 rows; default: the empty prompt's); unCLIP pipelines take
     ``image_embeddings`` (N, dim). ``latents`` (and for unCLIP ``super_res_latents``) are the initial noise
-    with N rows, or 1 row shared by every frame; left out, one row is drawn from the seed and shared.
+    with N rows, or 1 row shared by every frame; left out, one row is drawn from the seed and shared (for
+    Stable Diffusion and the unCLIP decoder exactly ``make_latents(pipe, seed)``).
     ``generator`` (one ``torch.Generator``, copied, not consumed) or ``seed`` (default 0) fixes all noise;
     every frame gets its own generator in that same state (see the module docstring), so the frames do not
     depend on ``batch_size``. ``batch_size=None`` picks one: up to 8 frames per call on the CPU, from free
@@ -222,7 +224,7 @@ def render_frames(
     if kind == "unclip":
         for key in ("decoder_num_inference_steps", "super_res_num_inference_steps"):
             steps = pipe_kwargs.get(key, 2)
-            if not isinstance(steps, int) or steps < 2:
+            if not isinstance(steps, numbers.Integral) or steps < 2:
                 raise ValueError(
                     f"{key} must be an int >= 2 (UnCLIPScheduler cannot take a single step), got {steps!r}"
                 )
@@ -234,8 +236,13 @@ def render_frames(
     device = pipe._execution_device
     dtype = _model_dtype(pipe)
     base = _base_generator(generator, seed)
+    # Step noise: every frame its own generator, all in one state, on a stream seeded apart from the initial
+    # noise (derived before any draw, so giving latents= or not does not change it).
+    step_seed = int(torch.randint(0, 2**62, (1,), generator=clone_generator(base), device=base.device))
+    step_state = make_generator(step_seed, device=base.device).get_state()
 
-    # Initial noise: given, or one row drawn from the base generator and shared by every frame.
+    # Initial noise: given, or one row drawn from the base generator (for a seed: make_latents(pipe, seed)),
+    # shared by every frame.
     shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
     if latents is None:
         latents = torch.randn((1, *shape), generator=base, device=base.device, dtype=torch.float32)
@@ -282,10 +289,6 @@ def render_frames(
     per_frame = {
         k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]).contiguous() for k, v in per_frame.items()
     }
-
-    # Step noise: every frame its own generator, all in one state, seeded apart from the initial noise.
-    step_seed = int(torch.randint(0, 2**62, (1,), generator=base, device=base.device))
-    step_state = make_generator(step_seed, device=base.device).get_state()
 
     if batch_size is None:
         if kind == "unclip":

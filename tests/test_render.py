@@ -183,6 +183,14 @@ def test_prompt_walk_same_seed_same_frames(sd, prompt_walk):
     assert np.abs(a - c).mean() > 1e-3
 
 
+def test_default_latents_are_make_latents_of_the_seed(sd, prompt_walk):
+    path, negative = prompt_walk
+    kwargs = dict(prompt_embeds=path[:2], negative_prompt_embeds=negative, progress=False, output_type="np")
+    drawn = render_frames(sd, seed=5, eta=1.0, **kwargs, **SD_STEPS)  # eta = 1: step noise matters too
+    given = render_frames(sd, seed=5, latents=make_latents(sd, 5), eta=1.0, **kwargs, **SD_STEPS)
+    assert np.array_equal(drawn, given)
+
+
 def test_default_negative_is_the_empty_prompt(sd, prompt_walk):
     path, _ = prompt_walk
     _, empty = encode_prompts(sd, [""])
