@@ -185,3 +185,13 @@ def test_library_versions_lists_the_stack() -> None:
 
     assert v["torch"].startswith(torch.__version__.split("+")[0]) and v["diffusers"] == diffusers.__version__
     assert "python" in v and "cuda" in v
+
+
+def test_example_images_by_digit_are_those_digits(tiny_unclip) -> None:
+    from helpers.teaching.data import DigitClassifier
+
+    images = tiny_unclip.example_images(digits=(3, 8, 3))
+    assert len(images) == 3 and images[0].tobytes() != images[2].tobytes()  # two different threes
+    assert DigitClassifier().predict(images).tolist() == [3, 8, 3]
+    with pytest.raises(ValueError, match="0..9"):
+        tiny_unclip.example_images(digits=(10,))

@@ -153,3 +153,13 @@ def test_numbering_gap_and_readme_are_checked(scratch) -> None:
     assert "numbering must run" in problems
     assert "has no row linking notebooks/09_" in problems
     assert f"links notebooks/{last.name}, which does not exist" in problems
+
+
+def test_install_hook_writes_an_executable_hook_once(tmp_path: Path) -> None:
+    git_dir = tmp_path / ".git"
+    assert nbtools.install_hook(git_dir) == 0
+    hook = git_dir / "hooks" / "pre-commit"
+    assert hook.stat().st_mode & 0o111 and "tools/notebooks.py check" in hook.read_text()
+    hook.write_text("#!/bin/sh\n# the user's own hook\n")
+    assert nbtools.install_hook(git_dir) == 1
+    assert "the user's own hook" in hook.read_text()  # never overwritten

@@ -5,6 +5,7 @@
     python tools/notebooks.py strip            # remove outputs, execution counts and widget state
     python tools/notebooks.py readme-table     # print the README's notebook table
     python tools/notebooks.py execute --backend teaching --out outputs/notebooks [NOTEBOOK ...]
+    python tools/notebooks.py install-hook     # optional git pre-commit hook: refuse commits that fail `check`
 
 Generated cells are found by a cell tag, never by position, so ``write`` is safe to re-run:
 
@@ -425,6 +426,28 @@ def execute(
     return target, time.perf_counter() - start
 
 
+HOOK = """#!/bin/sh
+# Installed by `python tools/notebooks.py install-hook`: notebooks reach git without outputs or widget state.
+if git diff --cached --name-only | grep -q '^notebooks/.*\\.ipynb$'; then
+    exec .venv/bin/python tools/notebooks.py check
+fi
+"""
+
+
+def install_hook(git_dir: Path = ROOT / ".git") -> int:
+    """Write ``.git/hooks/pre-commit`` (never over an existing hook); 0 on success."""
+    hook = git_dir / "hooks" / "pre-commit"
+    if hook.exists():
+        print(f"{hook} exists already; add this line to it instead:\n  .venv/bin/python tools/notebooks.py check",
+              file=sys.stderr)
+        return 1
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(HOOK)
+    hook.chmod(0o755)
+    print(f"installed {hook}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------
 # command line
 
@@ -436,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="fail when a notebook is stale, incomplete or has outputs")
     sub.add_parser("strip", help="remove outputs, execution counts and widget state")
     sub.add_parser("readme-table", help="print the README's notebook table")
+    sub.add_parser("install-hook", help="install a git pre-commit hook that runs `check` (optional)")
     run = sub.add_parser("execute", help="execute notebooks with papermill into a folder")
     run.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook")
     run.add_argument("--backend", default="teaching")
@@ -455,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "readme-table":
         print(readme_table())
         return 0
+    if args.command == "install-hook":
+        return install_hook()
     if args.command == "check":
         problems = check()
         for line in problems:
