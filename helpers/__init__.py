@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "load_pipeline": "pipelines",
     "tiny_pipeline": "pipelines",
     "ModelUnavailableError": "pipelines",
+    "load_teaching_pipeline": "teaching",
     # embeddings
     "encode_prompts": "embeddings",
     "encode_images": "embeddings",
