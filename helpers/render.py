@@ -19,10 +19,17 @@ the bulk of each frame agrees to ~1e-6.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
+import io
+import json
 import numbers
+import os
+import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -323,3 +330,512 @@ def render_frames(
 def frame_bytes_estimate(height: int, width: int, dtype: torch.dtype) -> int:
     """Rough peak activation bytes of one SD-style frame of ``height`` x ``width`` (for auto_batch_size)."""
     return int(height * width * _ELEMENTS_PER_PIXEL * (torch.finfo(dtype).bits // 8))
+
+
+# ------------------------------------------------------------------------------------------ speed options
+
+
+def attention_processors(pipe: Any) -> dict[str, int]:
+    """How many attention layers of each processor class the pipeline's denoiser and VAE use.
+
+    diffusers (>= 0.20 with torch 2) gives every layer a PyTorch scaled-dot-product-attention processor
+    (``AttnProcessor2_0``, ``AttnAddedKVProcessor2_0`` for unCLIP): the fused flash/memory-efficient kernels.
+    :func:`render_frames` keeps whatever is set; this is how a notebook (or a test) checks it.
+
+    Introduced in notebook 06_long_walks.
+    """
+    counts: dict[str, int] = {}
+    for name in ("unet", "decoder", "super_res_first", "super_res_last", "vae"):
+        module = getattr(pipe, name, None)
+        for proc in (getattr(module, "attn_processors", None) or {}).values():
+            key = type(proc).__name__
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def uses_sdpa(pipe: Any) -> bool:
+    """True when every attention layer runs through ``torch.nn.functional.scaled_dot_product_attention``."""
+    counts = attention_processors(pipe)
+    return bool(counts) and all(name.endswith("2_0") for name in counts)
+
+
+def speed_options(pipe: Any, *, compile: bool = False, channels_last: bool = False) -> list[str]:
+    """Opt-in speed-ups for CUDA; returns one line per option saying what was done (or why not).
+
+    ``channels_last`` stores the UNet/decoder and VAE weights in NHWC order (faster convolutions on tensor
+    cores); ``compile`` wraps the denoiser in ``torch.compile`` (minutes of compilation on the first call,
+    and again for each new batch size, then faster steps). Both are no-ops elsewhere (a note says so): on the
+    CPU compilation costs more than it saves for a walk. SDPA attention is diffusers' default and is kept.
+
+    Introduced in notebook 06_long_walks.
+    """
+    notes: list[str] = []
+    device = getattr(pipe, "_execution_device", torch.device("cpu"))
+    denoiser_name = "unet" if getattr(pipe, "unet", None) is not None else "decoder"
+    denoiser = getattr(pipe, denoiser_name, None)
+    notes.append(
+        "attention: PyTorch SDPA (diffusers' default processors)"
+        if uses_sdpa(pipe)
+        else f"attention: {attention_processors(pipe) or 'none found'} (not all SDPA; left as set)"
+    )
+    if not (compile or channels_last):
+        return notes
+    if device.type != "cuda":
+        wanted = [n for n, on in (("compile", compile), ("channels_last", channels_last)) if on]
+        notes.append(f"{' and '.join(wanted)}: skipped on {device.type} (only worth it on a CUDA GPU)")
+        return notes
+    if channels_last:
+        for name in (denoiser_name, "vae"):
+            module = getattr(pipe, name, None)
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
+        notes.append("channels_last: denoiser and VAE weights in NHWC order")
+    if compile and denoiser is not None:
+        setattr(pipe, denoiser_name, torch.compile(denoiser, fullgraph=False))
+        notes.append(f"compile: pipe.{denoiser_name} wrapped in torch.compile (first call compiles)")
+    return notes
+
+
+def free_memory_bytes(device: str | torch.device) -> int | None:
+    """Free CUDA memory usable by this process: the driver's free memory, also limited by a per-process cap.
+
+    ``torch.cuda.set_per_process_memory_fraction`` caps what PyTorch may allocate without changing what the
+    driver reports; this takes the smaller of the two, so the automatic batch size respects such a cap.
+    ``None`` off CUDA.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    try:
+        free, total = torch.cuda.mem_get_info(device)
+    except RuntimeError:
+        return None
+    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    if getter is not None:
+        try:
+            fraction = float(getter(device))
+        except (RuntimeError, TypeError):
+            fraction = 1.0
+        if fraction < 1.0:
+            capped = int(fraction * total) - torch.cuda.memory_reserved(device)
+            free = min(free, max(capped, 0))
+    return int(free)
+
+
+# ------------------------------------------------------------------------------------ resumable renders
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "latent-walks/render-manifest"
+MANIFEST_VERSION = 1
+_LOCK_NAME = ".manifest.lock"
+
+
+class WalkFolderError(ValueError):
+    """The output folder holds a different walk (or an unreadable manifest): nothing was rendered."""
+
+
+@dataclass
+class WalkRender:
+    """What :func:`render_walk` did: the frame files (in order), and which frames this call rendered."""
+
+    out_dir: Path
+    frames: list[Path]
+    rendered: list[int]
+    skipped: list[int]
+    manifest: Path
+
+    def images(self) -> list[Any]:
+        """The frames as PIL images (loaded from the PNGs)."""
+        from PIL import Image
+
+        out = []
+        for path in self.frames:
+            with Image.open(path) as im:
+                out.append(im.convert("RGB"))
+        return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tensor_digest(tensors: dict[str, torch.Tensor | None]) -> str:
+    """sha256 over the names, shapes, dtypes and raw bytes of the per-frame input tensors."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        if t is None:
+            h.update(f"{name}:none;".encode())
+            continue
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _weights_fingerprint(pipe: Any) -> str:
+    """A cheap fingerprint of the weights: per component, its parameter count and its first values."""
+    h = hashlib.sha256()
+    components = getattr(pipe, "components", {}) or {}
+    for name in sorted(components):
+        module = components[name]
+        if not isinstance(module, torch.nn.Module):
+            continue
+        params = list(module.parameters())
+        if not params:
+            continue
+        first = params[0].detach().reshape(-1)[:64].to("cpu", torch.float32)
+        h.update(f"{name}:{sum(p.numel() for p in params)};".encode())
+        h.update(first.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    """Pipeline keyword arguments and scheduler configs as plain JSON values (compared on resume)."""
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return {"tensor_sha256": _tensor_digest({"t": value})}
+    if isinstance(value, np.ndarray):
+        return {"array_sha256": _sha256(np.ascontiguousarray(value).tobytes())}
+    if isinstance(value, torch.dtype):
+        return str(value)
+    return repr(value)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for dist in ("torch", "diffusers", "transformers", "accelerate", "numpy", "pillow"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _frame_name(i: int, n: int) -> str:
+    return f"frame_{i:0{max(5, len(str(n - 1)))}d}.png"
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the folder's manifest (several processes of one distributed render share it)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process per folder
+        yield
+        return
+    with open(folder / _LOCK_NAME, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise WalkFolderError(
+            f"{path} cannot be read ({type(exc).__name__}: {exc}); use a new folder or pass overwrite=True"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or "parameters" not in data:
+        raise WalkFolderError(
+            f"{path} is not a render_walk manifest; use a new folder or pass overwrite=True"
+        )
+    return data
+
+
+def _write_manifest(folder: Path, data: dict[str, Any]) -> None:
+    from helpers.media import atomic_write
+
+    with atomic_write(folder / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}: {_short(a)} in the folder, {_short(b)} now")
+    return out
+
+
+def _clean_partial_files(folder: Path) -> list[Path]:
+    """Delete temporary files left by a killed writer (``atomic_write`` names them ``.<stem>.*.part<suffix>``)."""
+    removed = []
+    for path in folder.glob(".*.part*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _file_ok(path: Path, sha: str | None) -> bool:
+    try:
+        return sha is not None and _sha256(path.read_bytes()) == sha
+    except OSError:
+        return False
+
+
+def _png_bytes(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _remove_walk_files(folder: Path, manifest: dict[str, Any] | None) -> None:
+    names = {f["file"] for f in (manifest or {}).get("frames", [])}
+    for path in folder.glob("frame_*.png"):
+        names.add(path.name)
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    (folder / MANIFEST_NAME).unlink(missing_ok=True)
+    _clean_partial_files(folder)
+
+
+def render_walk(
+    pipe: Any,
+    out_dir: str | os.PathLike,
+    *,
+    prompt_embeds: torch.Tensor | None = None,
+    negative_prompt_embeds: torch.Tensor | None = None,
+    image_embeddings: torch.Tensor | None = None,
+    latents: torch.Tensor | None = None,
+    super_res_latents: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    model: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    state: Any = None,
+    **pipe_kwargs: Any,
+) -> WalkRender:
+    """Render a walk into ``out_dir`` as ``frame_00000.png``, … with a manifest; safe to kill and rerun.
+
+    Takes the same per-frame tensors as :func:`render_frames` (row i → frame i) plus ``seed``. The folder's
+    ``manifest.json`` records every parameter that decides the pictures (a sha256 of the input tensors'
+    bytes, the model name and a fingerprint of its weights, the scheduler, steps, guidance, size, seed,
+    dtype, the frame count and the batch grid) with library versions and, per frame, its status, the sha256
+    of its PNG and how many times it was written.
+
+    Frames are rendered in fixed chunks of ``batch_size`` (the grid is stored, so a resumed render batches
+    exactly like an uninterrupted one and gives byte-identical PNGs). A chunk is committed when the manifest
+    says so: its PNGs are written first (each atomically), then the manifest is replaced atomically. Run
+    again with the same arguments after an interruption (even ``kill -9``) and it renders only the chunks
+    not committed yet: committed frames are never rendered again; half-written temporary files and PNGs of
+    an uncommitted chunk are deleted; a committed PNG that is missing or whose bytes changed is re-rendered.
+    Different parameters raise :class:`WalkFolderError` naming what changed, unless ``overwrite=True``
+    (which deletes the old frames and starts again).
+
+    ``state``: an ``accelerate.PartialState`` to split the pending chunks between processes (each writes its
+    frames into the shared folder; the manifest is updated under a file lock). ``model``: a name for the
+    manifest (e.g. ``"sd15"``). Returns a :class:`WalkRender`.
+
+    Introduced in notebook 06_long_walks.
+    """
+    folder = Path(out_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise WalkFolderError(f"{folder} is a file; render_walk needs a folder for the frames")
+    kind = _pipeline_kind(pipe)
+    cond = prompt_embeds if kind == "text" else image_embeddings
+    if cond is None:
+        name = "prompt_embeds" if kind == "text" else "image_embeddings"
+        raise ValueError(f"render_walk needs {name}, one row per frame (see render_frames)")
+    n = _check_rows("prompt_embeds" if kind == "text" else "image_embeddings", cond, None).shape[0]
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    from helpers.devices import _check_seed
+
+    seed = _check_seed(seed)
+    tensors = {
+        "prompt_embeds": prompt_embeds,
+        "negative_prompt_embeds": negative_prompt_embeds,
+        "image_embeddings": image_embeddings,
+        "latents": latents,
+        "super_res_latents": super_res_latents,
+    }
+    scheduler = getattr(pipe, "scheduler", None) or getattr(pipe, "decoder_scheduler", None)
+    parameters = {
+        "frames": n,
+        "inputs_sha256": _tensor_digest(tensors),
+        "model": model or getattr(pipe, "name_or_path", None) or type(pipe).__name__,
+        "pipeline": type(pipe).__name__,
+        "weights": _weights_fingerprint(pipe),
+        "scheduler": {
+            "class": type(scheduler).__name__,
+            "config": _jsonable(
+                {k: v for k, v in dict(getattr(scheduler, "config", {}) or {}).items() if not k.startswith("_")}
+            ),
+        },
+        "seed": seed,
+        "dtype": str(_model_dtype(pipe)).removeprefix("torch."),
+        "pipe_kwargs": _jsonable(pipe_kwargs),
+    }
+    is_main = state is None or state.is_main_process
+    try:
+        existing = _read_manifest(folder) if folder.is_dir() else None
+    except WalkFolderError:
+        if not overwrite:
+            raise
+        existing = {"frames": []}  # unreadable: replaced below
+    if existing is not None and not overwrite:
+        old = dict(existing["parameters"])
+        grid = old.pop("batch_size", None)
+        changed = _differences(old, parameters)
+        if changed:
+            raise WalkFolderError(
+                f"{folder} holds a different walk; changed: " + "; ".join(changed)
+                + ". Use a new folder, or pass overwrite=True (--overwrite) to replace it."
+            )
+        if batch_size is not None and batch_size != grid:
+            warnings.warn(
+                f"resuming with the folder's batch size {grid} (not {batch_size}) so that every frame is "
+                "rendered in the same batch as an uninterrupted run",
+                stacklevel=2,
+            )
+        batch_size = grid
+    if existing is None and folder.is_dir() and not overwrite and any(folder.glob("frame_*.png")):
+        raise WalkFolderError(
+            f"{folder} holds frame files but no {MANIFEST_NAME}; use a new folder or pass overwrite=True"
+        )
+    if batch_size is None:
+        device = pipe._execution_device
+        if kind == "text":
+            shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
+            scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
+            out_h, out_w = shape[1] * scale, shape[2] * scale
+        else:
+            out_h = out_w = latent_shape(pipe, kind="super_res")[-1]
+        batch_size = _auto_batch(pipe, n, device, out_h, out_w)
+    parameters["batch_size"] = int(batch_size)
+
+    if is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            if existing is not None and overwrite:
+                _remove_walk_files(folder, existing)
+                existing = None
+            _clean_partial_files(folder)
+            manifest = existing or {
+                "format": MANIFEST_FORMAT,
+                "version": MANIFEST_VERSION,
+                "parameters": parameters,
+                "frames": [
+                    {"index": i, "file": _frame_name(i, n), "status": "pending", "sha256": None, "renders": 0}
+                    for i in range(n)
+                ],
+            }
+            manifest["info"] = {
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "device": str(pipe._execution_device),
+                "library_versions": _versions(),
+            }
+            for entry in manifest["frames"]:
+                path = folder / entry["file"]
+                if entry["status"] == "done" and not _file_ok(path, entry["sha256"]):
+                    warnings.warn(f"{path.name} is missing or changed since it was rendered: rendering it again",
+                                  stacklevel=2)
+                    entry["status"], entry["sha256"] = "pending", None
+                if entry["status"] != "done":
+                    path.unlink(missing_ok=True)  # a PNG of an uncommitted chunk
+            _write_manifest(folder, manifest)
+    if state is not None:
+        state.wait_for_everyone()
+    manifest = _read_manifest(folder)
+    if manifest is None or manifest["parameters"] != parameters:
+        raise WalkFolderError(f"{folder}: this process's walk differs from the main process's")
+    if state is not None:
+        state.wait_for_everyone()  # everyone has read the same pending list before anyone commits
+
+    entries = manifest["frames"]
+    chunks = [
+        list(range(start, min(start + batch_size, n)))
+        for start in range(0, n, batch_size)
+        if any(entries[i]["status"] != "done" for i in range(start, min(start + batch_size, n)))
+    ]
+    skipped = [e["index"] for e in entries if e["status"] == "done"]
+    mine = chunks
+    if state is not None and state.num_processes > 1:
+        with state.split_between_processes(chunks) as part:
+            mine = list(part)
+
+    from tqdm.auto import tqdm
+
+    from helpers.media import atomic_write
+
+    rendered: list[int] = []
+    per_frame = {k: v for k, v in tensors.items() if v is not None}
+    total = sum(len(c) for c in mine)
+    with tqdm(total=total, desc="frames", unit="frame", disable=not (progress and total)) as bar:
+        for chunk in mine:
+            rows = slice(chunk[0], chunk[-1] + 1)
+            inputs = {k: v if v.shape[0] == 1 else v[rows] for k, v in per_frame.items()}
+            images = render_frames(
+                pipe, **inputs, seed=seed, batch_size=len(chunk), progress=False, **pipe_kwargs
+            )
+            todo = [i for i in chunk if entries[i]["status"] != "done"]
+            blobs = {i: _png_bytes(images[i - chunk[0]]) for i in todo}
+            for i in todo:
+                with atomic_write(folder / entries[i]["file"]) as tmp:
+                    tmp.write_bytes(blobs[i])
+            with _locked(folder):  # commit: re-read (other processes commit too), mark, replace atomically
+                current = _read_manifest(folder) or manifest
+                for i in todo:
+                    entry = current["frames"][i]
+                    entry.update(status="done", sha256=_sha256(blobs[i]), renders=entry.get("renders", 0) + 1)
+                _write_manifest(folder, current)
+            rendered.extend(todo)
+            bar.update(len(chunk))
+    if state is not None:
+        state.wait_for_everyone()
+    return WalkRender(
+        out_dir=folder,
+        frames=[folder / e["file"] for e in entries],
+        rendered=rendered,
+        skipped=skipped,
+        manifest=folder / MANIFEST_NAME,
+    )
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a folder written by :func:`render_walk` (raises :class:`WalkFolderError` if none)."""
+    data = _read_manifest(Path(out_dir).expanduser())
+    if data is None:
+        raise WalkFolderError(f"{out_dir} has no {MANIFEST_NAME}: it was not written by render_walk")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.render WALK.yaml [--out DIR] [--overwrite]`` (see :mod:`helpers.walkfile`)."""
+    from helpers.walkfile import main as walk_main
+
+    return walk_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

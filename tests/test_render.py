@@ -342,3 +342,51 @@ def test_auto_batch_size():
     assert frame_bytes_estimate(512, 512, torch.float32) == 2 * frame_bytes_estimate(512, 512, torch.float16)
     with pytest.raises(ValueError):
         auto_batch_size(2**30, 0)
+
+
+# ------------------------------------------------------------------------------- speed: batching, SDPA
+
+
+def test_guidance_and_vae_decoding_run_batched(sd, prompt_walk):
+    """One UNet call per step carries the negative and positive rows of every frame in the chunk, and the
+    VAE decodes the whole chunk at once: counted with forward hooks on the real modules."""
+    path, negative = prompt_walk
+    unet_batches, vae_batches = [], []
+    hooks = [
+        sd.unet.register_forward_pre_hook(lambda m, args: unet_batches.append(args[0].shape[0])),
+        sd.vae.decoder.register_forward_pre_hook(lambda m, args: vae_batches.append(args[0].shape[0])),
+    ]
+    try:
+        render_frames(
+            sd, prompt_embeds=path[:4], negative_prompt_embeds=negative, batch_size=4, guidance_scale=3.0,
+            progress=False, **SD_STEPS,
+        )
+    finally:
+        for h in hooks:
+            h.remove()
+    assert unet_batches == [8, 8]  # 2 steps x (4 negative + 4 positive rows)
+    assert vae_batches == [4]
+
+
+def test_attention_is_pytorch_sdpa_by_default(sd, unclip):
+    from diffusers.models.attention_processor import AttnProcessor
+
+    from helpers.render import attention_processors, speed_options, uses_sdpa
+
+    assert uses_sdpa(sd) and uses_sdpa(unclip)
+    assert set(attention_processors(sd)) == {"AttnProcessor2_0"}
+    assert "attention: PyTorch SDPA" in speed_options(sd)[0]
+    fresh = tiny_pipeline("sd")
+    fresh.unet.set_attn_processor(AttnProcessor())  # the classic processor: plain matmul + softmax
+    assert not uses_sdpa(fresh)
+    assert "not all SDPA" in speed_options(fresh)[0]
+
+
+def test_cuda_speed_options_are_noops_on_the_cpu(sd):
+    from helpers.render import free_memory_bytes, speed_options
+
+    unet = sd.unet
+    notes = speed_options(sd, compile=True, channels_last=True)
+    assert any("skipped on cpu" in n for n in notes)
+    assert sd.unet is unet  # not wrapped by torch.compile
+    assert free_memory_bytes("cpu") is None

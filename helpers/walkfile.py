@@ -1,0 +1,418 @@
+"""Walk files: a whole walk described in YAML, rendered by ``python -m helpers.render WALK.yaml``.
+
+Introduced in notebook 06_long_walks. A walk file names a model, the keypoints (prompts, or images for
+unCLIP), the noise seeds and how to render; the command renders the frames resumably into a folder
+(:func:`helpers.render.render_walk`) and writes a GIF, an MP4 and a contact sheet::
+
+    model: tiny-sd            # teaching-digits | teaching-unclip | sd15 | karlo | tiny-sd | tiny-unclip
+    prompts: [a photo of a red house, a watercolor painting of a blue boat]
+    seeds: 0                  # one seed: the same noise for every frame; a list: a walk through noises too
+    frames: 24
+    steps: 3
+    guidance: 3.0
+    method: slerp             # or lerp
+    closed: false             # true: loop back to the first keypoint
+    formats: [gif, mp4, contact_sheet]
+    fps: 12
+
+``images:`` (unCLIP models) lists image files relative to the walk file, or ``digit:3`` for a held-out
+handwritten digit. Run it again after an interruption and it continues where it stopped. Under
+``accelerate launch --num_processes 2 -m helpers.render WALK.yaml`` the frames are split between the
+processes and the main process writes the videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import numbers
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The named models and the (backend, kind) of :func:`helpers.backends.choose_backend` they load.
+MODELS = {
+    "teaching-digits": ("teaching", "text2img"),
+    "teaching-unclip": ("teaching", "unclip"),
+    "sd15": ("real", "text2img"),
+    "karlo": ("real", "unclip"),
+    "tiny-sd": ("tiny-random", "text2img"),
+    "tiny-unclip": ("tiny-random", "unclip"),
+}
+FORMATS = ("gif", "mp4", "png", "contact_sheet")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+_KEYS = (
+    "model", "prompts", "negative_prompt", "images", "seeds", "frames", "steps", "size", "guidance", "method",
+    "closed", "schedule", "formats", "fps", "batch_size", "out", "device", "dtype", "compile", "channels_last",
+)  # fmt: skip
+
+
+class WalkSpecError(ValueError):
+    """A walk file that cannot be rendered; the message says which key is wrong and what to write."""
+
+
+@dataclass
+class WalkSpec:
+    """A parsed, validated walk file (see the module docstring for the keys).
+
+    Introduced in notebook 06_long_walks.
+    """
+
+    model: str
+    frames: int
+    prompts: list[str] = field(default_factory=list)
+    negative_prompt: str = ""
+    images: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    steps: int | None = None
+    size: tuple[int, int] | None = None
+    guidance: float | None = None
+    method: str = "slerp"
+    closed: bool = False
+    schedule: str = "linear"
+    formats: list[str] = field(default_factory=lambda: ["gif", "mp4", "contact_sheet"])
+    fps: float = 12
+    batch_size: int | None = None
+    out: Path | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    channels_last: bool = False
+    source: str = "walk file"
+
+    @property
+    def kind(self) -> str:
+        return MODELS[self.model][1] if self.model in MODELS else "text2img"
+
+    @property
+    def keypoints(self) -> int:
+        return len(self.images) if self.kind == "unclip" else len(self.prompts)
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _int(data: dict, key: str, where: str, minimum: int) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise WalkSpecError(f"{where}: {key} must be a whole number >= {minimum}, got {value!r} ({_type_name(value)})")
+    return int(value)
+
+
+def _number(data: dict, key: str, where: str, minimum: float, *, strict: bool = False) -> float:
+    value = data[key]
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or (value <= minimum if strict else value < minimum):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise WalkSpecError(f"{where}: {key} must be a number {bound}, got {value!r} ({_type_name(value)})")
+    return float(value)
+
+
+def _bool(data: dict, key: str, where: str) -> bool:
+    value = data[key]
+    if not isinstance(value, bool):
+        raise WalkSpecError(f"{where}: {key} must be true or false, got {value!r} ({_type_name(value)})")
+    return value
+
+
+def _choice(data: dict, key: str, where: str, choices: tuple[str, ...]) -> str:
+    value = data[key]
+    if value not in choices:
+        raise WalkSpecError(f"{where}: {key} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _strings(data: dict, key: str, where: str) -> list[str]:
+    value = data[key]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise WalkSpecError(f"{where}: {key} must be a list of non-empty strings, got {value!r}")
+    return list(value)
+
+
+def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str = "walk file") -> WalkSpec:
+    """Validate a walk description (the YAML file's mapping) and return a :class:`WalkSpec`.
+
+    Raises :class:`WalkSpecError` naming the key: unknown keys (with a suggestion), wrong types, missing
+    prompts or images, too few frames for the keypoints. Relative ``images`` and ``out`` paths are taken
+    relative to ``base_dir`` (the walk file's folder).
+
+    Introduced in notebook 06_long_walks.
+    """
+    where = source
+    if not isinstance(data, dict):
+        raise WalkSpecError(f"{where}: expected a mapping of keys (model:, prompts:, frames: ...), got {data!r}")
+    unknown = [k for k in data if k not in _KEYS]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(str(k), _KEYS, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise WalkSpecError(f"{where}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(_KEYS)}")
+    if "model" not in data:
+        raise WalkSpecError(f"{where}: missing 'model:' (one of {', '.join(MODELS)}, a hub id or a folder)")
+    if not isinstance(data["model"], str) or not data["model"].strip():
+        raise WalkSpecError(f"{where}: model must be a name such as tiny-sd, got {data['model']!r}")
+    base = Path(base_dir)
+    spec = WalkSpec(model=data["model"].strip(), frames=0, source=source)
+    kind = spec.kind
+    if kind == "unclip":
+        if "prompts" in data:
+            raise WalkSpecError(f"{where}: {spec.model} walks between images: use images:, not prompts:")
+        if "images" not in data:
+            raise WalkSpecError(f"{where}: {spec.model} is an unCLIP model: give images: [a.png, b.png] (or digit:3)")
+        spec.images = [
+            s if s.startswith("digit:") else str((base / s).expanduser()) for s in _strings(data, "images", where)
+        ]
+    else:
+        if "images" in data:
+            raise WalkSpecError(f"{where}: {spec.model} is a text-to-image model: use prompts:, not images:")
+        if "prompts" not in data:
+            raise WalkSpecError(f"{where}: missing 'prompts:' (at least 2 prompts to walk between)")
+        spec.prompts = _strings(data, "prompts", where)
+    what = "images" if kind == "unclip" else "prompts"
+    closed = _bool(data, "closed", where) if "closed" in data else False
+    if spec.keypoints < 2:
+        raise WalkSpecError(f"{where}: a walk needs at least 2 {what}, got {spec.keypoints}")
+    if "frames" not in data:
+        raise WalkSpecError(f"{where}: missing 'frames:' (how many frames the walk has)")
+    spec.frames = _int(data, "frames", where, 2)
+    if spec.frames < spec.keypoints:
+        raise WalkSpecError(
+            f"{where}: frames is {spec.frames} but there are {spec.keypoints} {what}: every keypoint is a frame, "
+            f"so use frames >= {spec.keypoints}"
+        )
+    spec.closed = closed
+    if "negative_prompt" in data:
+        if not isinstance(data["negative_prompt"], str) or kind == "unclip":
+            raise WalkSpecError(f"{where}: negative_prompt must be a string (text-to-image models only)")
+        spec.negative_prompt = data["negative_prompt"]
+    if "seeds" in data:
+        seeds = data["seeds"]
+        seeds = [seeds] if not isinstance(seeds, list) else seeds
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise WalkSpecError(f"{where}: seeds must be a non-negative int or a list of them, got {data['seeds']!r}")
+        if len(seeds) > spec.frames:
+            raise WalkSpecError(f"{where}: {len(seeds)} seeds but only {spec.frames} frames")
+        spec.seeds = [int(s) for s in seeds]
+    if "steps" in data:
+        spec.steps = _int(data, "steps", where, 2 if kind == "unclip" else 1)
+    if "size" in data:
+        size = data["size"]
+        pair = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
+        if (
+            kind == "unclip"
+            or not isinstance(pair, list)
+            or len(pair) != 2
+            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 or s % 8 for s in pair)
+        ):
+            raise WalkSpecError(
+                f"{where}: size must be a multiple of 8 or [height, width] (text-to-image models only), got {size!r}"
+            )
+        spec.size = (pair[0], pair[1])
+    if "guidance" in data:
+        spec.guidance = _number(data, "guidance", where, 0.0)
+    if "method" in data:
+        spec.method = _choice(data, "method", where, ("slerp", "lerp"))
+    if "schedule" in data:
+        spec.schedule = _choice(data, "schedule", where, ("linear", "cosine"))
+    if "formats" in data:
+        spec.formats = _strings(data, "formats", where)
+        bad = [f for f in spec.formats if f not in FORMATS]
+        if bad:
+            raise WalkSpecError(f"{where}: unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    if "fps" in data:
+        spec.fps = _number(data, "fps", where, 0.0, strict=True)
+    if "batch_size" in data and data["batch_size"] != "auto":
+        spec.batch_size = _int(data, "batch_size", where, 1)
+    if "out" in data:
+        if not isinstance(data["out"], str) or not data["out"].strip():
+            raise WalkSpecError(f"{where}: out must be a folder name, got {data['out']!r}")
+        spec.out = (base / data["out"]).expanduser()
+    if "device" in data:
+        spec.device = _choice(data, "device", where, ("auto", "cpu", "cuda", "mps"))
+    if "dtype" in data:
+        spec.dtype = _choice(data, "dtype", where, DTYPES)
+    for key in ("compile", "channels_last"):
+        if key in data:
+            setattr(spec, key, _bool(data, key, where))
+    return spec
+
+
+def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
+    """Read and validate a YAML walk file (:func:`parse_walk_spec`); the default output folder is next to it,
+    named after it. Introduced in notebook 06_long_walks."""
+    import yaml
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise WalkSpecError(f"no walk file at {str(p)!r}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise WalkSpecError(f"{p.name} is not valid YAML: {exc}") from None
+    spec = parse_walk_spec(data, base_dir=p.parent, source=p.name)
+    if spec.out is None:
+        spec.out = p.parent / p.stem
+    return spec
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def load_model(spec: WalkSpec, device: Any = None) -> Any:
+    """The :class:`helpers.backends.Backend` (or, for other names, the pipeline) a walk file asks for."""
+    import torch
+
+    from helpers.backends import choose_backend
+
+    dtype = None if spec.dtype == "auto" else getattr(torch, spec.dtype)
+    if device is None and spec.device != "auto":
+        device = torch.device(spec.device)
+    if spec.model in MODELS:
+        backend, kind = MODELS[spec.model]
+        return choose_backend(backend, kind, device=device, dtype=dtype)
+    from helpers.pipelines import load_pipeline
+
+    pipe = load_pipeline(spec.model, device=device, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
+    """(pipeline, keyword arguments for :func:`helpers.render.render_walk`) for a walk file."""
+    import torch
+
+    from helpers.backends import Backend
+    from helpers.embeddings import encode_images, encode_prompts, make_latents
+    from helpers.interpolation import interpolation_path
+
+    pipe = loaded.pipe if isinstance(loaded, Backend) else loaded
+    path_kw = dict(method=spec.method, closed=spec.closed, schedule=spec.schedule)
+    if isinstance(loaded, Backend):
+        kwargs = loaded.render_kwargs(steps=spec.steps, guidance_scale=spec.guidance)
+    else:
+        kwargs = {"num_inference_steps": spec.steps or 25, "guidance_scale": 7.5 if spec.guidance is None else spec.guidance}
+    size: dict[str, int] = {}
+    if spec.size is not None:
+        kwargs["height"], kwargs["width"] = spec.size
+    if "height" in kwargs:
+        size = {"height": kwargs["height"], "width": kwargs["width"]}
+    inputs: dict[str, Any] = {"seed": spec.seeds[0], "model": spec.model}
+    if spec.kind == "unclip":
+        from helpers.media import load_image
+
+        images = []
+        for item in spec.images:
+            if item.startswith("digit:"):
+                digit = item.removeprefix("digit:")
+                if not digit.isdigit() or not isinstance(loaded, Backend):
+                    raise WalkSpecError(f"{spec.source}: {item!r} must be digit:0 .. digit:9 (named models only)")
+                images.extend(loaded.example_images(digits=[int(digit)]))
+            else:
+                images.append(load_image(item))
+        embeds = encode_images(pipe, images)
+        inputs["image_embeddings"] = interpolation_path(list(embeds), spec.frames, **path_kw)
+    else:
+        embeds, negative = encode_prompts(pipe, spec.prompts, negative_prompt=spec.negative_prompt)
+        inputs["prompt_embeds"] = interpolation_path(list(embeds), spec.frames, **path_kw)
+        inputs["negative_prompt_embeds"] = negative[:1]
+    if len(spec.seeds) > 1:
+        noise = make_latents(pipe, spec.seeds, dtype=torch.float32, **size)
+        inputs["latents"] = interpolation_path(list(noise), spec.frames, method="slerp", closed=spec.closed,
+                                               schedule=spec.schedule)
+    return pipe, {**inputs, **kwargs}
+
+
+def _distributed_state() -> Any:
+    """An ``accelerate.PartialState`` when launched with several processes (accelerate launch / torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # Without a GPU, accelerate only forms a multi-process (gloo) group when asked for the CPU explicitly.
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def export_walk(spec: WalkSpec, frames: list[Any], out_dir: Path, *, log: Any = print) -> dict[str, Path]:
+    """Write the GIF, MP4 and contact sheet that ``spec.formats`` asks for into ``out_dir``."""
+    from helpers.media import export_gif, export_mp4, image_grid, save_image
+
+    written: dict[str, Path] = {}
+    if "gif" in spec.formats:
+        written["gif"] = export_gif(frames, out_dir / "walk.gif", fps=min(spec.fps, 50))
+    if "mp4" in spec.formats:
+        written["mp4"] = export_mp4(frames, out_dir / "walk.mp4", fps=spec.fps)
+    if "contact_sheet" in spec.formats:
+        step = max(1, len(frames) // 16)
+        picked = list(range(0, len(frames), step))[:16]
+        sheet = image_grid([frames[i] for i in picked], labels=[str(i) for i in picked])
+        written["contact_sheet"] = save_image(sheet, out_dir / "contact_sheet.png")
+    for name, path in written.items():
+        log(f"wrote {name}: {path}")
+    return written
+
+
+def run_walk(
+    spec: WalkSpec, *, out: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Render a walk file's frames resumably and export its media; returns what was written.
+
+    Introduced in notebook 06_long_walks.
+    """
+    import torch
+
+    from helpers.render import render_walk, speed_options
+
+    state = _distributed_state()
+    is_main = state is None or state.is_main_process
+    log = print if is_main else (lambda *a, **k: None)
+    device = state.device if state is not None and state.device.type == "cuda" else None
+    loaded = load_model(spec, device=device)
+    pipe, inputs = walk_inputs(spec, loaded)
+    for note in speed_options(pipe, compile=spec.compile, channels_last=spec.channels_last):
+        log(note)
+    folder = Path(out).expanduser() if out is not None else spec.out or Path("walk")
+    if state is not None and state.num_processes > 1 and not torch.cuda.is_available():
+        torch.set_num_threads(1)
+    result = render_walk(
+        pipe, folder, batch_size=spec.batch_size, overwrite=overwrite, progress=progress, state=state, **inputs
+    )
+    where = f"process {state.process_index}" if state is not None else "this run"
+    print(f"{where}: rendered {len(result.rendered)} frame(s), {len(result.skipped)} already done", flush=True)
+    written: dict[str, Any] = {"frames": result.frames}
+    if is_main:
+        written.update(export_walk(spec, result.images(), folder, log=log))
+    if state is not None:
+        state.wait_for_everyone()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.render WALK.yaml [--out DIR] [--overwrite] [--no-progress]``."""
+    from helpers.render import WalkFolderError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.render",
+        description="Render a walk file (YAML) into frames, a GIF and an MP4; rerun to resume.",
+    )
+    parser.add_argument("walk", help="the walk file, e.g. walks/digits.yaml")
+    parser.add_argument("--out", help="output folder (default: the file's 'out:' or its name beside it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a different walk in the folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        spec = load_walk_spec(args.walk)
+        run_walk(spec, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    except (WalkSpecError, WalkFolderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+__all__ = ["MODELS", "WalkSpec", "WalkSpecError", "load_walk_spec", "parse_walk_spec", "run_walk", "main"]

@@ -1,0 +1,168 @@
+"""`python -m helpers.render WALK.yaml`: walk-file validation, an end-to-end render, and two processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers.render import read_manifest
+from helpers.walkfile import WalkSpecError, load_walk_spec, main, parse_walk_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """\
+model: tiny-sd
+prompts: [a photo of a red house, a watercolor painting of a blue boat, a sketch of a cat]
+seeds: [0, 1]
+frames: 5
+steps: 2
+guidance: 3.0
+closed: true
+batch_size: 2
+fps: 8
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _spec(**changes):
+    data = {"model": "tiny-sd", "prompts": ["a red cat", "a blue house"], "frames": 4}
+    data.update(changes)
+    return parse_walk_spec({k: v for k, v in data.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"promts": ["a", "b"]}, r"unknown key\(s\) 'promts' \(did you mean 'prompts'\?\)"),
+        ({"prompts": None}, "missing 'prompts:'"),
+        ({"prompts": ["only one"]}, "at least 2 prompts"),
+        ({"prompts": "a cat"}, "at least 2 prompts"),
+        ({"prompts": ["a", 3]}, "list of non-empty strings"),
+        ({"frames": 1}, "frames must be a whole number >= 2"),
+        ({"frames": "ten"}, r"frames must be a whole number >= 2, got 'ten' \(str\)"),
+        ({"prompts": ["a", "b", "c"], "frames": 2}, "frames is 2 but there are 3 prompts"),
+        ({"frames": None}, "missing 'frames:'"),
+        ({"model": None}, "missing 'model:'"),
+        ({"images": ["a.png", "b.png"]}, "text-to-image model: use prompts:"),
+        ({"steps": 0}, "steps must be a whole number >= 1"),
+        ({"guidance": "high"}, "guidance must be a number"),
+        ({"size": 30}, "size must be a multiple of 8"),
+        ({"method": "cubic"}, "method must be one of slerp, lerp"),
+        ({"closed": "yes"}, "closed must be true or false"),
+        ({"formats": ["gif", "avi"]}, r"unknown format\(s\) \['avi'\]"),
+        ({"fps": 0}, "fps must be a number > 0"),
+        ({"seeds": [1, -2]}, "seeds must be a non-negative int"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+    ],
+)
+def test_walk_file_errors_name_the_key(changes, message):
+    with pytest.raises(WalkSpecError, match=message):
+        _spec(**changes)
+
+
+def test_walk_file_defaults_and_unclip_rules(tmp_path):
+    spec = _spec(size=[64, 48], batch_size="auto", seeds=3)
+    assert spec.size == (64, 48) and spec.batch_size is None and spec.seeds == [3]
+    assert spec.formats == ["gif", "mp4", "contact_sheet"] and spec.method == "slerp" and not spec.closed
+    unclip = parse_walk_spec({"model": "tiny-unclip", "images": ["a.png", "digit:3"], "frames": 3},
+                             base_dir=tmp_path)
+    assert unclip.kind == "unclip" and unclip.images == [str(tmp_path / "a.png"), "digit:3"]
+    with pytest.raises(WalkSpecError, match="unCLIP model: give images"):
+        parse_walk_spec({"model": "tiny-unclip", "frames": 3})
+    with pytest.raises(WalkSpecError, match="not prompts"):
+        parse_walk_spec({"model": "karlo", "prompts": ["a", "b"], "frames": 3})
+    (tmp_path / "bad.yaml").write_text("model: [unclosed")
+    with pytest.raises(WalkSpecError, match="not valid YAML"):
+        load_walk_spec(tmp_path / "bad.yaml")
+    (tmp_path / "w.yaml").write_text(TINY)
+    assert load_walk_spec(tmp_path / "w.yaml").out == tmp_path / "w"
+
+
+def test_cli_renders_frames_gif_mp4_and_resumes(tmp_path, capsys):
+    walk = tmp_path / "walk.yaml"
+    walk.write_text(TINY)
+    assert main([str(walk), "--no-progress"]) == 0
+    out = tmp_path / "walk"
+    frames = sorted(out.glob("frame_*.png"))
+    assert len(frames) == 5 and Image.open(frames[0]).size == (32, 32)
+    with Image.open(out / "walk.gif") as gif:
+        assert gif.n_frames == 5
+    import imageio.v3 as iio
+
+    video = iio.imread(out / "walk.mp4")
+    assert video.shape == (5, 32, 32, 3)
+    # the MP4 shows the PNG frames in order (lossy yuv420 on noise pictures: nearest, not equal)
+    pngs = [np.asarray(Image.open(f), dtype=float) for f in frames]
+    for k in range(5):
+        assert np.argmin([np.abs(video[k].astype(float) - p).mean() for p in pngs]) == k
+    assert (out / "contact_sheet.png").exists()
+    assert "rendered 5 frame(s), 0 already done" in capsys.readouterr().out
+
+    assert main([str(walk), "--no-progress"]) == 0  # again: nothing left to render
+    assert "rendered 0 frame(s), 5 already done" in capsys.readouterr().out
+
+    walk.write_text(TINY.replace("guidance: 3.0", "guidance: 4.0"))
+    assert main([str(walk), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "guidance_scale: 3.0 in the folder, 4.0 now" in err and "--overwrite" in err
+    assert main([str(walk), "--no-progress", "--overwrite"]) == 0
+    assert read_manifest(out)["parameters"]["pipe_kwargs"]["guidance_scale"] == 4.0
+
+    (tmp_path / "typo.yaml").write_text(TINY.replace("frames:", "frame:"))
+    assert main([str(tmp_path / "typo.yaml")]) == 2
+    assert "did you mean 'frames'" in capsys.readouterr().err
+
+
+def test_cli_unclip_walk_from_digits(tmp_path):
+    walk = tmp_path / "digits.yaml"
+    walk.write_text("model: tiny-unclip\nimages: [digit:3, digit:8]\nframes: 3\nsteps: 2\nformats: [gif]\n")
+    assert main([str(walk), "--no-progress", "--out", str(tmp_path / "o")]) == 0
+    assert len(list((tmp_path / "o").glob("frame_*.png"))) == 3 and (tmp_path / "o" / "walk.gif").exists()
+    assert not (tmp_path / "o" / "walk.mp4").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_split_the_frames_and_match_one_process(tmp_path):
+    walk = tmp_path / "walk.yaml"
+    walk.write_text(TINY)
+    # accelerate's launcher: --multi_gpu starts the processes with torchrun (the only multi-process path
+    # without a GPU); helpers.walkfile then asks accelerate for a CPU (gloo) process group.
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()),
+        "-m", "helpers.render", str(walk), "--out", str(tmp_path / "two"), "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "process 0: rendered" in done.stdout and "process 1: rendered" in done.stdout
+    assert "rendered 0 frame(s)" not in done.stdout  # both processes did some of the work
+
+    assert main([str(walk), "--no-progress", "--out", str(tmp_path / "one")]) == 0
+    one, two = sorted((tmp_path / "one").glob("frame_*.png")), sorted((tmp_path / "two").glob("frame_*.png"))
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 5
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    with Image.open(tmp_path / "two" / "walk.gif") as gif:
+        assert gif.n_frames == 5  # one video, merged by the main process
+    assert [f["renders"] for f in read_manifest(tmp_path / "two")["frames"]] == [1] * 5
