@@ -221,7 +221,8 @@ class FrameExplorer(_Explorer):
         return [self.cache.get(i) for i in range(len(self.values))]
 
     def labels(self) -> list[str]:
-        return [f"{self.slider.description}={s}" for s in self._labels]
+        name = self.slider.description if self.slider.description.isascii() else "value"  # Pillow's font: no Greek
+        return [f"{name}={s}" for s in self._labels]
 
 
 class WalkExplorer(_Explorer):
@@ -315,7 +316,7 @@ class WalkExplorer(_Explorer):
 
     def labels(self) -> list[str]:
         n = int(self.num_frames.value)
-        return [f"θ={i / (n - 1):.2f}" for i in range(n)]
+        return [f"theta={i / (n - 1):.2f}" for i in range(n)]  # Pillow's default font has no Greek
 
 
 __all__ = ["FrameCache", "FrameExplorer", "WalkExplorer"]
