@@ -60,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "encode_text": "embeddings",
     # rendering
     "render_frames": "render",
+    "render_walk": "render",
+    "speed_options": "render",
     # metrics (notebook 07)
     "rmse": "metrics",
     "ssim": "metrics",

@@ -117,10 +117,8 @@ def _check_rows(name: str, x: Any, n: int | None, *, broadcast: bool = False) ->
 
 def _auto_batch(pipe: Any, n: int, device: torch.device, height: int, width: int) -> int:
     if device.type == "cuda":
-        from helpers.pipelines import free_gpu_memory
-
         per_frame = frame_bytes_estimate(height, width, _model_dtype(pipe))
-        return min(n, auto_batch_size(free_gpu_memory(device), per_frame))
+        return min(n, auto_batch_size(free_memory_bytes(device), per_frame))
     if device.type == "mps":
         return min(n, 4)
     return min(n, MAX_AUTO_BATCH)
@@ -342,7 +340,7 @@ def attention_processors(pipe: Any) -> dict[str, int]:
     (``AttnProcessor2_0``, ``AttnAddedKVProcessor2_0`` for unCLIP): the fused flash/memory-efficient kernels.
     :func:`render_frames` keeps whatever is set; this is how a notebook (or a test) checks it.
 
-    Introduced in notebook 06_long_walks.
+    Introduced in notebook 04_prompt_walks.
     """
     counts: dict[str, int] = {}
     for name in ("unet", "decoder", "super_res_first", "super_res_last", "vae"):
@@ -367,7 +365,7 @@ def speed_options(pipe: Any, *, compile: bool = False, channels_last: bool = Fal
     and again for each new batch size, then faster steps). Both are no-ops elsewhere (a note says so): on the
     CPU compilation costs more than it saves for a walk. SDPA attention is diffusers' default and is kept.
 
-    Introduced in notebook 06_long_walks.
+    Introduced in notebook 04_prompt_walks.
     """
     notes: list[str] = []
     device = getattr(pipe, "_execution_device", torch.device("cpu"))
@@ -654,7 +652,7 @@ def render_walk(
     frames into the shared folder; the manifest is updated under a file lock). ``model``: a name for the
     manifest (e.g. ``"sd15"``). Returns a :class:`WalkRender`.
 
-    Introduced in notebook 06_long_walks.
+    Introduced in notebook 04_prompt_walks.
     """
     folder = Path(out_dir).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -703,6 +701,8 @@ def render_walk(
         if not overwrite:
             raise
         existing = {"frames": []}  # unreadable: replaced below
+    if existing is not None and not any(f.get("status") == "done" for f in existing.get("frames", [])):
+        overwrite = True  # nothing rendered there yet (e.g. a first attempt that failed): nothing to protect
     if existing is not None and not overwrite:
         old = dict(existing["parameters"])
         grid = old.pop("batch_size", None)
@@ -767,6 +767,9 @@ def render_walk(
     if state is not None:
         state.wait_for_everyone()
     manifest = _read_manifest(folder)
+    if manifest is not None and state is not None:
+        # the main process fixed the batch grid (auto batch sizes may differ between GPUs)
+        parameters["batch_size"] = batch_size = manifest["parameters"].get("batch_size", batch_size)
     if manifest is None or manifest["parameters"] != parameters:
         raise WalkFolderError(f"{folder}: this process's walk differs from the main process's")
     if state is not None:

@@ -1,6 +1,6 @@
 """Walk files: a whole walk described in YAML, rendered by ``python -m helpers.render WALK.yaml``.
 
-Introduced in notebook 06_long_walks. A walk file names a model, the keypoints (prompts, or images for
+Introduced in notebook 04_prompt_walks. A walk file names a model, the keypoints (prompts, or images for
 unCLIP), the noise seeds and how to render; the command renders the frames resumably into a folder
 (:func:`helpers.render.render_walk`) and writes a GIF, an MP4 and a contact sheet::
 
@@ -17,8 +17,12 @@ unCLIP), the noise seeds and how to render; the command renders the frames resum
 
 ``images:`` (unCLIP models) lists image files relative to the walk file, or ``digit:3`` for a held-out
 handwritten digit. Run it again after an interruption and it continues where it stopped. Under
-``accelerate launch --num_processes 2 -m helpers.render WALK.yaml`` the frames are split between the
-processes and the main process writes the videos.
+``accelerate launch --num_processes 2 -m helpers.render WALK.yaml`` (one process per GPU) the chunks of
+frames are split between the processes (``PartialState.split_between_processes``), each writes its frames
+into the shared folder, and the main process writes the videos. Without a GPU, accelerate starts several
+processes only with ``--multi_gpu`` (despite the name; they then form a CPU "gloo" group)::
+
+    accelerate launch --multi_gpu --num_processes 2 -m helpers.render walk.yaml
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class WalkSpecError(ValueError):
 class WalkSpec:
     """A parsed, validated walk file (see the module docstring for the keys).
 
-    Introduced in notebook 06_long_walks.
+    Introduced in notebook 04_prompt_walks.
     """
 
     model: str
@@ -141,7 +145,7 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
     prompts or images, too few frames for the keypoints. Relative ``images`` and ``out`` paths are taken
     relative to ``base_dir`` (the walk file's folder).
 
-    Introduced in notebook 06_long_walks.
+    Introduced in notebook 04_prompt_walks.
     """
     where = source
     if not isinstance(data, dict):
@@ -245,7 +249,7 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
 
 def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
     """Read and validate a YAML walk file (:func:`parse_walk_spec`); the default output folder is next to it,
-    named after it. Introduced in notebook 06_long_walks."""
+    named after it. Introduced in notebook 04_prompt_walks."""
     import yaml
 
     p = Path(path).expanduser()
@@ -363,7 +367,7 @@ def run_walk(
 ) -> dict[str, Any]:
     """Render a walk file's frames resumably and export its media; returns what was written.
 
-    Introduced in notebook 06_long_walks.
+    Introduced in notebook 04_prompt_walks.
     """
     import torch
 

@@ -237,3 +237,11 @@ def test_foreign_folders_are_refused(tmp_path):
     with pytest.raises(ValueError, match="needs prompt_embeds"):
         render_walk(pipe, tmp_path / "new", progress=False)
     assert render_walk(pipe, tmp_path, overwrite=True, **kwargs).rendered == [0, 1, 2]
+
+
+def test_a_failed_first_attempt_does_not_lock_the_folder(tmp_path):
+    pipe, kwargs = _small_walk()
+    with pytest.raises(ValueError, match="latents must be"):
+        render_walk(pipe, tmp_path, latents=torch.zeros(1, 4, 8, 8), **kwargs)  # wrong size: fails in chunk 1
+    assert read_manifest(tmp_path)["frames"][0]["status"] == "pending"
+    assert render_walk(pipe, tmp_path, **kwargs).rendered == [0, 1, 2]  # fixed arguments: accepted

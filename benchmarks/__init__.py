@@ -1,0 +1,1 @@
+"""Benchmarks of the cookbook's rendering (``make bench`` → :mod:`benchmarks.bench`)."""

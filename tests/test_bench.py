@@ -1,0 +1,86 @@
+"""Smoke test of `make bench` (benchmarks/bench.py): tiny settings, the report's structure. No timings checked."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed with helpers
+from benchmarks import bench  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_writes_a_side_by_side_report(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    path, rows, skipped = bench.run(out, frames=3, steps=1, tiny=("sd",), teaching=False, cuda=False,
+                                    command="python -m benchmarks.bench --smoke")
+    assert path == out and not list(tmp_path.glob(".*part*"))  # written atomically
+    text = out.read_text()
+    for heading in ("# Rendering benchmark", "## Results", "## Skipped", "## What is measured"):
+        assert heading in text
+    assert "- Command: `python -m benchmarks.bench --smoke`" in text
+    assert re.search(r"- Date: \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)
+    assert "torch " + torch.__version__ in text and "diffusers" in text
+    table = [line for line in text.splitlines() if line.startswith("| tiny-sd")]
+    assert len(table) == 2
+    a, b = (line.strip("|").split("|") for line in table)
+    assert "A helpers" in a[1] and "B one call" in b[1]
+    assert a[2].strip() == b[2].strip() == "3"  # same walk, same frames
+    assert re.fullmatch(r"\d+\.\d\dx", a[6].strip())  # the A/B ratio
+    assert re.fullmatch(r"\d+ MiB", a[7].strip())
+    # same pipeline, embeddings and latents, deterministic DDIM: A and B render the same pictures
+    diff = float(re.search(r"max pixel difference A vs B: ([\d.]+)", a[9]).group(1))
+    assert diff <= 2 / 255 + 1e-3
+    assert [r.approach[0] for r in rows] == ["A", "B"] and rows[0].frames == 3
+    assert ("sd15 (CUDA)", "turned off (--no-cuda)") in skipped or not torch.cuda.is_available()
+    assert "sd15 (CUDA)" in text
+
+
+def test_physical_limit_arithmetic():
+    assert bench.tflop_per_frame(25) == pytest.approx(42.73)  # 25 x 1.61 + 2.48, the field notes' figure
+    assert bench.gpu_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert bench.gpu_peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert bench.gpu_peak_tflops("Tesla T4") == 65.0
+    assert bench.gpu_peak_tflops("NVIDIA A100-SXM4-40GB") == 312.0
+    assert bench.gpu_peak_tflops("Some Future GPU") is None
+
+
+def test_sd15_configs_have_the_published_parameter_counts():
+    """Built on the meta device (no memory, no weights): SD 1.5's components have 859.5M, 83.7M, 123.1M."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = bench.sd15_configs()
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**cfg["unet"])
+        vae = AutoencoderKL(**cfg["vae"])
+        text = CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))
+    counts = [sum(p.numel() for p in m.parameters()) for m in (unet, vae, text)]
+    assert counts == [859_520_964, 83_653_863, 123_060_480]
+
+
+def test_the_gpu_code_path_rehearses_on_the_cpu():
+    """sd15_rows with a tiny pipeline on the CPU: A vs B run; the CUDA-only rows say they were skipped."""
+    from helpers.pipelines import tiny_pipeline
+
+    rows = bench.sd15_rows(2, 1, device="cpu", dtype=torch.float32, size=32,
+                           build=lambda device, dtype: tiny_pipeline("sd", device=device, dtype=dtype))
+    assert [r.approach for r in rows] == [
+        "A helpers.render_frames", "B one call per frame", "A + torch.compile + channels_last",
+        "A under a 16 GiB cap", "A under a 6 GiB cap",
+    ]  # fmt: skip
+    assert rows[0].frames == rows[1].frames == 2 and rows[0].ratio > 0 and rows[0].physical is None
+    diff = float(rows[0].note.rsplit(":", 1)[1])
+    assert diff <= 2 / 255 + 1e-3  # same pictures both ways
+    assert all(r.note.startswith("skipped") and r.frames == 0 for r in rows[2:])
