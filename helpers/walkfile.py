@@ -399,6 +399,7 @@ def run_walk(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m helpers.render WALK.yaml [--out DIR] [--overwrite] [--no-progress]``."""
+    from helpers.pipelines import ModelUnavailableError
     from helpers.render import WalkFolderError
 
     parser = argparse.ArgumentParser(
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_walk_spec(args.walk)
         run_walk(spec, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
-    except (WalkSpecError, WalkFolderError) as exc:
+    except (WalkSpecError, WalkFolderError, ModelUnavailableError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

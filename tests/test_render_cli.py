@@ -127,6 +127,16 @@ def test_cli_renders_frames_gif_mp4_and_resumes(tmp_path, capsys):
     assert "did you mean 'frames'" in capsys.readouterr().err
 
 
+def test_cli_unavailable_model_is_one_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    walk = tmp_path / "w.yaml"
+    walk.write_text(TINY.replace("model: tiny-sd", "model: nobody/no-such-model"))
+    assert main([str(walk), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot load model") and "Traceback" not in err
+    assert not (tmp_path / "w").exists()
+
+
 def test_cli_unclip_walk_from_digits(tmp_path):
     walk = tmp_path / "digits.yaml"
     walk.write_text("model: tiny-unclip\nimages: [digit:3, digit:8]\nframes: 3\nsteps: 2\nformats: [gif]\n")
