@@ -390,3 +390,17 @@ def test_cuda_speed_options_are_noops_on_the_cpu(sd):
     assert any("skipped on cpu" in n for n in notes)
     assert sd.unet is unet  # not wrapped by torch.compile
     assert free_memory_bytes("cpu") is None
+
+
+def test_free_memory_respects_a_per_process_cap(monkeypatch):
+    """With torch.cuda.set_per_process_memory_fraction the driver's free memory overstates what torch may use."""
+    from helpers.render import free_memory_bytes
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * gib, 16 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 1 * gib)
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device=None: 1.0)
+    assert free_memory_bytes("cuda") == 10 * gib  # no cap: what the driver says
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda device=None: 0.25)
+    assert free_memory_bytes("cuda") == 3 * gib  # a 4 GiB cap with 1 GiB already reserved
