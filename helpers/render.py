@@ -14,6 +14,14 @@ progress bar over frames, and frames that do not depend on how the path was chun
 Noise-predicting unCLIP models divide that by sqrt(alpha_bar_999) = 5e-5 in their first x0 estimate, so
 after clipping a few pixels can move by up to ~1e-2 between batch sizes (measured on a tiny random model);
 the bulk of each frame agrees to ~1e-6.
+
+Speed: classifier-free guidance runs in the same UNet batch as the frames and the VAE decodes a whole chunk
+at once (diffusers does both inside one call); attention is PyTorch SDPA (diffusers' default processors,
+checked by :func:`uses_sdpa`); :func:`speed_options` adds ``torch.compile`` and channels-last on CUDA.
+
+Long walks: :func:`render_walk` writes the frames into a folder with a manifest and resumes after any
+interruption; ``python -m helpers.render WALK.yaml`` does the same from a walk file (:mod:`helpers.walkfile`),
+also split across processes under ``accelerate launch``.
 """
 
 from __future__ import annotations
