@@ -405,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.render",
         description="Render a walk file (YAML) into frames, a GIF and an MP4; rerun to resume.",
+        epilog="Several GPUs: accelerate launch --num_processes N -m helpers.render WALK.yaml "
+        "(without a GPU add --multi_gpu to get N CPU processes).",
     )
     parser.add_argument("walk", help="the walk file, e.g. walks/digits.yaml")
     parser.add_argument("--out", help="output folder (default: the file's 'out:' or its name beside it)")
