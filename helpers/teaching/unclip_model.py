@@ -1,0 +1,391 @@
+"""The teaching unCLIP: a miniature DALL-E 2 decoder stack trained on the digits, as a stock diffusers pipeline.
+
+Introduced in notebook 03_unclip_image_interpolation. Components (each in its own subfolder of
+``helpers/teaching/weights/teaching-unclip``, safetensors):
+
+* ``text_encoder`` / ``image_encoder`` / ``tokenizer`` / ``feature_extractor`` — the tiny CLIP
+  (:mod:`helpers.teaching.clip_model`).
+* ``text_proj`` — diffusers' ``UnCLIPTextProjModel``: projects the CLIP image embedding into the timestep
+  embedding and into four extra context tokens, exactly as Karlo does.
+* ``decoder`` — a ``UNet2DConditionModel`` at 16x16 in Karlo's block layout (simple cross-attention, scale-shift
+  time conditioning, ``class_embed_type="identity"`` for the additive CLIP embedding). Like Karlo's it predicts
+  noise *and* a learned-range variance (6 output channels), trained with the hybrid loss of Improved DDPM
+  (simple MSE + variational bound, the mean stop-gradiented in the bound), in two cosine cycles (the second a
+  warm restart at half the learning rate). The embedding is replaced by the learned null embedding 10% of
+  the time, so ``decoder_guidance_scale`` works.
+* ``super_res_first`` / ``super_res_last`` — a ``UNet2DModel`` that turns 16x16 into 32x32, conditioned on the
+  bicubic upsample of the decoder output (``in_channels = 2 x 3``); both stages share the same weights. It
+  predicts the clean image (``prediction_type="sample"``) rather than the noise.
+* ``decoder_scheduler`` / ``super_res_scheduler`` — ``UnCLIPScheduler`` (squared-cosine, 1000 steps).
+
+``load_teaching_unclip()`` builds the ``UnCLIPImageVariationPipeline`` by loading each component and calling the
+constructor (diffusers 0.42's pipeline-level save/load round trip is broken for unCLIP).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights" / "teaching-unclip"
+DECODER_SIZE = 16
+IMAGE_SIZE = 32
+NUM_TRAIN_TIMESTEPS = 1000
+COMPONENTS = (
+    "decoder", "text_proj", "super_res_first", "super_res_last", "text_encoder", "image_encoder", "tokenizer",
+    "feature_extractor", "decoder_scheduler", "super_res_scheduler",
+)
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Steps and batch sizes of the three trainings (the smoke plan runs the same code for a few steps)."""
+
+    clip_steps: int = 400
+    decoder_steps: int = 1200
+    decoder_restart_steps: int = 350
+    super_res_steps: int = 400
+    batch_size: int = 48
+    clip_batch_size: int = 128
+    null_embedding_prob: float = 0.1
+    embedding_noise: float = 0.03
+
+
+SMOKE_PLAN = TrainingPlan(
+    clip_steps=2, decoder_steps=2, decoder_restart_steps=2, super_res_steps=2, batch_size=8, clip_batch_size=16
+)
+
+
+def build_decoder() -> torch.nn.Module:
+    """The untrained 16x16 decoder UNet (Karlo's layout, scaled down)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=DECODER_SIZE,
+        in_channels=3,
+        out_channels=6,  # noise and learned-range variance, like Karlo
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        cross_attention_dim=64,
+        attention_head_dim=16,
+        norm_num_groups=8,
+        resnet_time_scale_shift="scale_shift",
+        class_embed_type="identity",
+    )
+
+
+def build_text_proj(embedding_dim: int, decoder) -> torch.nn.Module:
+    """diffusers' ``UnCLIPTextProjModel`` sized for ``decoder``."""
+    from diffusers.pipelines.deprecated.unclip import UnCLIPTextProjModel
+
+    return UnCLIPTextProjModel(
+        clip_extra_context_tokens=4,
+        clip_embeddings_dim=embedding_dim,
+        time_embed_dim=decoder.config.block_out_channels[0] * 4,
+        cross_attention_dim=decoder.config.cross_attention_dim,
+    )
+
+
+def build_super_res() -> torch.nn.Module:
+    """The untrained 16 → 32 super-resolution UNet (input: noisy image and upsampled low-res, 6 channels)."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=IMAGE_SIZE,
+        in_channels=6,
+        out_channels=3,
+        down_block_types=("ResnetDownsampleBlock2D",) * 2,
+        up_block_types=("ResnetUpsampleBlock2D",) * 2,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        norm_num_groups=8,
+        resnet_time_scale_shift="scale_shift",
+    )
+
+
+def build_schedulers():
+    """``(decoder_scheduler, super_res_scheduler)``: the ``UnCLIPScheduler`` pair Karlo uses."""
+    from diffusers import UnCLIPScheduler
+
+    decoder = UnCLIPScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, variance_type="learned_range")
+    # The super-res stage predicts the clean image: its task is nearly deterministic (sharpen the bicubic
+    # upsample), and a sample-predictor gets it right at every noise level after a few hundred steps, where a
+    # noise-predictor's image estimate at high noise stays grainy.
+    super_res = UnCLIPScheduler(
+        num_train_timesteps=NUM_TRAIN_TIMESTEPS, variance_type="fixed_small_log", prediction_type="sample"
+    )
+    return decoder, super_res
+
+
+def _variational_bound(scheduler, x0, xt, t, eps, v) -> torch.Tensor:
+    """Improved-DDPM bound term KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) in bits, per sample (t = 0 → 0).
+
+    ``eps`` must be detached (only the learned-range variance ``v`` in [-1, 1] learns from this term); the
+    model variance is parameterised exactly as ``UnCLIPScheduler``'s ``learned_range``.
+    """
+    betas, abar = scheduler.betas.to(x0), scheduler.alphas_cumprod.to(x0)
+    abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
+    post_var = betas * (1 - abar_prev) / (1 - abar)
+
+    def at(a):
+        return a[t].view(-1, 1, 1, 1)
+
+    log_q = at(post_var.clamp(min=1e-20).log())
+    coef_x0 = at(betas * abar_prev.sqrt() / (1 - abar))
+    x0_pred = (xt - at((1 - abar).sqrt()) * eps) / at(abar.sqrt())
+    frac = (v + 1) / 2
+    log_p = frac * at(betas.log()) + (1 - frac) * log_q
+    mean_gap = (coef_x0 * (x0 - x0_pred)) ** 2  # the x_t terms of the two posterior means cancel
+    kl = 0.5 * (-1.0 + log_p - log_q + torch.exp(log_q - log_p) + mean_gap * torch.exp(-log_p))
+    kl = kl.mean(dim=(1, 2, 3)) / torch.log(torch.tensor(2.0))
+    return torch.where(t > 0, kl, torch.zeros_like(kl))
+
+
+def _empty_prompt(text_encoder, tokenizer, batch: int):
+    """What the variation pipeline feeds the decoder for its (always empty) prompt."""
+    tokens = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
+    with torch.no_grad():
+        out = text_encoder(tokens.input_ids)
+    return (
+        out.text_embeds.expand(batch, -1),
+        out.last_hidden_state.expand(batch, -1, -1),
+        tokens.attention_mask.bool().expand(batch, -1),
+    )
+
+
+def train_decoder(
+    clip, plan: TrainingPlan, *, seed: int = 0, progress: bool = True, start: tuple | None = None
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Train ``(decoder, text_proj)`` on the training digits' CLIP image embeddings (hybrid loss).
+
+    Two cosine cycles: ``plan.decoder_steps`` at lr 1e-3 from scratch, then a warm restart of
+    ``plan.decoder_restart_steps`` at lr 5e-4 (fresh optimizer and data stream). ``start=(decoder, text_proj)``
+    skips the first cycle and runs the restart on those modules.
+    """
+    from helpers.teaching.clip_model import pixel_values
+    from helpers.teaching.data import load_split
+    from helpers.unclip import resize_images
+
+    train = load_split("train", size=IMAGE_SIZE)
+    with torch.no_grad():
+        embeds = clip.image_encoder(pixel_values=pixel_values(train.images)).image_embeds
+    x16 = resize_images(train.images, DECODER_SIZE) * 2 - 1
+    data = (x16, embeds, _empty_prompt(clip.text_encoder, clip.tokenizer, plan.batch_size))
+    if start is None:
+        torch.manual_seed(seed)
+        decoder = build_decoder()
+        text_proj = build_text_proj(embeds.shape[-1], decoder)
+        _fit_decoder(decoder, text_proj, data, plan, plan.decoder_steps, 1e-3, seed, "unCLIP decoder", progress)
+    else:
+        decoder, text_proj = start
+    _fit_decoder(decoder, text_proj, data, plan, plan.decoder_restart_steps, 5e-4, seed + 100,
+                 "unCLIP decoder (restart)", progress)
+    return decoder.eval(), text_proj.eval()
+
+
+def _fit_decoder(decoder, text_proj, data, plan: TrainingPlan, steps: int, max_lr: float, seed: int, desc: str,
+                 progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    from helpers.teaching.clip_model import warmup_cosine
+
+    x16, embeds, (prompt_embeds, hidden, mask) = data
+    scheduler, _ = build_schedulers()
+    b = plan.batch_size
+    mask = F.pad(mask, (text_proj.clip_extra_context_tokens, 0), value=True)
+    params = list(decoder.parameters()) + list(text_proj.parameters())
+    opt = torch.optim.AdamW(params, lr=max_lr, weight_decay=0.0)
+    lr = warmup_cosine(opt, steps)
+    gen = torch.Generator().manual_seed(seed)
+    decoder.train()
+    text_proj.train()
+    for _ in tqdm(range(steps), desc=desc, disable=not progress):
+        idx = torch.randint(0, len(x16), (b,), generator=gen)
+        x0 = x16[idx]
+        emb = embeds[idx] + plan.embedding_noise * torch.randn(embeds[idx].shape, generator=gen)
+        drop = torch.rand(b, 1, generator=gen) < plan.null_embedding_prob
+        emb = torch.where(drop, text_proj.learned_classifier_free_guidance_embeddings[None], emb)
+        context, time_embeds = text_proj(
+            image_embeddings=emb, prompt_embeds=prompt_embeds, text_encoder_hidden_states=hidden,
+            do_classifier_free_guidance=False,
+        )
+        t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        xt = scheduler.add_noise(x0, noise, t)
+        out = decoder(xt, t, encoder_hidden_states=context, class_labels=time_embeds, attention_mask=mask).sample
+        eps, v = out.split(x0.shape[1], dim=1)
+        loss = F.mse_loss(eps, noise) + _variational_bound(scheduler, x0, xt, t, eps.detach(), v).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        lr.step()
+    decoder.eval()
+    text_proj.eval()
+
+
+def train_super_res(plan: TrainingPlan, *, seed: int = 0, progress: bool = True) -> torch.nn.Module:
+    """Train the 16 → 32 super-resolution UNet on (bicubic-upsampled 16x16, 32x32) pairs of training digits."""
+    from tqdm.auto import tqdm
+
+    from helpers.teaching.clip_model import warmup_cosine
+    from helpers.teaching.data import load_split
+    from helpers.unclip import resize_images, upsample_like_pipeline
+
+    train = load_split("train", size=IMAGE_SIZE)
+    x32 = train.images * 2 - 1
+    low = upsample_like_pipeline(resize_images(train.images, DECODER_SIZE) * 2 - 1, IMAGE_SIZE)
+    torch.manual_seed(seed + 1)
+    unet = build_super_res()
+    _, scheduler = build_schedulers()
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-3)
+    lr = warmup_cosine(opt, plan.super_res_steps)
+    gen = torch.Generator().manual_seed(seed + 1)
+    b = plan.batch_size
+    unet.train()
+    for _ in tqdm(range(plan.super_res_steps), desc="unCLIP super-res", disable=not progress):
+        idx = torch.randint(0, len(train), (b,), generator=gen)
+        x0 = x32[idx]
+        cond = low[idx] + 0.02 * torch.randn(x0.shape, generator=gen)  # robustness to decoder error
+        t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        xt = scheduler.add_noise(x0, noise, t)
+        target = x0 if scheduler.config.prediction_type == "sample" else noise
+        loss = F.mse_loss(unet(torch.cat([xt, cond], dim=1), t).sample, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        lr.step()
+    return unet.eval()
+
+
+def _save_components(folder: Path, components: dict) -> None:
+    for name, component in components.items():
+        component.save_pretrained(folder / name)
+
+
+def train_teaching_unclip(
+    out_dir: str | Path | None = None, *, smoke: bool = False, seed: int = 0, progress: bool = True
+) -> Path:
+    """Train the tiny CLIP, the decoder and the super-res stage from scratch; write the pipeline folder.
+
+    Introduced in notebook 03_unclip_image_interpolation (``make teaching-models`` calls it). ``smoke=True``
+    runs the same code for a few steps (CI). The folder is written to a temporary sibling first and then moved
+    into place, so an interrupted run never leaves a half-written model. Returns ``out_dir``.
+    """
+    from copy import deepcopy
+
+    from helpers.teaching.clip_model import split_clip, train_tiny_clip
+
+    out_dir = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
+    plan = SMOKE_PLAN if smoke else TrainingPlan()
+    torch.set_flush_denormal(True)
+    timings = {}
+    start = time.perf_counter()
+    clip_model, tokenizer = train_tiny_clip(
+        steps=plan.clip_steps, batch_size=plan.clip_batch_size, seed=seed, progress=progress
+    )
+    clip = split_clip(clip_model, tokenizer)
+    timings["clip_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    decoder, text_proj = train_decoder(clip, plan, seed=seed, progress=progress)
+    timings["decoder_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    super_res = train_super_res(plan, seed=seed, progress=progress)
+    timings["super_res_s"] = time.perf_counter() - start
+    decoder_scheduler, super_res_scheduler = build_schedulers()
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        _save_components(tmp, {
+            "decoder": decoder, "text_proj": text_proj, "super_res_first": super_res,
+            "super_res_last": deepcopy(super_res), "text_encoder": clip.text_encoder,
+            "image_encoder": clip.image_encoder, "tokenizer": clip.tokenizer,
+            "feature_extractor": clip.feature_extractor, "decoder_scheduler": decoder_scheduler,
+            "super_res_scheduler": super_res_scheduler,
+        })
+        info = {"seed": seed, "smoke": smoke, "plan": asdict(plan), "seconds": {k: round(v, 1) for k, v in
+                                                                               timings.items()}}
+        (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        old = None
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "x")
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_teaching_unclip(
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    *,
+    path: str | Path | None = None,
+):
+    """The shipped teaching unCLIP as a stock ``UnCLIPImageVariationPipeline``.
+
+    Introduced in notebook 03_unclip_image_interpolation. ``path`` defaults to the folder inside the package
+    (a folder written by :func:`train_teaching_unclip` works too). Components are loaded one by one and the
+    pipeline is built with its constructor.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    folder = Path(path) if path is not None else WEIGHTS_DIR
+    missing = [name for name in COMPONENTS if not (folder / name).is_dir()]
+    if missing:
+        from helpers.teaching import TeachingWeightsMissingError
+
+        raise TeachingWeightsMissingError(
+            f"{folder} is not a teaching-unCLIP folder (missing {', '.join(missing)}). Retrain it with "
+            "`python -m helpers.teaching.train --only unclip`."
+        )
+    verbosity = transformers_logging.get_verbosity(), diffusers_logging.get_verbosity()
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()  # the PIL fallback of CLIPImageProcessor warns otherwise
+    transformers_logging.disable_progress_bar()  # one "Loading weights" bar per CLIP half
+    diffusers_logging.set_verbosity_error()  # the deprecation notice of the unCLIP pipelines
+    try:
+        from diffusers import UnCLIPImageVariationPipeline, UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
+        from diffusers.pipelines.deprecated.unclip import UnCLIPTextProjModel
+        from transformers import CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
+
+        from helpers.teaching.clip_model import image_processor_class
+
+        pipe = UnCLIPImageVariationPipeline(
+            decoder=UNet2DConditionModel.from_pretrained(folder / "decoder"),
+            text_proj=UnCLIPTextProjModel.from_pretrained(folder / "text_proj"),
+            super_res_first=UNet2DModel.from_pretrained(folder / "super_res_first"),
+            super_res_last=UNet2DModel.from_pretrained(folder / "super_res_last"),
+            text_encoder=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder"),
+            image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder"),
+            tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+            feature_extractor=image_processor_class().from_pretrained(folder / "feature_extractor"),
+            decoder_scheduler=UnCLIPScheduler.from_pretrained(folder / "decoder_scheduler"),
+            super_res_scheduler=UnCLIPScheduler.from_pretrained(folder / "super_res_scheduler"),
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity[0])
+        diffusers_logging.set_verbosity(verbosity[1])
+        if bars:
+            transformers_logging.enable_progress_bar()
+    pipe.set_progress_bar_config(disable=True)
+    if device is not None or dtype is not None:
+        pipe.to(device=device, dtype=dtype)
+    return pipe

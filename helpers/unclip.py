@@ -1,0 +1,313 @@
+"""unCLIP (DALL-E 2 / Karlo) helpers: deterministic DDIM decoding and DDIM inversion of images.
+
+Introduced in notebook 03_unclip_image_interpolation. Everything here works on any diffusers
+``UnCLIPImageVariationPipeline`` — Karlo, the teaching unCLIP, or ``helpers.tiny_pipeline("unclip")``.
+Embeddings come from :func:`helpers.embeddings.encode_images` / :func:`helpers.embeddings.encode_text`.
+
+DALL-E 2 describes an image by a *bipartite latent*: its CLIP image embedding ``z_i`` (what it shows) and the
+decoder's DDIM-inverted noise ``x_T`` (how exactly it is drawn). :func:`invert` computes ``x_T`` (and the same
+for the super-resolution stage); :func:`decode` renders ``(z_i, x_T)`` back with deterministic DDIM, through
+the stock pipeline, so decoding the inversion reconstructs the image and a slerp of both parts morphs one
+image into another. Karlo's decoder also predicts a variance (twice the image channels); DDIM keeps only the
+noise channels.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEFAULT_STEPS = 25  # decoder steps of both decode and invert: keep them equal for exact round trips
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) images → (N, C, size, size), bilinear with antialiasing (how the decoder sees an image).
+
+    Introduced in notebook 03_unclip_image_interpolation.
+    """
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def upsample_like_pipeline(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The bicubic, antialiased upsample ``UnCLIPImageVariationPipeline`` feeds its super-resolution stage.
+
+    Introduced in notebook 03_unclip_image_interpolation.
+    """
+    kwargs = {"antialias": True} if "antialias" in inspect.signature(F.interpolate).parameters else {}
+    return F.interpolate(images, size=[size, size], mode="bicubic", align_corners=False, **kwargs)
+
+
+def _check_unclip(pipe: Any) -> None:
+    from helpers.embeddings import is_unclip
+
+    if not is_unclip(pipe):
+        raise TypeError(
+            f"{type(pipe).__name__} is not an unCLIP pipeline; use load_pipeline('teaching-unclip'), "
+            "load_pipeline('karlo') or tiny_pipeline('unclip')"
+        )
+
+
+def _ddim_class():
+    from diffusers import DDIMScheduler
+
+    class UnCLIPDDIMScheduler(DDIMScheduler):
+        """``DDIMScheduler`` that fits the loops of ``UnCLIPImageVariationPipeline``.
+
+        The pipeline calls ``step(noise_pred, t, sample, prev_timestep=..., generator=...)``: DDIM knows its
+        own previous timestep, so ``prev_timestep`` is ignored; a learned-variance output (2x channels, as
+        Karlo's decoder has) keeps only its noise channels; ``eta`` is the scheduler's attribute.
+        """
+
+        eta: float = 0.0
+
+        def step(self, model_output, timestep, sample, prev_timestep=None, generator=None, return_dict=True,
+                 **kwargs):
+            del prev_timestep
+            kwargs.setdefault("eta", self.eta)
+            return super().step(model_output[:, : sample.shape[1]], timestep, sample, generator=generator,
+                                return_dict=return_dict, **kwargs)
+
+    return UnCLIPDDIMScheduler
+
+
+def ddim_scheduler(unclip_scheduler: Any, *, eta: float = 0.0, inverse: bool = False) -> Any:
+    """A DDIM (or, with ``inverse=True``, a ``DDIMInverseScheduler``) on the same noise schedule.
+
+    Introduced in notebook 03_unclip_image_interpolation. Built from the unCLIP scheduler's config (training
+    timesteps, squared-cosine betas, prediction type), with "leading" timestep spacing so a DDIM pass and its
+    inverse visit the same timesteps.
+    """
+    from diffusers import DDIMInverseScheduler
+
+    if not 0.0 <= float(eta) <= 1.0:
+        raise ValueError(f"eta must be in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like), got {eta!r}")
+    cls = DDIMInverseScheduler if inverse else _ddim_class()
+    config = {k: v for k, v in dict(unclip_scheduler.config).items() if not k.startswith("_")}
+    config.pop("variance_type", None)
+    # No clipping of the image estimate (clipping is not invertible, so inversion would not round-trip), and
+    # the clean end at alpha_bar[0] rather than 1, where a sample-predicting model's noise is defined too.
+    scheduler = cls.from_config(
+        config, timestep_spacing="leading", set_alpha_to_one=False, steps_offset=0, clip_sample=False
+    )
+    if not inverse:
+        scheduler.eta = float(eta)
+    return scheduler
+
+
+def with_ddim(pipe: Any, *, eta: float = 0.0) -> Any:
+    """The same unCLIP pipeline (shared weights) with DDIM schedulers in both stages.
+
+    Introduced in notebook 03_unclip_image_interpolation. ``eta`` applies to the decoder (0: deterministic,
+    > 0: variations); the super-resolution stage always runs deterministic DDIM. The result is a plain
+    ``UnCLIPImageVariationPipeline``, so ``helpers.render_frames`` drives it like any other.
+    """
+    _check_unclip(pipe)
+    components = dict(pipe.components)
+    components["decoder_scheduler"] = ddim_scheduler(pipe.decoder_scheduler, eta=eta)
+    components["super_res_scheduler"] = ddim_scheduler(pipe.super_res_scheduler, eta=0.0)
+    from diffusers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()  # the constructor warns that the unCLIP pipelines are deprecated
+    try:
+        new = type(pipe)(**components)
+    finally:
+        logging.set_verbosity(level)
+    new.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    return new
+
+
+def _model_dtype(pipe: Any) -> torch.dtype:
+    return pipe.decoder.dtype
+
+
+def _rows(name: str, x: Any, n: int | None = None) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if n is not None and x.shape[0] not in (1, n):
+        raise ValueError(f"{name} has {x.shape[0]} rows but there are {n} frames (give 1 or {n} rows)")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def decode(
+    pipe: Any,
+    image_embeddings: torch.Tensor,
+    decoder_latents: torch.Tensor,
+    super_res_latents: torch.Tensor,
+    *,
+    num_inference_steps: int = DEFAULT_STEPS,
+    super_res_num_inference_steps: int = 7,
+    guidance_scale: float = 1.0,
+    eta: float = 0.0,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    output_type: str = "pt",
+) -> Any:
+    """Render ``(image_embeddings, decoder_latents, super_res_latents)`` with DDIM through the stock pipeline.
+
+    Introduced in notebook 03_unclip_image_interpolation. With ``eta=0`` the result is a deterministic
+    function of the inputs (the same inputs give identical frames, in any batch); ``eta > 0`` adds fresh
+    noise in the decoder (drawn from ``generator``), which makes variations. ``guidance_scale > 1`` applies
+    the pipeline's classifier-free guidance with its learned null embedding. Latent rows broadcast (1 row for
+    all frames). Returns (N, 3, H, W) float32 in [0, 1] on the CPU for ``output_type="pt"``, else what the
+    pipeline returns for ``"np"`` / ``"pil"``.
+    """
+    _check_unclip(pipe)
+    if output_type not in ("pt", "np", "pil"):
+        raise ValueError(f"output_type must be 'pt', 'np' or 'pil', got {output_type!r}")
+    for key, steps in (("num_inference_steps", num_inference_steps),
+                       ("super_res_num_inference_steps", super_res_num_inference_steps)):
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"{key} must be a positive int, got {steps!r}")
+    emb = _rows("image_embeddings", image_embeddings)
+    if emb.ndim != 2:
+        raise ValueError(f"image_embeddings must be (N, dim), got shape {tuple(emb.shape)}")
+    n = emb.shape[0]
+    device, dtype = pipe._execution_device, _model_dtype(pipe)
+    lat = _rows("decoder_latents", decoder_latents, n)
+    sr = _rows("super_res_latents", super_res_latents, n)
+    expected = {"decoder_latents": (lat, pipe.decoder.config), "super_res_latents": (sr, pipe.super_res_first.config)}
+    for name, (x, cfg) in expected.items():
+        channels = cfg.in_channels if name == "decoder_latents" else cfg.in_channels // 2
+        want = (channels, cfg.sample_size, cfg.sample_size)
+        if tuple(x.shape[1:]) != want:
+            raise ValueError(f"{name} rows must have shape {want} for this pipeline, got {tuple(x.shape[1:])}")
+    lat = lat.to(device=device, dtype=dtype).expand(n, -1, -1, -1).contiguous()
+    sr = sr.to(device=device, dtype=dtype).expand(n, -1, -1, -1).contiguous()
+    out = with_ddim(pipe, eta=eta)(
+        image_embeddings=emb.to(device=device, dtype=dtype),
+        decoder_latents=lat,
+        super_res_latents=sr,
+        decoder_num_inference_steps=num_inference_steps,
+        super_res_num_inference_steps=super_res_num_inference_steps,
+        decoder_guidance_scale=guidance_scale,
+        generator=generator,
+        output_type="pil" if output_type == "pil" else "np",
+    ).images
+    if output_type == "pt":
+        return torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2).float()
+    return out
+
+
+@dataclass
+class UnCLIPInversion:
+    """The bipartite latent of a batch of images: CLIP embeddings and DDIM-inverted noises of both stages."""
+
+    image_embeddings: torch.Tensor
+    decoder_latents: torch.Tensor
+    super_res_latents: torch.Tensor
+
+
+def _decoder_inputs(pipe: Any, image_embeddings: torch.Tensor, guidance_scale: float):
+    """Cross-attention context, additive time embedding and mask, built exactly as the pipeline builds them."""
+    do_cfg = guidance_scale > 1.0
+    n = image_embeddings.shape[0]
+    prompt_embeds, hidden, mask = pipe._encode_prompt([""] * n, pipe._execution_device, 1, do_cfg)
+    hidden, time_embeds = pipe.text_proj(
+        image_embeddings=image_embeddings, prompt_embeds=prompt_embeds, text_encoder_hidden_states=hidden,
+        do_classifier_free_guidance=do_cfg,
+    )
+    mask = F.pad(mask, (pipe.text_proj.clip_extra_context_tokens, 0), value=True)
+    return hidden, time_embeds, mask
+
+
+def _decoder_noise(pipe: Any, sample: torch.Tensor, t: torch.Tensor, inputs, guidance_scale: float):
+    """The decoder's noise prediction for ``sample`` at ``t`` (guided as in the pipeline, variance dropped)."""
+    hidden, time_embeds, mask = inputs
+    do_cfg = guidance_scale > 1.0
+    model_in = torch.cat([sample] * 2) if do_cfg else sample
+    out = pipe.decoder(
+        sample=model_in, timestep=t, encoder_hidden_states=hidden, class_labels=time_embeds, attention_mask=mask
+    ).sample[:, : sample.shape[1]]
+    if do_cfg:
+        uncond, cond = out.chunk(2)
+        out = uncond + guidance_scale * (cond - uncond)
+    return out
+
+
+def images_to_tensor(images: Any, size: int) -> torch.Tensor:
+    """PIL images, arrays or (N, C, H, W) tensors in [0, 1] → (N, 3, size, size) float32 in [0, 1] on the CPU.
+
+    Introduced in notebook 03_unclip_image_interpolation.
+    """
+    if isinstance(images, torch.Tensor):
+        x = images.detach().to("cpu", torch.float32)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"image tensors must be (N, C, H, W) with C = 1 or 3, got {tuple(images.shape)}")
+        if x.min() < -1e-3 or x.max() > 1 + 1e-3:
+            raise ValueError("image tensors must hold pixels in [0, 1]")
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    else:
+        from helpers.embeddings import _to_pil_list
+
+        arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in _to_pil_list(images)])
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2)
+    if x.shape[-2:] != (size, size):
+        x = upsample_like_pipeline(x, size) if x.shape[-1] < size else resize_images(x, size)
+    return x.clamp(0, 1).contiguous()
+
+
+@torch.no_grad()
+def invert(
+    pipe: Any,
+    images: Any,
+    image_embeddings: torch.Tensor | None = None,
+    *,
+    num_inference_steps: int = DEFAULT_STEPS,
+    super_res_num_inference_steps: int = 7,
+    guidance_scale: float = 1.0,
+) -> UnCLIPInversion:
+    """DDIM inversion of ``images`` given their CLIP embeddings: the bipartite latent ``(z_i, x_T)``.
+
+    Introduced in notebook 03_unclip_image_interpolation. The decoder runs diffusers' ``DDIMInverseScheduler``
+    on the image resized to the decoder's size, conditioned exactly as :func:`decode` conditions it (use the
+    same ``guidance_scale`` and step counts there). The super-resolution stage is inverted too, conditioned on
+    the upsampled low-resolution image, so ``decode(pipe, *inversion)`` reconstructs the images. Embeddings
+    default to :func:`helpers.embeddings.encode_images` of ``images``.
+    """
+    from helpers.embeddings import encode_images
+
+    _check_unclip(pipe)
+    if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
+    if not isinstance(super_res_num_inference_steps, int) or super_res_num_inference_steps < 1:
+        raise ValueError(f"super_res_num_inference_steps must be a positive int, got {super_res_num_inference_steps!r}")
+    device, dtype = pipe._execution_device, _model_dtype(pipe)
+    sr_cfg, dec_cfg = pipe.super_res_first.config, pipe.decoder.config
+    x = images_to_tensor(images, sr_cfg.sample_size)
+    if image_embeddings is None:
+        image_embeddings = encode_images(pipe, x)
+    emb = _rows("image_embeddings", image_embeddings, x.shape[0]).to(device=device, dtype=dtype)
+    emb = emb.expand(x.shape[0], -1)
+
+    # Stage 1: the decoder, from the low-resolution image up to noise.
+    sample = (resize_images(x, dec_cfg.sample_size) * 2 - 1).to(device=device, dtype=dtype)
+    low = sample.clamp(-1, 1)
+    inputs = _decoder_inputs(pipe, emb, guidance_scale)
+    scheduler = ddim_scheduler(pipe.decoder_scheduler, inverse=True)
+    scheduler.set_timesteps(num_inference_steps, device=device)
+    for t in scheduler.timesteps:
+        noise = _decoder_noise(pipe, sample, t, inputs, guidance_scale)
+        sample = scheduler.step(noise, t, sample).prev_sample
+    decoder_latents = sample
+
+    # Stage 2: super-resolution, conditioned on the upsampled low-resolution image (as in decoding).
+    upscaled = upsample_like_pipeline(low, sr_cfg.sample_size)
+    sample = (x * 2 - 1).to(device=device, dtype=dtype)
+    scheduler = ddim_scheduler(pipe.super_res_scheduler, inverse=True)
+    scheduler.set_timesteps(super_res_num_inference_steps, device=device)
+    for i, t in enumerate(scheduler.timesteps):
+        unet = pipe.super_res_last if i == 0 else pipe.super_res_first  # decoding's last step is the first here
+        noise = unet(sample=torch.cat([sample, upscaled], dim=1), timestep=t).sample[:, : sample.shape[1]]
+        sample = scheduler.step(noise, t, sample).prev_sample
+    return UnCLIPInversion(emb.float().cpu(), decoder_latents.float().cpu(), sample.float().cpu())
