@@ -37,7 +37,7 @@ LATENT_CHANNELS = 4
 MAX_TOKENS = 8
 TEXT_DIM = 64
 # Measured with `python -m helpers.teaching.text2img --measure` on the shipped weights (see README.md).
-DEFAULT_GUIDANCE = 3.0
+DEFAULT_GUIDANCE = 4.0
 DEFAULT_STEPS = 20
 
 
@@ -123,7 +123,12 @@ def build_unet() -> UNet2DConditionModel:
 
 
 def build_scheduler():
-    """The pipeline's ``DDIMScheduler`` (cosine betas, trailing timesteps, no clipping; also used to train)."""
+    """The pipeline's ``DDIMScheduler`` (cosine betas, no clipping; its noise levels are also used to train).
+
+    Timesteps are spaced "leading" (20 steps: 951, 901, …, 1), as in Stable Diffusion. "trailing" would start
+    at t = 999, where the capped cosine schedule leaves ᾱ ≈ 1e-8: the ε → x0 step divides by √ᾱ there and
+    blows the latents up ~1000x.
+    """
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(
@@ -132,7 +137,7 @@ def build_scheduler():
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
-        timestep_spacing="trailing",
+        timestep_spacing="leading",
     )
 
 

@@ -184,6 +184,7 @@ def save_toy(model: ToyDenoiser, scheduler, out_dir: str | Path) -> Path:
         os.close(fd)
         try:
             write(tmp)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, out_dir / name)
         finally:
             if os.path.exists(tmp):
