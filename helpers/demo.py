@@ -1,0 +1,150 @@
+"""``make demo``: render the cookbook's signature walks into ``outputs/`` and say what was written.
+
+    python -m helpers.demo [--model teaching|sd15] [--out outputs] [--frames 16]
+
+With ``--model teaching`` (the default) everything runs offline on a CPU in a few minutes with the bundled
+teaching models; with ``--model sd15`` (a CUDA GPU and hub access) the prompt walks use Stable Diffusion 1.5 and
+the image walks Karlo unCLIP. Each walk is written as a GIF, an MP4 and a contact-sheet PNG.
+
+Introduced in the README (the first command it shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from helpers.embeddings import encode_prompts, make_latents
+from helpers.interpolation import circular_walk, interpolation_path, slerp
+from helpers.media import export_gif, export_mp4, image_grid, save_image
+from helpers.render import render_frames
+
+MODELS = {
+    "teaching": {"text2img": "teaching-digits", "unclip": "teaching-unclip"},
+    "sd15": {"text2img": "sd15", "unclip": "karlo"},
+}
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+REAL_PROMPTS = (
+    "a watercolor painting of a lighthouse on a cliff at sunrise",
+    "an oil painting of a lighthouse in a winter storm at night",
+)
+
+
+@dataclass
+class Settings:
+    """What every walk of one demo run shares."""
+
+    model: str
+    out: Path
+    frames: int = 16
+    seed: int = 0
+    steps: int = 20
+    guidance: float | None = None  # None: the model's measured default
+    fps: int = 8
+
+    @property
+    def is_teaching(self) -> bool:
+        return self.model == "teaching"
+
+
+def save_walk(frames: list[Any], out: Path, name: str, *, fps: int, loop: bool = False) -> list[Path]:
+    """Write one walk as ``name.gif`` (ping-pong unless it is a loop), ``name.mp4`` and ``name.png``."""
+    scale = max(1, 256 // frames[0].width)  # tiny teaching frames are enlarged (nearest neighbour)
+    return [
+        export_gif(frames, out / f"{name}.gif", fps=fps, pingpong=not loop, scale=scale),
+        export_mp4(frames, out / f"{name}.mp4", fps=fps, scale=scale),
+        save_image(image_grid(frames, cols=min(len(frames), 8), scale=min(scale, 4)), out / f"{name}.png"),
+    ]
+
+
+def _text2img_kwargs(pipe: Any, s: Settings) -> dict[str, Any]:
+    if s.guidance is not None:
+        guidance = s.guidance
+    elif s.is_teaching:
+        from helpers.teaching.text2img import DEFAULT_GUIDANCE
+
+        guidance = DEFAULT_GUIDANCE
+    else:
+        guidance = 7.5
+    return {"num_inference_steps": s.steps, "guidance_scale": guidance}
+
+
+def prompt_walks(pipe: Any, s: Settings) -> dict[str, list[Any]]:
+    """A two-prompt walk, a closed walk through all ten digits (or a few prompts), and a noise loop."""
+    if s.is_teaching:
+        two = ["a handwritten three", "a handwritten eight"]
+        many = [f"a handwritten {d}" for d in DIGITS]
+    else:
+        two = list(REAL_PROMPTS)
+        many = list(REAL_PROMPTS) + ["a photo of a red fox in a green forest", "a pencil sketch of a city street"]
+    kwargs = _text2img_kwargs(pipe, s)
+    noise = make_latents(pipe, s.seed)
+    walks: dict[str, list[Any]] = {}
+
+    embeds, negative = encode_prompts(pipe, two)
+    path = slerp(embeds[0], embeds[1], torch.linspace(0, 1, s.frames))
+    walks["two_prompt_walk"] = render_frames(pipe, prompt_embeds=path, negative_prompt_embeds=negative[:1],
+                                             latents=noise, seed=s.seed, **kwargs)
+
+    embeds, negative = encode_prompts(pipe, many)
+    path = interpolation_path(list(embeds), max(s.frames * 2, len(many) * 3), closed=True)
+    walks["all_digits_walk" if s.is_teaching else "multi_prompt_walk"] = render_frames(
+        pipe, prompt_embeds=path, negative_prompt_embeds=negative[:1], latents=noise, seed=s.seed, **kwargs)
+
+    embeds, negative = encode_prompts(pipe, two[:1])
+    loop = circular_walk(make_latents(pipe, s.seed)[0], make_latents(pipe, s.seed + 1)[0], s.frames)
+    walks["circular_noise_loop"] = render_frames(pipe, prompt_embeds=embeds.expand(len(loop), -1, -1),
+                                                 negative_prompt_embeds=negative, latents=loop, seed=s.seed,
+                                                 **kwargs)
+    return walks
+
+
+def run(s: Settings) -> list[Path]:
+    """Render every walk of the demo and return the files written."""
+    from helpers.pipelines import load_pipeline
+
+    s.out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    names = MODELS[s.model]
+    t0 = time.perf_counter()
+    pipe = load_pipeline(names["text2img"])
+    for name, frames in prompt_walks(pipe, s).items():
+        written += save_walk(frames, s.out, name, fps=s.fps, loop="loop" in name or "all" in name)
+    del pipe
+    print(f"prompt and noise walks: {time.perf_counter() - t0:.1f} s")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="teaching")
+    parser.add_argument("--out", type=Path, default=Path("outputs"))
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        written = run(Settings(model=args.model, out=args.out, frames=args.frames, seed=args.seed, steps=args.steps))
+    except Exception as exc:  # one readable line instead of a traceback (the error classes say what to do)
+        from helpers.pipelines import ModelUnavailableError
+        from helpers.teaching import TeachingWeightsMissingError
+
+        if isinstance(exc, (ModelUnavailableError, TeachingWeightsMissingError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    print(f"\nwrote {len(written)} files in {time.perf_counter() - start:.0f} s:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
