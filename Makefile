@@ -13,7 +13,8 @@ TORCH_PIP_ARGS ?=
 MODEL ?= teaching
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint pytest lab demo bench teaching-models badges strip lock clean
+.PHONY: help venv test lint pytest lab demo bench teaching-models badges strip lock clean browser-deps test-browser \
+	test-colab
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -37,7 +38,27 @@ pytest: $(STAMP) ## the pytest suite only
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-test: lint pytest ## lint + the whole test suite (what CI runs)
+test: lint browser-deps pytest ## lint + the whole test suite (what CI runs; the browser test when Chromium is here)
+
+# Debian's Chromium for tests/test_browser.py, installed quietly where we are root and apt-get exists;
+# anywhere else the browser test is skipped with its reason. Playwright itself comes from the lock file.
+browser-deps: ## install Debian's chromium for the browser test (root + apt-get only)
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser test: chromium is not installed and cannot be installed here (needs root and apt-get); it will be skipped"; \
+	else \
+	  echo "installing Debian's chromium for the browser test (apt-get, quiet) ..."; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get -qq -o DPkg::Lock::Timeout=120 update >/dev/null && \
+	    apt-get -qq -o DPkg::Lock::Timeout=120 install -y chromium >/dev/null 2>&1; } \
+	  || echo "browser test: apt-get could not install chromium; the browser test will be skipped"; \
+	fi
+
+test-browser: $(STAMP) browser-deps ## notebook 06 in JupyterLab in headless Chromium (screenshot: outputs/)
+	$(PY) -m pytest -m browser tests/test_browser.py
+
+test-colab: $(STAMP) ## the notebooks' setup cells on a simulated fresh Colab runtime (needs PyPI, ~3.5 min)
+	LW_COLAB=1 $(PY) -m pytest -m colab tests/test_colab.py
 
 demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 on a CUDA GPU) + executed notebooks
 	$(PY) -m helpers.demo --model $(MODEL) --out outputs
