@@ -266,14 +266,20 @@ def invert(
     num_inference_steps: int = DEFAULT_STEPS,
     super_res_num_inference_steps: int = 7,
     guidance_scale: float = 1.0,
+    invert_super_res: bool | None = None,
+    generator: torch.Generator | None = None,
 ) -> UnCLIPInversion:
     """DDIM inversion of ``images`` given their CLIP embeddings: the bipartite latent ``(z_i, x_T)``.
 
     Introduced in notebook 03_unclip_image_interpolation. The decoder runs diffusers' ``DDIMInverseScheduler``
     on the image resized to the decoder's size, conditioned exactly as :func:`decode` conditions it (use the
     same ``guidance_scale`` and step counts there). The super-resolution stage is inverted too, conditioned on
-    the upsampled low-resolution image, so ``decode(pipe, *inversion)`` reconstructs the images. Embeddings
-    default to :func:`helpers.embeddings.encode_images` of ``images``.
+    the upsampled low-resolution image, when ``invert_super_res`` is true (default: when it predicts noise, as
+    Karlo's does); otherwise it gets one fixed row of standard noise drawn from ``generator`` (CPU, seed 0 by
+    default) — a clean-image predictor such as the teaching model's barely depends on it, and a shared row
+    keeps interpolations free of super-res flicker. ``decode(pipe, inv.image_embeddings, inv.decoder_latents,
+    inv.super_res_latents)`` then reconstructs the images. Embeddings default to
+    :func:`helpers.embeddings.encode_images` of ``images``.
     """
     from helpers.embeddings import encode_images
 
@@ -300,6 +306,14 @@ def invert(
         noise = _decoder_noise(pipe, sample, t, inputs, guidance_scale)
         sample = scheduler.step(noise, t, sample).prev_sample
     decoder_latents = sample
+
+    if invert_super_res is None:
+        invert_super_res = pipe.super_res_scheduler.config.get("prediction_type", "epsilon") == "epsilon"
+    if not invert_super_res:
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        shape = (1, sr_cfg.in_channels // 2, sr_cfg.sample_size, sr_cfg.sample_size)
+        fixed = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
+        return UnCLIPInversion(emb.float().cpu(), decoder_latents.float().cpu(), fixed.cpu().expand(len(x), -1, -1, -1))
 
     # Stage 2: super-resolution, conditioned on the upsampled low-resolution image (as in decoding).
     upscaled = upsample_like_pipeline(low, sr_cfg.sample_size)
