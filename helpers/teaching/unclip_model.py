@@ -51,7 +51,7 @@ class TrainingPlan:
 
     clip_steps: int = 400
     decoder_steps: int = 1200
-    decoder_restart_steps: int = 350
+    decoder_restart_steps: int = 900
     super_res_steps: int = 400
     batch_size: int = 48
     clip_batch_size: int = 128
