@@ -105,6 +105,45 @@ def prompt_walks(pipe: Any, s: Settings) -> dict[str, list[Any]]:
     return walks
 
 
+def image_walks(pipe: Any, images: list[Any], s: Settings) -> dict[str, Any]:
+    """unCLIP: an interpolation between two images whose endpoints reconstruct them, and a text diff."""
+    from helpers.embeddings import encode_text
+    from helpers.interpolation import text_diff
+    from helpers.unclip import decode, invert
+
+    inv = invert(pipe, images)  # the bipartite latents (z_i, x_T) of both images
+    t = torch.linspace(0, 1, s.frames)
+    walks = {
+        "unclip_interpolation": decode(
+            pipe,
+            slerp(inv.image_embeddings[0], inv.image_embeddings[1], t, dim=-1),
+            slerp(inv.decoder_latents[0], inv.decoder_latents[1], t),
+            slerp(inv.super_res_latents[0], inv.super_res_latents[1], t),
+            output_type="pil",
+        )
+    }
+    if s.is_teaching:
+        base, target = "a handwritten three", "a handwritten eight"
+    else:
+        base, target = REAL_PROMPTS
+    z_t0, z_t = encode_text(pipe, [base, target])
+    thetas = torch.linspace(0, 0.5, max(4, s.frames // 2))
+    path = text_diff(inv.image_embeddings[0], z_t, z_t0, thetas)
+    walks["text_diff"] = decode(pipe, path, inv.decoder_latents[:1], inv.super_res_latents[:1],
+                                 output_type="pil")
+    return walks
+
+
+def _endpoint_images(s: Settings, prompt_frames: list[Any]) -> list[Any]:
+    """Two held-out digits (a three and an eight) for the teaching model; the prompt walk's ends otherwise."""
+    if not s.is_teaching:
+        return [prompt_frames[0], prompt_frames[-1]]
+    from helpers.teaching.data import load_split
+
+    held_out = load_split("held_out")
+    return [held_out.images[int((held_out.labels == d).nonzero()[0])] for d in (3, 8)]
+
+
 def run(s: Settings) -> list[Path]:
     """Render every walk of the demo and return the files written."""
     from helpers.pipelines import load_pipeline
@@ -114,10 +153,18 @@ def run(s: Settings) -> list[Path]:
     names = MODELS[s.model]
     t0 = time.perf_counter()
     pipe = load_pipeline(names["text2img"])
-    for name, frames in prompt_walks(pipe, s).items():
+    walks = prompt_walks(pipe, s)
+    for name, frames in walks.items():
         written += save_walk(frames, s.out, name, fps=s.fps, loop="loop" in name or "all" in name)
-    del pipe
+    images = _endpoint_images(s, walks["two_prompt_walk"])
+    del pipe, walks
     print(f"prompt and noise walks: {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    pipe = load_pipeline(names["unclip"])
+    for name, frames in image_walks(pipe, images, s).items():
+        written += save_walk(list(frames), s.out, name, fps=s.fps)
+    print(f"unCLIP image walks: {time.perf_counter() - t0:.1f} s")
     return written
 
 
@@ -129,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args(argv)
+    if args.frames < 4:
+        parser.error(f"--frames must be at least 4 (a walk needs frames to move through), got {args.frames}")
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
     start = time.perf_counter()
     try:
         written = run(Settings(model=args.model, out=args.out, frames=args.frames, seed=args.seed, steps=args.steps))

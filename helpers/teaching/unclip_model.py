@@ -308,6 +308,7 @@ def train_teaching_unclip(
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the shipped folder must be readable by everyone
     try:
         _save_components(tmp, {
             "decoder": decoder, "text_proj": text_proj, "super_res_first": super_res,
