@@ -1,0 +1,72 @@
+"""The docs stay true: docstrings name notebooks that exist, every public helper names where it is taught,
+the README's commands and example walk files work."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import helpers
+from helpers.walkfile import MODELS, load_walk_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+NOTEBOOK_REF = re.compile(r"\b(\d{2}_[a-z][a-z0-9_]*[a-z0-9])\b")
+
+
+def test_notebooks_named_in_the_package_exist():
+    named = set()
+    for path in (ROOT / "helpers").rglob("*.py"):
+        named |= {m for m in NOTEBOOK_REF.findall(path.read_text(encoding="utf-8"))}
+    assert named, "the package's docstrings should name the notebooks that introduce its helpers"
+    assert named <= NOTEBOOKS, f"docstrings name notebooks that do not exist: {sorted(named - NOTEBOOKS)}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in helpers._EXPORTS if not n.startswith("__")))
+def test_every_export_has_a_docstring_that_names_its_notebook(name):
+    obj = getattr(helpers, name)
+    doc = inspect.getdoc(obj) or ""
+    module_doc = inspect.getdoc(inspect.getmodule(obj)) or ""
+    assert doc, f"helpers.{name} has no docstring"
+    assert NOTEBOOK_REF.search(doc) or NOTEBOOK_REF.search(module_doc), (
+        f"helpers.{name}: its docstring (or its module's) should say which notebook introduces it")
+
+
+def test_readme_make_targets_exist():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
+    used = set(re.findall(r"`make ([a-z-]+)", (ROOT / "README.md").read_text(encoding="utf-8")))
+    assert used and used <= targets, f"README names make targets that do not exist: {sorted(used - targets)}"
+
+
+def test_readme_paths_exist():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = [p for p in re.findall(r"\]\(([^)#]+)\)", readme) if "://" not in p]
+    walks = re.findall(r"helpers\.render (walks/[\w.]+)", readme)
+    assert links and walks
+    missing = [p for p in links + walks if not (ROOT / p).exists()]
+    assert not missing, missing
+
+
+WALK_FILES = sorted((ROOT / "walks").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", WALK_FILES, ids=[p.name for p in WALK_FILES])
+def test_example_walk_files_are_valid(path):
+    spec = load_walk_spec(path)
+    assert spec.model in MODELS and spec.frames >= 2
+
+
+@pytest.mark.parametrize("name", ["digits.yaml", "digit_morph.yaml"])
+def test_offline_example_walks_render(name, tmp_path, capsys):
+    from helpers.render import main, read_manifest
+
+    assert main([str(ROOT / "walks" / name), "--out", str(tmp_path), "--no-progress"]) == 0
+    spec = load_walk_spec(ROOT / "walks" / name)
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert {".gif", ".mp4", ".png"} <= {p.suffix for p in files}
+    assert all(p.stat().st_size > 0 for p in files)
+    assert len(read_manifest(tmp_path)["frames"]) == spec.frames
