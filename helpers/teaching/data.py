@@ -72,7 +72,8 @@ def load_split(split: str = "train", size: int = 32) -> DigitSplit:
 
 
 def to_grey_batch(images) -> torch.Tensor:
-    """PIL images, (N,H,W[,C]) arrays or (N,C,H,W) tensors in [0, 1] (uint8 arrays: [0, 255]) → (N,1,H,W)."""
+    """PIL images, (N,H,W[,C]) arrays, or (N,C,H,W) tensors or lists of (C,H,W) tensors in [0, 1] (uint8
+    arrays: [0, 255]) → (N,1,H,W) grey in [0, 1]."""
     from PIL import Image
 
     if isinstance(images, Image.Image):
@@ -80,6 +81,8 @@ def to_grey_batch(images) -> torch.Tensor:
     if isinstance(images, (list, tuple)) and images and isinstance(images[0], Image.Image):
         arr = np.stack([np.asarray(im.convert("L"), dtype=np.float32) / 255.0 for im in images])
         return torch.from_numpy(arr)[:, None]
+    if isinstance(images, (list, tuple)) and images and isinstance(images[0], torch.Tensor):
+        images = torch.stack([torch.as_tensor(im) for im in images])  # a list of (C,H,W) frames is a batch
     if isinstance(images, torch.Tensor):
         x = images.detach().float().cpu()
         if x.ndim == 3:
