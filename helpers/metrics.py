@@ -523,8 +523,8 @@ def plot_distances(reports_or_d: Any, ax: Any = None, *, x: str = "step", title:
         name = report.name if label is None else str(label)
         ax.plot(xs, d, marker="o", markersize=3, label=f"{name} (CV {_fmt(report.cv)})")
     ax.set_xlabel("step i (frame i-1 → i)" if x == "step" else "progress i / N")
-    metric = metrics.pop() if len(metrics) == 1 else "distance"
-    ax.set_ylabel(f"d_i ({metric})")
+    metric = metrics.pop() if len(metrics) == 1 else None
+    ax.set_ylabel("d_i" if metric in (None, "custom") else f"d_i ({metric})")  # raw arrays: no known metric
     ax.set_ylim(bottom=0)
     if title:
         ax.set_title(title)
