@@ -35,13 +35,7 @@ def _same_weights(p1, p2) -> bool:
     return s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared, oversubscribed CPU two threads spin (5-10x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------- memory plan

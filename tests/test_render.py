@@ -18,13 +18,7 @@ UNCLIP_STEPS = dict(decoder_num_inference_steps=2, super_res_num_inference_steps
 T5 = np.linspace(0.0, 1.0, 5, dtype=np.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared, oversubscribed CPU two threads spin (5-10x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -101,12 +101,7 @@ def _committed(out: Path) -> set[int]:
     return {f["index"] for f in manifest["frames"] if f["status"] == "done"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
