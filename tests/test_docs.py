@@ -70,3 +70,18 @@ def test_offline_example_walks_render(name, tmp_path, capsys):
     assert {".gif", ".mp4", ".png"} <= {p.suffix for p in files}
     assert all(p.stat().st_size > 0 for p in files)
     assert len(read_manifest(tmp_path)["frames"]) == spec.frames
+
+
+def _pins(text: str) -> dict[str, str]:
+    pins = re.findall(r"^\s*(?:-\s*)?([A-Za-z0-9_.-]+)==([^\s#]+)", text, flags=re.M)
+    return {name.lower().replace("_", "-"): version for name, version in pins}
+
+
+def test_environment_yml_mirrors_the_lock_file():
+    env = _pins((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    lock = _pins((ROOT / "requirements" / "lock.txt").read_text(encoding="utf-8"))
+    torch_pin = _pins(re.search(r"TORCH_SPEC \?= (\S+)", (ROOT / "Makefile").read_text()).group(1))
+    assert env and lock and torch_pin
+    lock.update(torch_pin)  # torch is installed first by the Makefile, not from the lock file
+    wrong = {name: (version, lock.get(name)) for name, version in env.items() if lock.get(name) != version}
+    assert not wrong, f"environment.yml pins that differ from requirements/lock.txt: {wrong}"
