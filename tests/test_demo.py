@@ -62,3 +62,23 @@ def test_missing_teaching_weights_are_one_clear_line(tmp_path, monkeypatch, caps
 def test_bad_frame_count_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit):
         demo.main(["--out", str(tmp_path), "--frames", "1"])
+
+
+def test_sd15_demo_code_path_runs_on_tiny_real_pipelines(tmp_path, monkeypatch):
+    # `make demo MODEL=sd15` needs a GPU and the hub; its code path runs here on tiny random components of the
+    # same pipeline classes (SD 1.5 -> tiny "sd", Karlo -> tiny "unclip").
+    import helpers.pipelines as pipelines
+
+    loaded = []
+
+    def fake_load(name, *args, **kwargs):
+        loaded.append(name)
+        return pipelines.tiny_pipeline({"sd15": "sd", "karlo": "unclip"}[name])
+
+    monkeypatch.setattr(pipelines, "load_pipeline", fake_load)
+    written = demo.run(demo.Settings(model="sd15", out=tmp_path, frames=4, steps=2))
+    assert loaded == ["sd15", "karlo"]
+    names = {p.stem for p in written}
+    assert names == {"two_prompt_walk", "multi_prompt_walk", "circular_noise_loop", "unclip_interpolation",
+                     "text_diff"}
+    assert all(p.is_file() and p.stat().st_size > 0 for p in written) and len(written) == 15
