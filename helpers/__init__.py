@@ -3,13 +3,19 @@
 The modules follow the lesson's data flow:
 
 * :mod:`helpers.devices` — device, dtype and seeded generators (every notebook's Setup section).
+* :mod:`helpers.backends` — which models a notebook runs on (``BACKEND``), and the library versions.
 * :mod:`helpers.pipelines` — loading Stable Diffusion 1.5, Karlo unCLIP, the bundled teaching models,
   and tiny random pipelines for tests.
 * :mod:`helpers.embeddings` — prompts, images and seeds turned into embeddings and latents.
+* :mod:`helpers.unclip` — unCLIP's bipartite latent: DDIM inversion and deterministic decoding.
 * :mod:`helpers.interpolation` — slerp, lerp and interpolation paths (notebook 02 onwards).
-* :mod:`helpers.render` — batched rendering of a whole path into frames.
+* :mod:`helpers.metrics`, :mod:`helpers.smooth` — how evenly a walk moves, and re-timing it (notebook 07).
+* :mod:`helpers.render` — batched, resumable rendering of a whole path into frames
+  (``python -m helpers.render WALK.yaml``, walk files in :mod:`helpers.walkfile`).
 * :mod:`helpers.media` — GIF/MP4 export, contact sheets and inline animations.
+* :mod:`helpers.widgets` — the ipywidgets explorers, with static fallbacks.
 * :mod:`helpers.teaching` — the small diffusion models trained by this project on CPU.
+* :mod:`helpers.demo` — ``make demo``.
 
 Nothing heavy happens at import time: names are resolved from their modules on first use.
 """
