@@ -67,12 +67,16 @@ def test_parallel_jobs_write_every_model_like_one_process(tmp_path, capsys):
     assert main(["--smoke", "--out", str(tmp_path / "par"), "--no-progress", "--jobs", "2"]) == 0
     assert "2 parallel jobs" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "par").iterdir()) == sorted(FOLDERS.values())
-    train_models("text2img", out=tmp_path / "one", smoke=True, progress=False, threads=1)
-    name = "unet/diffusion_pytorch_model.safetensors"
-    a = load_file(tmp_path / "par" / FOLDERS["text2img"] / name)
-    b = load_file(tmp_path / "one" / FOLDERS["text2img"] / name)
-    # The job layout does not change what a model learns (same seed, same data, one thread each).
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not [p for p in (tmp_path / "par").iterdir() if p.name.startswith(".")]  # staging folder removed
+    train_models(["text2img", "unclip"], out=tmp_path / "one", smoke=True, progress=False, threads=1)
+    # The job layout does not change what a model learns (same seed, same data, one thread each), including
+    # unCLIP's super-res stage, which the parallel run trains in the other process.
+    for folder, name in (("text2img", "unet/diffusion_pytorch_model.safetensors"),
+                         ("unclip", "super_res_first/diffusion_pytorch_model.safetensors"),
+                         ("unclip", "decoder/diffusion_pytorch_model.safetensors")):
+        a = load_file(tmp_path / "par" / FOLDERS[folder] / name)
+        b = load_file(tmp_path / "one" / FOLDERS[folder] / name)
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), name
 
 
 def test_bad_job_count_is_a_clear_error():

@@ -9,14 +9,17 @@ Fixed seeds, tqdm progress bars, and the same folders that ship (default ``--out
 it never writes into the package unless ``--out`` says so.
 
 The models are tiny, so one torch thread per model beats two threads on one model: with ``--jobs 2`` (the
-default for a full run) the toy model + text-to-image and unCLIP train at the same time in two processes of
-one thread each, one per core. Each model's result depends only on its seed, not on the job layout.
+default for a full run) two processes of one thread each, one per core, train at the same time: the toy model,
+text-to-image and unCLIP's super-res stage in one; unCLIP's CLIP and decoder in the other, which then collects
+the super-res stage and writes the unCLIP folder. Each model's result depends only on its seed, not on the
+job layout.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +29,8 @@ from pathlib import Path
 
 MODELS = ("toy2d", "text2img", "unclip")
 FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching-digits", "unclip": "teaching-unclip"}
-# Two balanced groups for two cores (measured: text-to-image ~ the unCLIP stack; the toy model is seconds).
+# Two balanced groups for two cores; unCLIP's super-res stage also runs in the first one (measured in
+# `make teaching-models`: toy 15 s + text-to-image 959 s + super-res 218 s against CLIP 67 s + decoder).
 JOB_GROUPS = (("toy2d", "text2img"), ("unclip",))
 
 
@@ -43,10 +47,10 @@ def _train_text2img(out: Path, *, smoke: bool, seed: int, progress: bool) -> Non
     train_text2img(out, smoke=smoke, seed=seed, progress=progress)
 
 
-def _train_unclip(out: Path, *, smoke: bool, seed: int, progress: bool) -> None:
+def _train_unclip(out: Path, *, smoke: bool, seed: int, progress: bool, super_res_from: Path | None = None) -> None:
     from helpers.teaching.unclip_model import train_teaching_unclip
 
-    train_teaching_unclip(out, smoke=smoke, seed=seed, progress=progress)
+    train_teaching_unclip(out, smoke=smoke, seed=seed, progress=progress, super_res_from=super_res_from)
 
 
 def _selected(only: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -60,8 +64,14 @@ def _selected(only: str | Sequence[str] | None) -> tuple[str, ...]:
 def train_models(
     only: str | Sequence[str] | None = None, *, out: str | Path | None = None, smoke: bool = False,
     seed: int = 0, progress: bool = True, threads: int | None = None,
+    super_res_to: str | Path | None = None, super_res_from: str | Path | None = None,
 ) -> dict[str, float]:
-    """Train ``only`` these models (or all) one after another into ``out``/<folder>; return seconds each took."""
+    """Train ``only`` these models (or all) one after another into ``out``/<folder>; return seconds each took.
+
+    The two ``super_res`` folders split unCLIP between processes (see :func:`train_parallel`):
+    ``super_res_to`` also trains unCLIP's super-res stage into that folder, ``super_res_from`` makes the
+    unCLIP training take it from there instead of training it.
+    """
     import torch
 
     from helpers.teaching import WEIGHTS_DIR
@@ -81,9 +91,18 @@ def train_models(
             target = out_root / FOLDERS[name]
             print(f"[{name}] training{' (smoke)' if smoke else ''} → {target}", flush=True)
             t0 = time.perf_counter()
-            trainers[name](target, smoke=smoke, seed=seed, progress=progress)
+            extra = {"super_res_from": Path(super_res_from)} if name == "unclip" and super_res_from else {}
+            trainers[name](target, smoke=smoke, seed=seed, progress=progress, **extra)
             times[name] = time.perf_counter() - t0
             print(f"[{name}] done in {times[name]:.1f} s", flush=True)
+        if super_res_to is not None:
+            from helpers.teaching.unclip_model import train_super_res_stage
+
+            print(f"[unclip super-res] training{' (smoke)' if smoke else ''} → {super_res_to}", flush=True)
+            t0 = time.perf_counter()
+            train_super_res_stage(super_res_to, smoke=smoke, seed=seed, progress=progress)
+            times["unclip super-res"] = time.perf_counter() - t0
+            print(f"[unclip super-res] done in {times['unclip super-res']:.1f} s", flush=True)
     finally:
         torch.set_num_threads(previous_threads)
     return times
@@ -96,8 +115,12 @@ def train_parallel(
     """Train the models in ``jobs`` processes of one torch thread each (see ``JOB_GROUPS``); return wall seconds.
 
     Each process runs ``python -m helpers.teaching.train --only ... --threads 1`` and draws its progress bars
-    on its own line. Raises ``RuntimeError`` naming the models whose process failed.
+    on its own line. When unCLIP trains beside another job, its super-res stage runs in the first job (through a
+    staging folder, removed afterwards). If one process fails the others are stopped and ``RuntimeError`` names
+    the models that failed.
     """
+    from helpers.teaching import WEIGHTS_DIR
+
     names = _selected(only)
     if jobs < 1:
         raise ValueError(f"jobs must be ≥ 1, got {jobs}")
@@ -105,20 +128,38 @@ def train_parallel(
     groups = [g for g in groups if g]
     while len(groups) > jobs:  # fewer jobs than groups: merge the last two
         groups[-2:] = [groups[-2] + groups[-1]]
+    out_root = Path(out) if out is not None else WEIGHTS_DIR
+    staging = None
+    if len(groups) > 1 and groups[-1] == ("unclip",):
+        out_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unclip-super-res-", dir=out_root))
     t0 = time.perf_counter()
     procs = []
-    for position, group in enumerate(groups):
-        cmd = [sys.executable, "-m", "helpers.teaching.train", "--jobs", "1", "--threads", "1",
-               "--seed", str(seed), "--only", *group]
-        if out is not None:
-            cmd += ["--out", str(out)]
-        if smoke:
-            cmd.append("--smoke")
-        if not progress:
-            cmd.append("--no-progress")
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_POSITION": str(position)}
-        procs.append((group, subprocess.Popen(cmd, env=env)))
-    failed = [group for group, proc in procs if proc.wait() != 0]
+    try:
+        for position, group in enumerate(groups):
+            cmd = [sys.executable, "-m", "helpers.teaching.train", "--jobs", "1", "--threads", "1",
+                   "--seed", str(seed), "--out", str(out_root), "--only", *group]
+            if staging is not None:
+                cmd += ["--unclip-super-res-from" if "unclip" in group else "--unclip-super-res-to",
+                        str(staging / "super_res")]
+            if smoke:
+                cmd.append("--smoke")
+            if not progress:
+                cmd.append("--no-progress")
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_POSITION": str(position)}
+            procs.append((group, subprocess.Popen(cmd, env=env)))
+        failed: list[tuple[str, ...]] = []
+        while any(proc.poll() is None for _, proc in procs) and not failed:
+            time.sleep(0.5)
+            failed = [group for group, proc in procs if proc.poll() not in (None, 0)]
+    finally:
+        for _, proc in procs:  # a failed (or interrupted) job must not leave the other one waiting
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    failed = [group for group, proc in procs if proc.returncode != 0]
     if failed:
         raise RuntimeError(f"training failed for {', '.join(n for g in failed for n in g)} (see the output above)")
     return time.perf_counter() - t0
@@ -138,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes of one thread each "
                         "(default 2, one per core; 1: one process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    # Internal: how train_parallel splits unCLIP's super-res stage into the other job.
+    parser.add_argument("--unclip-super-res-to", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--unclip-super-res-from", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
@@ -158,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"all models trained in {wall:.1f} s of wall time ({args.jobs} parallel jobs)")
             return 0
         times = train_models(args.only, out=out, smoke=args.smoke, seed=args.seed, progress=not args.no_progress,
-                             threads=args.threads)
+                             threads=args.threads, super_res_to=args.unclip_super_res_to,
+                             super_res_from=args.unclip_super_res_from)
     finally:
         if tmp is not None:
             tmp.cleanup()
