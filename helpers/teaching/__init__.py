@@ -36,14 +36,14 @@ def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) 
                 f"The teaching model weights are missing from {folder}. Run `make teaching-models` "
                 "(or `python -m helpers.teaching.train --only text2img`) to train them."
             )
+        import torch
         from diffusers import StableDiffusionPipeline
 
+        cast = {"torch_dtype": dtype} if dtype is not None and dtype != torch.float32 else {}  # weights: float32
         pipe = StableDiffusionPipeline.from_pretrained(
-            str(folder), safety_checker=None, requires_safety_checker=False
+            str(folder), safety_checker=None, requires_safety_checker=False, **cast
         )
-        if device is not None or dtype is not None:
-            pipe = pipe.to(device=device, dtype=dtype)
-        return pipe
+        return pipe.to(device) if device is not None else pipe
     if name == "teaching-unclip":
         from helpers.teaching.unclip_model import load_teaching_unclip
 

@@ -438,6 +438,8 @@ def load_teaching_unclip(
         if bars:
             transformers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
-    if device is not None or dtype is not None:
-        pipe.to(device=device, dtype=dtype)
+    if device is not None:
+        pipe.to(device)
+    if dtype is not None and dtype != torch.float32:  # the weights are float32: cast only when asked to
+        pipe.to(dtype=dtype)
     return pipe
