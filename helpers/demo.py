@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from helpers.embeddings import encode_prompts, make_latents
@@ -109,19 +110,10 @@ def image_walks(pipe: Any, images: list[Any], s: Settings) -> dict[str, Any]:
     """unCLIP: an interpolation between two images whose endpoints reconstruct them, and a text diff."""
     from helpers.embeddings import encode_text
     from helpers.interpolation import text_diff
-    from helpers.unclip import decode, invert
+    from helpers.unclip import decode, invert, morph
 
     inv = invert(pipe, images)  # the bipartite latents (z_i, x_T) of both images
-    t = torch.linspace(0, 1, s.frames)
-    walks = {
-        "unclip_interpolation": decode(
-            pipe,
-            slerp(inv.image_embeddings[0], inv.image_embeddings[1], t, dim=-1),
-            slerp(inv.decoder_latents[0], inv.decoder_latents[1], t),
-            slerp(inv.super_res_latents[0], inv.super_res_latents[1], t),
-            output_type="pil",
-        )
-    }
+    walks = {"unclip_interpolation": morph(pipe, inv, np.linspace(0, 1, s.frames), output_type="pil")}
     if s.is_teaching:
         base, target = "a handwritten three", "a handwritten eight"
     else:

@@ -206,6 +206,36 @@ class UnCLIPInversion:
     super_res_latents: torch.Tensor
 
 
+def morph(
+    pipe: Any,
+    inversion: UnCLIPInversion,
+    t: Any,
+    *,
+    pair: tuple[int, int] = (0, 1),
+    noise: Any = None,
+    **decode_kwargs: Any,
+) -> Any:
+    """Decode the walk from image ``pair[0]`` to ``pair[1]`` of ``inversion`` at the t values ``t``.
+
+    Introduced in notebook 03_unclip_image_interpolation. Both parts of the bipartite latent move: the CLIP
+    embeddings are slerped (per row) and the inverted noises of both stages are interpolated with ``noise``
+    (default :func:`helpers.interpolation.slerp`; e.g. :func:`helpers.smooth.adain_interpolate`), so t = 0 and
+    t = 1 reconstruct the two images. ``decode_kwargs`` go to :func:`decode` (use the inversion's steps).
+    """
+    from helpers.interpolation import slerp
+
+    noise = slerp if noise is None else noise
+    i, j = pair
+    ts = [float(x) for x in np.atleast_1d(np.asarray(t, dtype=np.float64))]
+    return decode(
+        pipe,
+        slerp(inversion.image_embeddings[i], inversion.image_embeddings[j], ts, dim=-1),
+        noise(inversion.decoder_latents[i], inversion.decoder_latents[j], ts),
+        noise(inversion.super_res_latents[i], inversion.super_res_latents[j], ts),
+        **decode_kwargs,
+    )
+
+
 def _decoder_inputs(pipe: Any, image_embeddings: torch.Tensor, guidance_scale: float):
     """Cross-attention context, additive time embedding and mask, built exactly as the pipeline builds them."""
     do_cfg = guidance_scale > 1.0

@@ -201,3 +201,25 @@ def test_inversion_with_guidance_runs_on_tiny_pipeline(pipe):
     assert torch.equal(inv.super_res_latents[0], inv.super_res_latents[1])
     again = invert(pipe, images, num_inference_steps=3, super_res_num_inference_steps=2)
     assert torch.equal(again.super_res_latents, inv.super_res_latents)
+
+
+def test_morph_is_the_decoded_slerp_of_both_parts_of_the_latent(pipe):
+    from helpers.interpolation import lerp, slerp
+    from helpers.unclip import UnCLIPInversion, morph
+
+    emb = encode_images(pipe, _images(2))
+    dec, sr = _latents(pipe, 2)
+    inv = UnCLIPInversion(emb, dec, sr)
+    t = [0.0, 0.3, 1.0]
+    got = morph(pipe, inv, t, num_inference_steps=3)
+    # Reference: the three parts interpolated one by one, decoded together.
+    want = decode(pipe, slerp(emb[0], emb[1], t, dim=-1), slerp(dec[0], dec[1], t), slerp(sr[0], sr[1], t),
+                  num_inference_steps=3)
+    assert got.shape == (3, 3, 32, 32) and torch.allclose(got, want, atol=1e-6)
+    # t = 0 and t = 1 decode each image's own latent; `noise` replaces slerp for the two noises only.
+    ends = decode(pipe, emb, dec, sr, num_inference_steps=3)
+    assert torch.allclose(got[0], ends[0], atol=1e-5) and torch.allclose(got[-1], ends[1], atol=1e-5)
+    lerped = morph(pipe, inv, [0.5], noise=lerp, num_inference_steps=3)
+    want = decode(pipe, slerp(emb[0], emb[1], 0.5, dim=-1)[None], lerp(dec[0], dec[1], 0.5)[None],
+                  lerp(sr[0], sr[1], 0.5)[None], num_inference_steps=3)
+    assert torch.allclose(lerped, want, atol=1e-6)
