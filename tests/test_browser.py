@@ -12,18 +12,14 @@ Playwright.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("lw_browser_check", ROOT / "tools" / "browser_check.py")
-browser_check = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = browser_check
-_spec.loader.exec_module(browser_check)
+browser_check = load_tool("browser_check")
 
 pytestmark = pytest.mark.browser
 

@@ -21,7 +21,6 @@ Needs PyPI for the package's dependencies (several hundred MB on a cold pip cach
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -32,12 +31,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("lw_notebook_tools_colab", ROOT / "tools" / "notebooks.py")
-nbtools = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = nbtools
-_spec.loader.exec_module(nbtools)
+nbtools = load_tool("notebooks")
 
 NOTEBOOKS = nbtools.notebook_paths()
 TORCH_SPEC = os.environ.get("LW_COLAB_TORCH", "torch==2.13.0")

@@ -3,19 +3,15 @@ cell, required sections, contiguous numbering, and a README row for each (``tool
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("lw_notebook_tools", ROOT / "tools" / "notebooks.py")
-nbtools = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = nbtools
-_spec.loader.exec_module(nbtools)
+nbtools = load_tool("notebooks")
 
 
 def _readme_problem(line: str) -> bool:

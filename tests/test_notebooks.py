@@ -6,18 +6,14 @@ Select with ``pytest -m notebooks``; skip with ``-m "not notebooks"``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("lw_notebook_tools", ROOT / "tools" / "notebooks.py")
-nbtools = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = nbtools
-_spec.loader.exec_module(nbtools)
+nbtools = load_tool("notebooks")
 
 NOTEBOOKS = nbtools.notebook_paths()
 BACKENDS = ("teaching", "tiny-random")
