@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 MODELS = ("toy2d", "text2img", "unclip")
@@ -51,6 +52,12 @@ def _train_unclip(out: Path, *, smoke: bool, seed: int, progress: bool, super_re
     from helpers.teaching.unclip_model import train_teaching_unclip
 
     train_teaching_unclip(out, smoke=smoke, seed=seed, progress=progress, super_res_from=super_res_from)
+
+
+def _train_super_res_stage(out: Path, *, smoke: bool, seed: int, progress: bool) -> None:
+    from helpers.teaching.unclip_model import train_super_res_stage
+
+    train_super_res_stage(out, smoke=smoke, seed=seed, progress=progress)
 
 
 def _selected(only: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -82,27 +89,22 @@ def train_models(
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be ≥ 1, got {threads}")
     trainers = {"toy2d": _train_toy2d, "text2img": _train_text2img, "unclip": _train_unclip}
+    if super_res_from is not None:
+        trainers["unclip"] = partial(_train_unclip, super_res_from=Path(super_res_from))
+    steps = [(name, out_root / FOLDERS[name], trainers[name]) for name in names]
+    if super_res_to is not None:
+        steps.append(("unclip super-res", Path(super_res_to), _train_super_res_stage))
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     times: dict[str, float] = {}
     try:
-        for name in names:
-            target = out_root / FOLDERS[name]
-            print(f"[{name}] training{' (smoke)' if smoke else ''} → {target}", flush=True)
+        for label, target, train in steps:
+            print(f"[{label}] training{' (smoke)' if smoke else ''} → {target}", flush=True)
             t0 = time.perf_counter()
-            extra = {"super_res_from": Path(super_res_from)} if name == "unclip" and super_res_from else {}
-            trainers[name](target, smoke=smoke, seed=seed, progress=progress, **extra)
-            times[name] = time.perf_counter() - t0
-            print(f"[{name}] done in {times[name]:.1f} s", flush=True)
-        if super_res_to is not None:
-            from helpers.teaching.unclip_model import train_super_res_stage
-
-            print(f"[unclip super-res] training{' (smoke)' if smoke else ''} → {super_res_to}", flush=True)
-            t0 = time.perf_counter()
-            train_super_res_stage(super_res_to, smoke=smoke, seed=seed, progress=progress)
-            times["unclip super-res"] = time.perf_counter() - t0
-            print(f"[unclip super-res] done in {times['unclip super-res']:.1f} s", flush=True)
+            train(target, smoke=smoke, seed=seed, progress=progress)
+            times[label] = time.perf_counter() - t0
+            print(f"[{label}] done in {times[label]:.1f} s", flush=True)
     finally:
         torch.set_num_threads(previous_threads)
     return times
