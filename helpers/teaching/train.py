@@ -150,10 +150,10 @@ def train_parallel(
                 cmd.append("--no-progress")
             env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_POSITION": str(position)}
             procs.append((group, subprocess.Popen(cmd, env=env)))
-        failed: list[tuple[str, ...]] = []
-        while any(proc.poll() is None for _, proc in procs) and not failed:
+        codes = [None]
+        while None in codes and not any(codes):  # until all have finished, or one has failed
             time.sleep(0.5)
-            failed = [group for group, proc in procs if proc.poll() not in (None, 0)]
+            codes = [proc.poll() for _, proc in procs]
     finally:
         for _, proc in procs:  # a failed (or interrupted) job must not leave the other one waiting
             if proc.poll() is None:
