@@ -5,7 +5,7 @@ papermill parameter ``BACKEND`` and then runs the same code whatever it says:
 
 * ``"auto"`` — the real model (Stable Diffusion 1.5 or Karlo unCLIP) when a CUDA GPU is there *and* its
   weights load, otherwise the teaching models;
-* ``"teaching"`` — the small models trained by this project (32x32 handwritten digits), on any device;
+* ``"teaching"`` — the small models trained by this project (32x32 emoji scenes), on any device;
 * ``"real"`` — the real model, or a clear error saying why it cannot load;
 * ``"tiny-random"`` — the real pipelines' classes with tiny random weights: pictures of noise, but the real
   model's code path runs in a fraction of a second (used by CI).
@@ -28,17 +28,22 @@ KINDS = ("text2img", "unclip")
 
 #: The real model and the teaching model behind each kind of pipeline.
 REAL_MODELS = {"text2img": "sd15", "unclip": "karlo"}
-TEACHING = {"text2img": "teaching-digits", "unclip": "teaching-unclip"}
+TEACHING = {"text2img": "teaching", "unclip": "teaching-unclip"}
 REAL_NAMES = {"text2img": "Stable Diffusion 1.5", "unclip": "Karlo unCLIP"}
 
-_DIGIT_PROMPTS = (
-    "a handwritten three",
-    "a handwritten eight",
-    "a handwritten one",
-    "a handwritten seven",
-    "a handwritten zero",
-    "a handwritten six",
+#: The teaching world's example prompts: the first two make a colour walk (one object, two colours), the next
+#: pairs an object walk within a family and one across families.
+_SCENE_PROMPTS = (
+    "a big red heart on a white background",
+    "a big blue heart on a white background",
+    "a big cat face on a white background",
+    "a big dog face on a white background",
+    "a big red apple on a yellow background",
+    "a big rocket on a blue background",
 )
+#: The objects of the default image pair (held-out scenes; notebook 03 morphs one into the other).
+EXAMPLE_OBJECTS = ("red apple", "green apple")
+_TEACHING_WORLD = "32x32 emoji scenes"
 _REAL_PROMPTS = (
     "a watercolor painting of a lighthouse on a cliff at sunrise",
     "an oil painting of a lighthouse in a winter storm at night",
@@ -65,7 +70,8 @@ class Backend:
     ``name`` is ``"real"``, ``"teaching"`` or ``"tiny-random"`` (never ``"auto"``: auto resolves to one of
     these); ``model`` names what was loaded; ``reason`` is one sentence for the device cell. ``render_kwargs``
     is what to pass to :func:`helpers.render.render_frames` (steps, guidance, size), ``prompts`` are example
-    prompts this model understands (the teaching model knows only ``"a handwritten zero"`` .. ``"nine"``).
+    prompts this model understands (the teaching model knows the scene captions of
+    :mod:`helpers.teaching.scenes`, e.g. ``"a big red apple on a pink background"``).
 
     Introduced in notebook 01_diffusion_basics.
     """
@@ -111,31 +117,25 @@ class Backend:
             kwargs["width"] = self.width
         return kwargs
 
-    def example_images(self, n: int = 2, *, seed: int = 0, digits: Sequence[int] | None = None) -> list[Any]:
-        """Example input images (PIL) for image walks: held-out handwritten digits (never trained on).
+    def example_images(self, n: int = 2, *, seed: int = 0, objects: Sequence[str] | None = None) -> list[Any]:
+        """Example input images (PIL) for image walks: held-out emoji scenes (never trained on).
 
-        ``digits`` picks the classes (e.g. ``(3, 8)``; ``n`` is then ignored); otherwise ``n`` digits of
-        different classes are drawn with ``seed``. The teaching and tiny models were made for 32x32 digits; for
-        the real model they are upscaled to 256x256 (bring your own photos with
-        :func:`helpers.media.load_image`).
+        ``objects`` picks them by name (e.g. ``("red apple", "green apple")``; ``n`` is then ignored);
+        otherwise ``n`` scenes of different objects are drawn with ``seed``. Every image is a big object on a
+        white background. The teaching and tiny models were made for 32x32 scenes; for the real model they are
+        upscaled to 256x256 (bring your own photos with :func:`helpers.media.load_image`).
         """
-        from helpers.teaching.data import load_split
+        from helpers.teaching import scenes
 
-        split = load_split("held_out")
-        if digits is None:
+        if objects is None:
             n = _positive_int(n, "n")
             gen = torch.Generator().manual_seed(int(seed))
-            order = torch.randperm(10, generator=gen).tolist()
-            digits = [order[i % 10] for i in range(n)]
-        digits = list(digits)
-        if not digits or any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 9 for d in digits):
-            raise ValueError(f"digits must be a non-empty list of integers 0..9, got {digits!r}")
-        images, used = [], {}
-        for label in digits:
-            rows = (split.labels == label).nonzero().flatten()
-            k = used.get(label, 0)
-            used[label] = k + 1
-            images.append(_tensor_to_pil(split.images[int(rows[(k + int(seed)) % len(rows)])]))
+            order = torch.randperm(len(scenes.OBJECTS), generator=gen).tolist()
+            objects = [scenes.OBJECT_NAMES[order[i % len(order)]] for i in range(n)]
+        if isinstance(objects, str) or not objects:
+            raise ValueError(f"objects must be a non-empty list of object names, got {objects!r}")
+        found = [scenes.object_index(name) for name in objects]  # a clear error for an unknown name
+        images = [_tensor_to_pil(x) for x in scenes.example_scenes(found, seed=int(seed)).images]
         if self.is_real:
             from PIL import Image
 
@@ -187,7 +187,7 @@ def _check(backend: str, kind: str) -> None:
 
 
 def _defaults(name: str, kind: str, pipe: Any) -> dict[str, Any]:
-    """Image size, steps, guidance and prompts that suit each backend."""
+    """Image size, steps, guidance and prompts that suit each backend (the teaching models': their cards)."""
     if name == "real":
         if kind == "text2img":
             return {"height": 512, "width": 512, "steps": 25, "guidance_scale": 7.5, "prompts": _REAL_PROMPTS,
@@ -197,27 +197,15 @@ def _defaults(name: str, kind: str, pipe: Any) -> dict[str, Any]:
         if kind == "text2img":
             from helpers.teaching import text2img
 
-            return {"height": text2img.IMAGE_SIZE, "width": text2img.IMAGE_SIZE, "steps": text2img.DEFAULT_STEPS,
-                    "guidance_scale": text2img.DEFAULT_GUIDANCE, "prompts": _DIGIT_PROMPTS}
-        steps, sr_steps, guidance = _teaching_unclip_defaults()
-        return {"steps": steps, "super_res_steps": sr_steps, "guidance_scale": guidance, "prompts": _DIGIT_PROMPTS}
+            return {**text2img.defaults(), "prompts": _SCENE_PROMPTS}
+        from helpers.teaching import unclip_model
+
+        return {"steps": unclip_model.DEFAULT_DECODER_STEPS, "super_res_steps": unclip_model.DEFAULT_SUPER_RES_STEPS,
+                "guidance_scale": unclip_model.DEFAULT_DECODER_GUIDANCE, "prompts": _SCENE_PROMPTS}
     # tiny-random: noise pictures, as fast as possible.
     if kind == "text2img":
         return {"height": 32, "width": 32, "steps": 3, "guidance_scale": 3.0, "prompts": _TINY_PROMPTS}
-    return {"steps": 2, "super_res_steps": 2, "guidance_scale": 2.0, "prompts": _DIGIT_PROMPTS}
-
-
-def _teaching_unclip_defaults() -> tuple[int, int, float]:
-    """(decoder steps, super-res steps, decoder guidance) published by the teaching unCLIP, or safe defaults."""
-    try:
-        from helpers.teaching import unclip_model
-    except ImportError:
-        return 20, 10, 1.0
-    return (
-        int(getattr(unclip_model, "DEFAULT_DECODER_STEPS", getattr(unclip_model, "DEFAULT_STEPS", 20))),
-        int(getattr(unclip_model, "DEFAULT_SUPER_RES_STEPS", 10)),
-        float(getattr(unclip_model, "DEFAULT_GUIDANCE", 1.0)),
-    )
+    return {"steps": 2, "super_res_steps": 2, "guidance_scale": 2.0, "prompts": _SCENE_PROMPTS}
 
 
 def _device_sentence(device: torch.device) -> str:
@@ -262,7 +250,7 @@ def choose_backend(
 ) -> Backend:
     """Load the pipeline a notebook runs on, and say why (see the module docstring for the four backends).
 
-    ``kind``: ``"text2img"`` (Stable Diffusion 1.5 / ``teaching-digits``) or ``"unclip"`` (Karlo /
+    ``kind``: ``"text2img"`` (Stable Diffusion 1.5 / ``teaching``) or ``"unclip"`` (Karlo /
     ``teaching-unclip``). ``device``/``dtype`` default to the best available (the teaching and tiny models
     always run in float32; the tiny ones on the CPU). Raises ``ValueError`` for unknown names, and
     :class:`helpers.pipelines.ModelUnavailableError` when ``backend="real"`` cannot load the weights.
@@ -284,7 +272,7 @@ def choose_backend(
 
     if backend == "teaching":
         pipe, dev, dt = _load_teaching(kind, device, dtype)
-        reason = (f"The teaching model {TEACHING[kind]!r} (32x32 handwritten digits, trained by this project on a "
+        reason = (f"The teaching model {TEACHING[kind]!r} (32x32 emoji scenes, trained by this project on a "
                   f"CPU) on {_device_sentence(dev)}, as asked for with BACKEND='teaching'.")
         return _make("teaching", kind, TEACHING[kind], pipe, dev, dt, reason)
 
@@ -303,16 +291,16 @@ def choose_backend(
             pipe, dev, dt = _load_real(kind, wanted, dtype)
         except ModelUnavailableError as err:
             why = (f"A CUDA GPU is here but {real_name} could not be loaded ({err.reason or 'weights unavailable'}), "
-                   f"so the teaching model {TEACHING[kind]!r} (32x32 handwritten digits) runs instead")
+                   f"so the teaching model {TEACHING[kind]!r} (32x32 emoji scenes) runs instead")
         else:
             reason = f"A CUDA GPU is here and {real_name}'s weights loaded, so the real model runs on {_device_sentence(dev)}."
             return _make("real", kind, REAL_MODELS[kind], pipe, dev, dt, reason)
     elif wanted is not None:
         why = (f"device={str(wanted)!r} was asked for and {real_name} needs a CUDA GPU to be practical, so the "
-               f"teaching model {TEACHING[kind]!r} (32x32 handwritten digits) runs instead")
+               f"teaching model {TEACHING[kind]!r} (32x32 emoji scenes) runs instead")
     else:
         why = (f"No CUDA GPU was found ({real_name} would take minutes per frame here), so the teaching model "
-               f"{TEACHING[kind]!r} (32x32 handwritten digits, trained by this project on a CPU) runs instead")
+               f"{TEACHING[kind]!r} (32x32 emoji scenes, trained by this project on a CPU) runs instead")
     pipe, dev, dt = _load_teaching(kind, wanted, dtype)
     return _make("teaching", kind, TEACHING[kind], pipe, dev, dt, f"{why}, on {_device_sentence(dev)}.")
 

@@ -30,7 +30,8 @@ from helpers.devices import get_device, pick_dtype
 SD15_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 KARLO_ID = "kakaobrain/karlo-v1-alpha-image-variations"
 MODEL_ALIASES = {"sd15": SD15_ID, "karlo": KARLO_ID}
-TEACHING_MODELS = ("teaching-digits", "teaching-unclip")
+TEACHING_MODELS = ("teaching", "teaching-unclip", "teaching-unclip-text")
+RETIRED_MODELS = {"teaching-digits": "teaching"}
 
 MEMORY_OPTIONS = ("vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload")
 GIB = 1024**3
@@ -207,7 +208,7 @@ def _unavailable_message(name: str, repo_id: str, exc: BaseException) -> str:
         f"  2. or pre-download them into the cache on a connected machine: `hf download {repo_id}` "
         f"(older huggingface_hub: `huggingface-cli download {repo_id}`), then copy the cache folder "
         "(~/.cache/huggingface, or set HF_HOME);\n"
-        '  3. or use the bundled teaching models, which need no download: load_pipeline("teaching-digits") '
+        '  3. or use the bundled teaching models, which need no download: load_pipeline("teaching") '
         'or load_pipeline("teaching-unclip").\n'
         f"(underlying error: {_first_line(exc)})"
     )
@@ -316,8 +317,8 @@ def load_pipeline(
 
     ``model``: ``"sd15"`` (Stable Diffusion 1.5, ``stable-diffusion-v1-5/stable-diffusion-v1-5``; fp16
     weights variant when ``dtype`` is float16), ``"karlo"`` (Karlo unCLIP image variations,
-    ``kakaobrain/karlo-v1-alpha-image-variations``), ``"teaching-digits"`` / ``"teaching-unclip"`` (the
-    bundled teaching models, no download), another hub id, or a local folder (``model_index.json`` decides the
+    ``kakaobrain/karlo-v1-alpha-image-variations``), ``"teaching"`` / ``"teaching-unclip"`` /
+    ``"teaching-unclip-text"`` (the bundled teaching models, no download), another hub id, or a local folder (``model_index.json`` decides the
     class; Karlo-style unCLIP folders are loaded component by component). ``device``/``dtype`` default to
     :func:`~helpers.devices.get_device` / :func:`~helpers.devices.pick_dtype`. ``memory``: ``"auto"``
     (from the free GPU memory, see :func:`memory_plan`), ``"none"``, or a list of option names. Extra
@@ -333,7 +334,7 @@ def load_pipeline(
     name = os.fspath(model)
     device = torch.device(device) if device is not None else get_device()
     dtype = pick_dtype(device) if dtype is None else dtype
-    if name in TEACHING_MODELS:
+    if name in TEACHING_MODELS or name in RETIRED_MODELS:
         from helpers.teaching import load_teaching_pipeline
 
         return load_teaching_pipeline(name, device=device, dtype=dtype)
@@ -371,10 +372,10 @@ _TINY_WORDS = (
 
 
 def _tiny_tokenizer() -> Any:
-    from helpers.teaching.data import CAPTIONS
+    from helpers.teaching.scenes import vocabulary
     from helpers.tokenizer import build_clip_tokenizer
 
-    return build_clip_tokenizer([_TINY_WORDS, *CAPTIONS], model_max_length=16)
+    return build_clip_tokenizer([_TINY_WORDS, " ".join(vocabulary())], model_max_length=16)
 
 
 def _tiny_text_config(tokenizer: Any, hidden: int, projection: int | None = None) -> Any:

@@ -2,9 +2,13 @@
 
 Introduced in notebook 01_diffusion_basics. See ``helpers/teaching/README.md`` for the model cards.
 
+* :mod:`helpers.teaching.scenes` — the teaching world: 48 colour emoji objects on plain backgrounds, captioned.
+* :mod:`helpers.teaching.judge` — judges of that world fitted on ground truth (object, size, background).
 * :mod:`helpers.teaching.toy2d` — the 2-D S-curve DDPM trained live in notebook 01.
-* :mod:`helpers.teaching.text2img` — ``"teaching-digits"``, a tiny ``StableDiffusionPipeline``.
-* :mod:`helpers.teaching.unclip_model` — ``"teaching-unclip"``, a miniature unCLIP.
+* :mod:`helpers.teaching.text2img` — ``"teaching"``, a tiny ``StableDiffusionPipeline``.
+* :mod:`helpers.teaching.unclip_model` — ``"teaching-unclip"`` (image variations) and
+  ``"teaching-unclip-text"`` (text → prior → decoder), a miniature unCLIP; its prior in
+  :mod:`helpers.teaching.prior`.
 * :mod:`helpers.teaching.train` — ``python -m helpers.teaching.train`` retrains them all (``make teaching-models``).
 
 Nothing is loaded at import time.
@@ -16,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-TEACHING_MODELS = ("teaching-digits", "teaching-unclip")
+TEACHING_MODELS = ("teaching", "teaching-unclip", "teaching-unclip-text")
+#: Names of retired teaching models and the model that replaced them.
+RETIRED_MODELS = {"teaching-digits": "teaching"}
 
 
 class TeachingWeightsMissingError(FileNotFoundError):
@@ -24,12 +30,16 @@ class TeachingWeightsMissingError(FileNotFoundError):
 
 
 def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) -> Any:
-    """Load a shipped teaching model: ``"teaching-digits"`` or ``"teaching-unclip"``.
+    """Load a shipped teaching model: ``"teaching"``, ``"teaching-unclip"`` or ``"teaching-unclip-text"``.
 
-    ``"teaching-digits"`` is a stock diffusers ``StableDiffusionPipeline`` (no safety checker), moved to
+    ``"teaching"`` is a stock diffusers ``StableDiffusionPipeline`` (no safety checker), ``"teaching-unclip"``
+    an ``UnCLIPImageVariationPipeline`` and ``"teaching-unclip-text"`` an ``UnCLIPPipeline``; moved to
     ``device``/``dtype`` when given. Introduced in notebook 01_diffusion_basics.
     """
-    if name == "teaching-digits":
+    if name in RETIRED_MODELS:
+        raise ValueError(f"The teaching model {name!r} was retired with the digit world; use "
+                         f"{RETIRED_MODELS[name]!r} (emoji scenes) instead.")
+    if name == "teaching":
         folder = WEIGHTS_DIR / name
         if not (folder / "model_index.json").is_file():
             raise TeachingWeightsMissingError(
@@ -44,11 +54,11 @@ def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) 
             str(folder), safety_checker=None, requires_safety_checker=False, **cast
         )
         return pipe.to(device) if device is not None else pipe
-    if name == "teaching-unclip":
+    if name in ("teaching-unclip", "teaching-unclip-text"):
         from helpers.teaching.unclip_model import load_teaching_unclip
 
-        return load_teaching_unclip(device=device, dtype=dtype)
+        return load_teaching_unclip(device=device, dtype=dtype, text=name == "teaching-unclip-text")
     raise ValueError(f"Unknown teaching model {name!r}; choose one of {', '.join(TEACHING_MODELS)}.")
 
 
-__all__ = ["WEIGHTS_DIR", "TEACHING_MODELS", "TeachingWeightsMissingError", "load_teaching_pipeline"]
+__all__ = ["WEIGHTS_DIR", "TEACHING_MODELS", "RETIRED_MODELS", "TeachingWeightsMissingError", "load_teaching_pipeline"]

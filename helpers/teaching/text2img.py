@@ -1,15 +1,19 @@
 """The teaching text-to-image model: a tiny latent diffusion model that is a stock ``StableDiffusionPipeline``.
 
 Introduced in notebook 01_diffusion_basics and driven by notebook 04_prompt_walks through the same code as
-Stable Diffusion 1.5. Every part is a stock diffusers/transformers class, trained here on CPU:
+Stable Diffusion 1.5. It draws the emoji scenes of :mod:`helpers.teaching.scenes` ("a big red apple on a pink
+background"). Every part is a stock diffusers/transformers class, trained here on CPU:
 
-* ``AutoencoderKL``: 32x32x3 images in [-1, 1] ↔ 8x8x4 latents (``scaling_factor`` gives latents unit std);
+* ``AutoencoderKL``: 32x32x3 images in [-1, 1] ↔ 8x8x8 latents (``scaling_factor`` gives latents unit std);
 * ``CLIPTokenizer`` built by :mod:`helpers.tokenizer` from the captions, and a small ``CLIPTextModel``;
 * ``UNet2DConditionModel`` conditioned by cross-attention on the prompt embeddings;
 * ``DDIMScheduler``.
 
 The text encoder is trained jointly with the UNet, with the empty prompt in place of the caption
-``prompt_dropout`` of the time, so classifier-free guidance works (``DEFAULT_GUIDANCE`` measured best).
+``prompt_dropout`` of the time, so classifier-free guidance works. Training captions leave out the size or the
+background a quarter of the time each, so shorter prompts work and a negative prompt has something to push
+against. The steps and guidance the backends use come from the model card ``card.json`` in the weights folder
+(:func:`defaults`), written by ``python -m helpers.teaching.text2img --measure``.
 """
 
 from __future__ import annotations
@@ -26,19 +30,22 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from helpers.teaching.scenes import load_split
+
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-NAME = "teaching-digits"
+NAME = "teaching"
 IMAGE_SIZE = 32
 LATENT_SIZE = 8
-LATENT_CHANNELS = 4
-MAX_TOKENS = 8
+LATENT_CHANNELS = 8
+MAX_TOKENS = 12
 TEXT_DIM = 64
-# Measured with `python -m helpers.teaching.text2img --measure` on the shipped weights (see README.md).
-DEFAULT_GUIDANCE = 4.0
-DEFAULT_STEPS = 20
+CARD = "card.json"
+#: What the backends use when the shipped card cannot be read (a retrain in progress): the card's values.
+FALLBACK_STEPS = 20
+FALLBACK_GUIDANCE = 4.0
 
 
 @dataclass(frozen=True)
@@ -46,11 +53,11 @@ class TrainConfig:
     """Hyper-parameters of :func:`train_text2img` (the defaults are what ships)."""
 
     seed: int = 0
-    vae_steps: int = 600
+    vae_steps: int = 1200
     vae_batch: int = 32
     vae_lr: float = 1e-3
-    vae_kl_weight: float = 1e-4
-    unet_steps: int = 2500
+    vae_kl_weight: float = 1e-5
+    unet_steps: int = 3000
     unet_batch: int = 96
     unet_lr: float = 1e-3
     warmup: int = 100
@@ -63,14 +70,14 @@ SMOKE = TrainConfig(vae_steps=3, vae_batch=8, unet_steps=3, unet_batch=8, warmup
 
 def build_tokenizer() -> CLIPTokenizer:
     """The captions' CLIP tokenizer (every caption word is one token), ``model_max_length=MAX_TOKENS``."""
-    from helpers.teaching.data import CAPTIONS
+    from helpers.teaching.scenes import all_captions
     from helpers.tokenizer import build_clip_tokenizer
 
-    return build_clip_tokenizer(CAPTIONS, model_max_length=MAX_TOKENS)
+    return build_clip_tokenizer(all_captions(), model_max_length=MAX_TOKENS)
 
 
 def build_vae() -> AutoencoderKL:
-    """An untrained ``AutoencoderKL``: 32x32x3 → 8x8x4 (three encoder blocks, two downsamplings)."""
+    """An untrained ``AutoencoderKL``: 32x32x3 → 8x8x8 (three encoder blocks, two downsamplings)."""
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
@@ -78,10 +85,10 @@ def build_vae() -> AutoencoderKL:
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 3,
         up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(16, 32, 32),
+        block_out_channels=(32, 64, 64),
         layers_per_block=1,
         latent_channels=LATENT_CHANNELS,
-        norm_num_groups=8,
+        norm_num_groups=16,
         sample_size=IMAGE_SIZE,
     )
 
@@ -105,19 +112,19 @@ def build_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
 
 
 def build_unet() -> UNet2DConditionModel:
-    """An untrained ``UNet2DConditionModel`` on 8x8x4 latents, cross-attention at 4x4 and in the middle."""
+    """An untrained ``UNet2DConditionModel`` on 8x8x8 latents, cross-attention at 8x8, 4x4 and in the middle."""
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
         sample_size=LATENT_SIZE,
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
-        block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(48, 96),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         layers_per_block=1,
         norm_num_groups=16,
-        attention_head_dim=4,
+        attention_head_dim=8,
         cross_attention_dim=TEXT_DIM,
     )
 
@@ -181,17 +188,17 @@ def train_vae(images: torch.Tensor, cfg: TrainConfig, *, progress: bool = True) 
         bar.set_postfix(mse=f"{rec.item():.4f}", refresh=False)
     bar.close()
     vae.eval()
-    with torch.no_grad():
-        std = float(vae.encode(x_all).latent_dist.mean.std())
+    with torch.no_grad():  # 4,096 images pin the std to well under 1%
+        std = float(vae.encode(x_all[:4096]).latent_dist.mean.std())
     vae.register_to_config(scaling_factor=1.0 / max(std, 1e-6))
     return vae
 
 
 def _encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
-        post = vae.encode(images * 2 - 1).latent_dist
+        posts = [vae.encode(chunk * 2 - 1).latent_dist for chunk in images.split(1024)]
     s = vae.config.scaling_factor
-    return post.mean * s, post.std * s
+    return torch.cat([p.mean for p in posts]) * s, torch.cat([p.std for p in posts]) * s
 
 
 def train_unet(
@@ -200,23 +207,25 @@ def train_unet(
     images: torch.Tensor,
     labels: torch.Tensor,
     cfg: TrainConfig,
+    prompts: list[str],
     *,
     progress: bool = True,
 ) -> tuple[UNet2DConditionModel, CLIPTextModel, list[float]]:
-    """Train the UNet and the text encoder jointly (epsilon prediction, prompt dropout, EMA weights)."""
-    from diffusers.training_utils import EMAModel
+    """Train the UNet and the text encoder jointly (epsilon prediction, prompt dropout, EMA weights).
 
-    from helpers.teaching.data import CAPTIONS
+    ``labels`` (N, K) index into ``prompts``: K caption variants per image, one drawn per step (the training
+    captions with and without size and background); the empty prompt is appended here.
+    """
+    from diffusers.training_utils import EMAModel
 
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     torch.manual_seed(cfg.seed + 1)
     unet, text_encoder = build_unet().train(), build_text_encoder(tokenizer).train()
     scheduler = build_scheduler()
     mean, std = _encode_latents(vae, images)
-    prompts = list(CAPTIONS) + [""]
-    ids = tokenizer(prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
-    ids = ids.input_ids
-    empty = len(CAPTIONS)
+    ids = tokenizer(list(prompts) + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True,
+                    return_tensors="pt").input_ids
+    empty = len(prompts)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(cfg.warmup, cfg.unet_steps), cfg.unet_steps))
@@ -227,7 +236,7 @@ def train_unet(
     for _ in range(cfg.unet_steps):
         idx = torch.randint(len(mean), (cfg.unet_batch,), generator=gen)
         z0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
-        rows = labels[idx].clone()
+        rows = labels[idx, torch.randint(labels.shape[1], (cfg.unet_batch,), generator=gen)].clone()
         rows[torch.rand(cfg.unet_batch, generator=gen) < cfg.prompt_dropout] = empty
         t = torch.randint(scheduler.config.num_train_timesteps, (cfg.unet_batch,), generator=gen)
         noise = torch.randn(z0.shape, generator=gen)
@@ -288,6 +297,22 @@ def save_pipeline(pipe: StableDiffusionPipeline, out_dir: str | Path) -> Path:
     return out_dir
 
 
+def caption_table(scene_set) -> tuple[list[str], torch.Tensor]:
+    """The distinct training captions and, per scene, the indices of its caption variants (N, 16).
+
+    The variants are drawn so that size and background are left out at the rates of
+    :mod:`helpers.teaching.scenes` (``DROP_SIZE``, ``DROP_BACKGROUND``: 16 slots, 9 full captions, 3 without
+    size, 3 without background, 1 with neither).
+    """
+    from helpers.teaching.scenes import all_captions
+
+    prompts = all_captions()
+    index = {p: i for i, p in enumerate(prompts)}
+    slots = [(True, True)] * 9 + [(False, True)] * 3 + [(True, False)] * 3 + [(False, False)]
+    rows = [[index[s.caption(size=a, background=b)] for a, b in slots] for s in scene_set.scenes]
+    return prompts, torch.tensor(rows)
+
+
 def train_text2img(
     out_dir: str | Path, *, smoke: bool = False, seed: int = 0, progress: bool = True
 ) -> StableDiffusionPipeline:
@@ -295,16 +320,17 @@ def train_text2img(
 
     ``smoke=True`` runs the same code for a few steps (CI). Used by ``python -m helpers.teaching.train``.
     """
-    from helpers.teaching.data import load_split
-
     torch.set_flush_denormal(True)
     cfg = replace(SMOKE if smoke else TrainConfig(), seed=seed)
-    train = load_split("train", size=IMAGE_SIZE)
+    train = load_split("train")
+    if smoke:  # the same code on a few scenes
+        train = type(train)(train.scenes[:256], train.images[:256])
+    prompts, labels = caption_table(train)
     tokenizer = build_tokenizer()
     t0 = time.perf_counter()
     vae = train_vae(train.images, cfg, progress=progress)
     t1 = time.perf_counter()
-    unet, text_encoder, _ = train_unet(vae, tokenizer, train.images, train.labels, cfg, progress=progress)
+    unet, text_encoder, _ = train_unet(vae, tokenizer, train.images, labels, cfg, prompts, progress=progress)
     t2 = time.perf_counter()
     if progress:
         print(f"  vae {t1 - t0:.0f} s, unet+text encoder {t2 - t1:.0f} s")
@@ -313,73 +339,53 @@ def train_text2img(
     return pipe
 
 
+def defaults(folder: str | Path | None = None) -> dict:
+    """The model card's settings: ``{"steps", "guidance_scale", "height", "width"}`` (what the backends use).
+
+    Read from ``card.json`` in the weights folder, which ``--measure`` writes with the accuracy per guidance
+    scale it measured; ``FALLBACK_*`` only while no card is there. Introduced in notebook 01_diffusion_basics.
+    """
+    import json
+
+    from helpers.teaching import WEIGHTS_DIR
+
+    path = Path(folder or WEIGHTS_DIR / NAME) / CARD
+    card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {
+        "steps": int(card.get("steps", FALLBACK_STEPS)),
+        "guidance_scale": float(card.get("guidance_scale", FALLBACK_GUIDANCE)),
+        "height": IMAGE_SIZE,
+        "width": IMAGE_SIZE,
+    }
+
+
 @torch.no_grad()
-def sample_digits(
+def sample(
     pipe: StableDiffusionPipeline,
     prompts: list[str],
     *,
-    guidance_scale: float = DEFAULT_GUIDANCE,
-    num_inference_steps: int = DEFAULT_STEPS,
+    guidance_scale: float | None = None,
+    num_inference_steps: int | None = None,
     seed: int = 0,
     latents: torch.Tensor | None = None,
+    negative_prompt: str | list[str] | None = None,
 ) -> torch.Tensor:
     """Render ``prompts`` in one batch → (N, 3, 32, 32) float in [0, 1]; noise drawn on the CPU from ``seed``.
 
-    Introduced in notebook 01_diffusion_basics.
+    Steps and guidance default to the model card's. Introduced in notebook 01_diffusion_basics.
     """
+    card = defaults()
     if latents is None:
         gen = torch.Generator("cpu").manual_seed(seed)
         latents = torch.randn((len(prompts), LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE), generator=gen)
+    if isinstance(negative_prompt, str):
+        negative_prompt = [negative_prompt] * len(prompts)
     out = pipe(
         prompt=list(prompts),
-        num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale,
+        negative_prompt=negative_prompt,
+        num_inference_steps=num_inference_steps or card["steps"],
+        guidance_scale=card["guidance_scale"] if guidance_scale is None else guidance_scale,
         latents=latents.to(pipe.device, pipe.unet.dtype),
         output_type="pt",
     )
     return out.images.float().cpu()
-
-
-def measure_quality(
-    pipe: StableDiffusionPipeline,
-    guidance_scales=(1.0, 2.0, 3.0, 4.0, 5.0, 7.5),
-    *,
-    per_digit: int = 32,
-    seed: int = 0,
-    classifier=None,
-) -> dict[float, list[float]]:
-    """Per-digit accuracy of :class:`~helpers.teaching.data.DigitClassifier` on samples, per guidance scale."""
-    from helpers.teaching.data import CAPTIONS, DigitClassifier
-
-    clf = classifier or DigitClassifier()
-    prompts = [c for c in CAPTIONS for _ in range(per_digit)]
-    labels = torch.arange(10).repeat_interleave(per_digit).numpy()
-    result = {}
-    for g in guidance_scales:
-        pred = clf.predict(sample_digits(pipe, prompts, guidance_scale=g, seed=seed))
-        result[float(g)] = [float((pred[labels == d] == d).mean()) for d in range(10)]
-    return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m helpers.teaching.text2img --measure [DIR]``: accuracy per guidance scale."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--measure", action="store_true")
-    parser.add_argument("folder", nargs="?", default=None)
-    args = parser.parse_args(argv)
-    from diffusers import StableDiffusionPipeline
-
-    from helpers.teaching import WEIGHTS_DIR
-
-    torch.set_flush_denormal(True)
-    folder = args.folder or str(WEIGHTS_DIR / NAME)
-    pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    for g, acc in measure_quality(pipe).items():
-        print(f"guidance {g:4.1f}: overall {sum(acc) / 10:.3f}  per digit " + " ".join(f"{a:.2f}" for a in acc))
-
-
-if __name__ == "__main__":
-    main()

@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 
 MODELS = ("toy2d", "text2img", "unclip")
-FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching-digits", "unclip": "teaching-unclip"}
+FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip"}
 # Two balanced groups for two cores; unCLIP's super-res stage also runs in the first one (measured in
 # `make teaching-models`: toy 15 s + text-to-image 959 s + super-res 218 s against CLIP 67 s + decoder).
 JOB_GROUPS = (("toy2d", "text2img"), ("unclip",))

@@ -1,4 +1,4 @@
-"""The teaching unCLIP: a miniature DALL-E 2 decoder stack trained on the digits, as a stock diffusers pipeline.
+"""The teaching unCLIP: a miniature DALL-E 2 trained on the emoji scenes, as stock diffusers pipelines.
 
 Introduced in notebook 03_unclip_image_interpolation. Components (each in its own subfolder of
 ``helpers/teaching/weights/teaching-unclip``, safetensors):
@@ -8,18 +8,23 @@ Introduced in notebook 03_unclip_image_interpolation. Components (each in its ow
 * ``text_proj`` — diffusers' ``UnCLIPTextProjModel``: projects the CLIP image embedding into the timestep
   embedding and into four extra context tokens, exactly as Karlo does.
 * ``decoder`` — a ``UNet2DConditionModel`` at 16x16 in Karlo's block layout (simple cross-attention, scale-shift
-  time conditioning, ``class_embed_type="identity"`` for the additive CLIP embedding). Like Karlo's it predicts
+  time conditioning, ``class_embed_type="identity"`` for the additive CLIP embedding). It sees the scene's
+  caption half of the time and the empty prompt otherwise, so it serves both the image-variation pipeline
+  (empty prompt) and the text-to-image ``UnCLIPPipeline`` (the caption). Like Karlo's it predicts
   noise *and* a learned-range variance (6 output channels), trained with the hybrid loss of Improved DDPM
   (simple MSE + variational bound, the mean stop-gradiented in the bound), in two cosine cycles (the second a
-  warm restart at half the learning rate). The embedding is replaced by the learned null embedding 10% of
-  the time, so ``decoder_guidance_scale`` works.
+  warm restart at half the learning rate). The embedding is replaced by the learned null embedding (and the
+  caption by the empty prompt) 10% of the time, so ``decoder_guidance_scale`` works.
+* ``prior`` / ``prior_scheduler`` — DALL-E 2's stage one (:mod:`helpers.teaching.prior`): a ``PriorTransformer``
+  that turns a CLIP text embedding into a CLIP image embedding, with an ``UnCLIPScheduler``.
 * ``super_res_first`` / ``super_res_last`` — a ``UNet2DModel`` that turns 16x16 into 32x32, conditioned on the
   bicubic upsample of the decoder output (``in_channels = 2 x 3``); both stages share the same weights. It
   predicts the clean image (``prediction_type="sample"``) rather than the noise.
 * ``decoder_scheduler`` / ``super_res_scheduler`` — ``UnCLIPScheduler`` (squared-cosine, 1000 steps).
 
-``load_teaching_unclip()`` builds the ``UnCLIPImageVariationPipeline`` by loading each component and calling the
-constructor (diffusers 0.42's pipeline-level save/load round trip is broken for unCLIP).
+``load_teaching_unclip()`` builds the ``UnCLIPImageVariationPipeline`` (``text=True``: the ``UnCLIPPipeline``
+with the prior) by loading each component and calling the constructor (diffusers 0.42's pipeline-level
+save/load round trip is broken for unCLIP).
 """
 
 from __future__ import annotations
@@ -41,18 +46,27 @@ IMAGE_SIZE = 32
 NUM_TRAIN_TIMESTEPS = 1000
 COMPONENTS = (
     "decoder", "text_proj", "super_res_first", "super_res_last", "text_encoder", "image_encoder", "tokenizer",
-    "feature_extractor", "decoder_scheduler", "super_res_scheduler",
+    "feature_extractor", "decoder_scheduler", "super_res_scheduler", "prior", "prior_scheduler",
 )
+#: Decoder and super-res steps and decoder guidance the backends use (see the model card).
+DEFAULT_DECODER_STEPS = 25
+DEFAULT_SUPER_RES_STEPS = 10
+DEFAULT_DECODER_GUIDANCE = 4.0
+DEFAULT_PRIOR_STEPS = 25
+DEFAULT_PRIOR_GUIDANCE = 4.0
 
 
 @dataclass(frozen=True)
 class TrainingPlan:
     """Steps and batch sizes of the three trainings (the smoke plan runs the same code for a few steps)."""
 
-    clip_steps: int = 400
-    decoder_steps: int = 1200
-    decoder_restart_steps: int = 1300
-    super_res_steps: int = 400
+    clip_steps: int = 1500
+    decoder_steps: int = 1500
+    decoder_restart_steps: int = 1500
+    super_res_steps: int = 500
+    prior_steps: int = 3000
+    prior_batch_size: int = 256
+    text_dropout: float = 0.5
     batch_size: int = 48
     clip_batch_size: int = 128
     null_embedding_prob: float = 0.1
@@ -60,7 +74,8 @@ class TrainingPlan:
 
 
 SMOKE_PLAN = TrainingPlan(
-    clip_steps=2, decoder_steps=2, decoder_restart_steps=2, super_res_steps=2, batch_size=8, clip_batch_size=16
+    clip_steps=2, decoder_steps=2, decoder_restart_steps=2, super_res_steps=2, batch_size=8, clip_batch_size=16,
+    prior_steps=2, prior_batch_size=8,
 )
 
 
@@ -152,36 +167,47 @@ def _variational_bound(scheduler, x0, xt, t, eps, v) -> torch.Tensor:
     return torch.where(t > 0, kl, torch.zeros_like(kl))
 
 
-def _empty_prompt(text_encoder, tokenizer, batch: int):
-    """What the variation pipeline feeds the decoder for its (always empty) prompt."""
-    tokens = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
+@torch.no_grad()
+def caption_features(text_encoder, tokenizer, captions):
+    """``(text_embeds (C, D), last_hidden_state (C, L, D), attention_mask (C, L) bool)`` of ``captions``:
+    what the unCLIP pipelines feed the prior and the decoder for a prompt."""
+    tokens = tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length,
+                       truncation=True, return_tensors="pt")
+    out = text_encoder(tokens.input_ids, attention_mask=tokens.attention_mask)
+    return out.text_embeds, out.last_hidden_state, tokens.attention_mask.bool()
+
+
+def scene_training_data(clip, limit: int | None = None):
+    """CLIP image embeddings of the training scenes, the features of every caption (the empty prompt last) and,
+    per scene, the indices of its caption variants (N, 16): shared by the decoder and the prior."""
+    from helpers.teaching.clip_model import pixel_values
+    from helpers.teaching.scenes import load_split
+    from helpers.teaching.text2img import caption_table
+
+    train = load_split("train")
+    if limit is not None:
+        train = type(train)(train.scenes[:limit], train.images[:limit])
     with torch.no_grad():
-        out = text_encoder(tokens.input_ids)
-    return (
-        out.text_embeds.expand(batch, -1),
-        out.last_hidden_state.expand(batch, -1, -1),
-        tokens.attention_mask.bool().expand(batch, -1),
-    )
+        embeds = torch.cat([clip.image_encoder(pixel_values=pixel_values(chunk)).image_embeds
+                            for chunk in train.images.split(1024)])
+    prompts, variants = caption_table(train)
+    return train, embeds, caption_features(clip.text_encoder, clip.tokenizer, prompts + [""]), variants
 
 
 def train_decoder(
-    clip, plan: TrainingPlan, *, seed: int = 0, progress: bool = True, start: tuple | None = None
+    clip, plan: TrainingPlan, *, seed: int = 0, progress: bool = True, start: tuple | None = None, data=None
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Train ``(decoder, text_proj)`` on the training digits' CLIP image embeddings (hybrid loss).
+    """Train ``(decoder, text_proj)`` on the training scenes' CLIP image embeddings (hybrid loss).
 
     Two cosine cycles: ``plan.decoder_steps`` at lr 1e-3 from scratch, then a warm restart of
     ``plan.decoder_restart_steps`` at lr 5e-4 (fresh optimizer and data stream). ``start=(decoder, text_proj)``
-    skips the first cycle and runs the restart on those modules.
+    skips the first cycle and runs the restart on those modules. ``data``: :func:`scene_training_data`.
     """
-    from helpers.teaching.clip_model import pixel_values
-    from helpers.teaching.data import load_split
     from helpers.unclip import resize_images
 
-    train = load_split("train", size=IMAGE_SIZE)
-    with torch.no_grad():
-        embeds = clip.image_encoder(pixel_values=pixel_values(train.images)).image_embeds
+    train, embeds, text, variants = data if data is not None else scene_training_data(clip)
     x16 = resize_images(train.images, DECODER_SIZE) * 2 - 1
-    data = (x16, embeds, _empty_prompt(clip.text_encoder, clip.tokenizer, plan.batch_size))
+    data = (x16, embeds, text, variants)
     if start is None:
         torch.manual_seed(seed)
         decoder = build_decoder()
@@ -200,10 +226,10 @@ def _fit_decoder(decoder, text_proj, data, plan: TrainingPlan, steps: int, max_l
 
     from helpers.teaching.clip_model import warmup_cosine
 
-    x16, embeds, (prompt_embeds, hidden, mask) = data
+    x16, embeds, (all_embeds, all_hidden, all_masks), variants = data
+    empty = len(all_embeds) - 1
     scheduler, _ = build_schedulers()
     b = plan.batch_size
-    mask = F.pad(mask, (text_proj.clip_extra_context_tokens, 0), value=True)
     params = list(decoder.parameters()) + list(text_proj.parameters())
     opt = torch.optim.AdamW(params, lr=max_lr, weight_decay=0.0)
     lr = warmup_cosine(opt, steps)
@@ -216,6 +242,11 @@ def _fit_decoder(decoder, text_proj, data, plan: TrainingPlan, steps: int, max_l
         emb = embeds[idx] + plan.embedding_noise * torch.randn(embeds[idx].shape, generator=gen)
         drop = torch.rand(b, 1, generator=gen) < plan.null_embedding_prob
         emb = torch.where(drop, text_proj.learned_classifier_free_guidance_embeddings[None], emb)
+        rows = variants[idx, torch.randint(variants.shape[1], (b,), generator=gen)]
+        silent = drop[:, 0] | (torch.rand(b, generator=gen) < plan.text_dropout)
+        rows = torch.where(silent, torch.full_like(rows, empty), rows)
+        prompt_embeds, hidden = all_embeds[rows], all_hidden[rows]
+        mask = F.pad(all_masks[rows], (text_proj.clip_extra_context_tokens, 0), value=True)
         context, time_embeds = text_proj(
             image_embeddings=emb, prompt_embeds=prompt_embeds, text_encoder_hidden_states=hidden,
             do_classifier_free_guidance=False,
@@ -236,14 +267,14 @@ def _fit_decoder(decoder, text_proj, data, plan: TrainingPlan, steps: int, max_l
 
 
 def train_super_res(plan: TrainingPlan, *, seed: int = 0, progress: bool = True) -> torch.nn.Module:
-    """Train the 16 → 32 super-resolution UNet on (bicubic-upsampled 16x16, 32x32) pairs of training digits."""
+    """Train the 16 → 32 super-resolution UNet on (bicubic-upsampled 16x16, 32x32) pairs of training scenes."""
     from tqdm.auto import tqdm
 
     from helpers.teaching.clip_model import warmup_cosine
-    from helpers.teaching.data import load_split
+    from helpers.teaching.scenes import load_split
     from helpers.unclip import resize_images, upsample_like_pipeline
 
-    train = load_split("train", size=IMAGE_SIZE)
+    train = load_split("train")
     x32 = train.images * 2 - 1
     low = upsample_like_pipeline(resize_images(train.images, DECODER_SIZE) * 2 - 1, IMAGE_SIZE)
     torch.manual_seed(seed + 1)
@@ -347,8 +378,14 @@ def train_teaching_unclip(
     clip = split_clip(clip_model, tokenizer)
     timings["clip_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    decoder, text_proj = train_decoder(clip, plan, seed=seed, progress=progress)
+    data = scene_training_data(clip, limit=256 if smoke else None)
+    decoder, text_proj = train_decoder(clip, plan, seed=seed, progress=progress, data=data)
     timings["decoder_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    from helpers.teaching.prior import build_prior_scheduler, train_prior
+
+    prior = train_prior(data, plan, seed=seed, progress=progress)
+    timings["prior_s"] = time.perf_counter() - start
     if super_res_from is None:
         start = time.perf_counter()
         super_res = train_super_res(plan, seed=seed, progress=progress)
@@ -366,7 +403,7 @@ def train_teaching_unclip(
             "super_res_last": deepcopy(super_res), "text_encoder": clip.text_encoder,
             "image_encoder": clip.image_encoder, "tokenizer": clip.tokenizer,
             "feature_extractor": clip.feature_extractor, "decoder_scheduler": decoder_scheduler,
-            "super_res_scheduler": super_res_scheduler,
+            "super_res_scheduler": super_res_scheduler, "prior": prior, "prior_scheduler": build_prior_scheduler(),
         })
         info = {"seed": seed, "smoke": smoke, "plan": asdict(plan), "seconds": {k: round(v, 1) for k, v in
                                                                                timings.items()}}
@@ -389,8 +426,10 @@ def load_teaching_unclip(
     dtype: torch.dtype | None = None,
     *,
     path: str | Path | None = None,
+    text: bool = False,
 ):
-    """The shipped teaching unCLIP as a stock ``UnCLIPImageVariationPipeline``.
+    """The shipped teaching unCLIP as a stock ``UnCLIPImageVariationPipeline`` (``text=True``: as the
+    text-to-image ``UnCLIPPipeline``, prior → decoder → super-res, as Karlo's).
 
     Introduced in notebook 03_unclip_image_interpolation. ``path`` defaults to the folder inside the package
     (a folder written by :func:`train_teaching_unclip` works too). Components are loaded one by one and the
@@ -414,24 +453,41 @@ def load_teaching_unclip(
     transformers_logging.disable_progress_bar()  # one "Loading weights" bar per CLIP half
     diffusers_logging.set_verbosity_error()  # the deprecation notice of the unCLIP pipelines
     try:
-        from diffusers import UnCLIPImageVariationPipeline, UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
+        from diffusers import (
+            PriorTransformer,
+            UnCLIPImageVariationPipeline,
+            UnCLIPPipeline,
+            UnCLIPScheduler,
+            UNet2DConditionModel,
+            UNet2DModel,
+        )
         from diffusers.pipelines.deprecated.unclip import UnCLIPTextProjModel
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
 
         from helpers.teaching.clip_model import image_processor_class
 
-        pipe = UnCLIPImageVariationPipeline(
+        shared = dict(
             decoder=UNet2DConditionModel.from_pretrained(folder / "decoder"),
             text_proj=UnCLIPTextProjModel.from_pretrained(folder / "text_proj"),
             super_res_first=UNet2DModel.from_pretrained(folder / "super_res_first"),
             super_res_last=UNet2DModel.from_pretrained(folder / "super_res_last"),
             text_encoder=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder"),
-            image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder"),
             tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
-            feature_extractor=image_processor_class().from_pretrained(folder / "feature_extractor"),
             decoder_scheduler=UnCLIPScheduler.from_pretrained(folder / "decoder_scheduler"),
             super_res_scheduler=UnCLIPScheduler.from_pretrained(folder / "super_res_scheduler"),
         )
+        if text:
+            pipe = UnCLIPPipeline(
+                prior=PriorTransformer.from_pretrained(folder / "prior"),
+                prior_scheduler=UnCLIPScheduler.from_pretrained(folder / "prior_scheduler"),
+                **shared,
+            )
+        else:
+            pipe = UnCLIPImageVariationPipeline(
+                image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder"),
+                feature_extractor=image_processor_class().from_pretrained(folder / "feature_extractor"),
+                **shared,
+            )
     finally:
         transformers_logging.set_verbosity(verbosity[0])
         diffusers_logging.set_verbosity(verbosity[1])
