@@ -5,8 +5,8 @@ embeddings, the same initial latents, the same steps and guidance. (A) is
 :func:`helpers.render.render_frames` with its automatic batch size (classifier-free guidance and VAE decoding
 batched, SDPA attention); (B) calls the pipeline once per frame, as the original cookbook did.
 
-* CPU: the tiny random Stable Diffusion and unCLIP pipelines, and the teaching model ``teaching-digits``
-  when its weights are in the package (otherwise that row is skipped, with the reason).
+* CPU: the tiny random Stable Diffusion and unCLIP pipelines, and the teaching model ``teaching`` (32x32 emoji
+  scenes) when its weights are in the package (otherwise that row is skipped, with the reason).
 * CUDA (when present): the full-size Stable Diffusion 1.5 architecture built from its published
   configuration with random weights (speed does not depend on weight values) at 512x512, 25 steps, guidance
   7.5, fp16; the fraction of the GPU's dense fp16 peak reached (one frame ≈ 42.7 TFLOP); the same walk with
@@ -369,7 +369,7 @@ def teaching_case(frames: int, steps: int | None) -> tuple[Case | None, str]:
     """The teaching model on the CPU, or ``(None, reason)`` when its weights are not in the package."""
     from helpers.teaching import WEIGHTS_DIR
 
-    folder = WEIGHTS_DIR / "teaching-digits"
+    folder = WEIGHTS_DIR / "teaching"
     if not (folder / "model_index.json").is_file():
         root = Path(__file__).resolve().parents[1]
         where = folder.relative_to(root) if folder.is_relative_to(root) else folder
@@ -381,10 +381,9 @@ def teaching_case(frames: int, steps: int | None) -> tuple[Case | None, str]:
     except Exception as exc:  # noqa: BLE001 - any loading failure becomes a skipped row with its reason
         return None, f"could not load it: {type(exc).__name__}: {exc}"
     kwargs = backend.render_kwargs(steps=steps)
-    describe = (f"teaching-digits StableDiffusionPipeline, {backend.width}x{backend.height}, "
+    describe = (f"teaching StableDiffusionPipeline, {backend.width}x{backend.height}, "
                 f"{kwargs['num_inference_steps']} steps, guidance {kwargs['guidance_scale']:g}, fp32")
-    case = _text_case("teaching-digits", backend.pipe, ["a handwritten three", "a handwritten eight"], frames,
-                      kwargs, describe)
+    case = _text_case("teaching", backend.pipe, list(backend.prompts[:2]), frames, kwargs, describe)
     return case, ""
 
 
@@ -603,8 +602,8 @@ def run(
     if teaching:
         case, why = teaching_case(frames, teaching_steps)
         if case is None:
-            print(f"skipping teaching-digits: {why}", flush=True)
-            skipped.append(("teaching-digits", why))
+            print(f"skipping teaching: {why}", flush=True)
+            skipped.append(("teaching", why))
         else:
             print(f"benchmarking {case.name} ...", flush=True)
             rows += compare(case, repeats=repeats)

@@ -43,7 +43,6 @@ _SCENE_PROMPTS = (
 )
 #: The objects of the default image pair (held-out scenes; notebook 03 morphs one into the other).
 EXAMPLE_OBJECTS = ("red apple", "green apple")
-_TEACHING_WORLD = "32x32 emoji scenes"
 _REAL_PROMPTS = (
     "a watercolor painting of a lighthouse on a cliff at sunrise",
     "an oil painting of a lighthouse in a winter storm at night",

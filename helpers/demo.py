@@ -3,8 +3,12 @@
     python -m helpers.demo [--model teaching|sd15] [--out outputs] [--frames 16]
 
 With ``--model teaching`` (the default) everything runs offline on a CPU in a few minutes with the bundled
-teaching models; with ``--model sd15`` (a CUDA GPU and hub access) the prompt walks use Stable Diffusion 1.5 and
-the image walks Karlo unCLIP. Each walk is written as a GIF, an MP4 and a contact-sheet PNG.
+teaching models (32x32 emoji scenes): a colour walk (a red heart turning blue), a closed walk through one object
+of every family, a circular noise loop, an unCLIP morph between two example scenes (a red and a green apple), a
+text diff, and a walk between two prompts through the unCLIP prior's image embeddings. With ``--model sd15`` (a
+CUDA GPU and hub access) the prompt walks use Stable Diffusion 1.5 and the image walks Karlo unCLIP (whose
+image-variation checkpoint has no prior, so the prior walk is skipped). Each walk is written as a GIF, an MP4
+and a contact-sheet PNG.
 
 Introduced in the README (the first command it shows).
 """
@@ -27,10 +31,16 @@ from helpers.media import export_gif, export_mp4, image_grid, save_image
 from helpers.render import render_frames
 
 MODELS = {
-    "teaching": {"text2img": "teaching-digits", "unclip": "teaching-unclip"},
-    "sd15": {"text2img": "sd15", "unclip": "karlo"},
+    "teaching": {"text2img": "teaching", "unclip": "teaching-unclip", "prior": "teaching-unclip-text"},
+    "sd15": {"text2img": "sd15", "unclip": "karlo"},  # no prior: Karlo's image-variation checkpoint has none
 }
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+#: The teaching walks' objects (big, on white): a colour walk, one object per family (a closed loop), the
+#: unCLIP image pair (helpers.backends.EXAMPLE_OBJECTS) and the prior walk's two prompts.
+COLOUR_PAIR = ("red heart", "blue heart")
+FAMILY_OBJECTS = ("grinning face", "cat face", "red apple", "red heart", "rainbow", "rocket")
+PRIOR_PAIR = ("cat face", "dog face")
+#: Walks that end where they start: their GIFs loop instead of playing forwards and back.
+CLOSED_WALKS = ("family_walk", "multi_prompt_walk", "circular_noise_loop")
 REAL_PROMPTS = (
     "a watercolor painting of a lighthouse on a cliff at sunrise",
     "an oil painting of a lighthouse in a winter storm at night",
@@ -64,23 +74,31 @@ def save_walk(frames: list[Any], out: Path, name: str, *, fps: int, loop: bool =
     ]
 
 
+def scene_prompt(name: str) -> str:
+    """The caption of one big object on white (``"a big red heart on a white background"``)."""
+    from helpers.teaching.scenes import caption
+
+    return caption(name, "big", "white")
+
+
 def _text2img_kwargs(pipe: Any, s: Settings) -> dict[str, Any]:
     if s.guidance is not None:
         guidance = s.guidance
     elif s.is_teaching:
-        from helpers.teaching.text2img import DEFAULT_GUIDANCE
+        from helpers.teaching.text2img import defaults
 
-        guidance = DEFAULT_GUIDANCE
+        guidance = defaults()["guidance_scale"]
     else:
         guidance = 7.5
     return {"num_inference_steps": s.steps, "guidance_scale": guidance}
 
 
 def prompt_walks(pipe: Any, s: Settings) -> dict[str, list[Any]]:
-    """A two-prompt walk, a closed walk through all ten digits (or a few prompts), and a noise loop."""
+    """A two-prompt walk (a colour walk on the teaching model), a closed walk through several prompts (one
+    object per family), and a noise loop."""
     if s.is_teaching:
-        two = ["a handwritten three", "a handwritten eight"]
-        many = [f"a handwritten {d}" for d in DIGITS]
+        two = [scene_prompt(name) for name in COLOUR_PAIR]
+        many = [scene_prompt(name) for name in FAMILY_OBJECTS]
     else:
         two = list(REAL_PROMPTS)
         many = list(REAL_PROMPTS) + ["a photo of a red fox in a green forest", "a pencil sketch of a city street"]
@@ -95,7 +113,7 @@ def prompt_walks(pipe: Any, s: Settings) -> dict[str, list[Any]]:
 
     embeds, negative = encode_prompts(pipe, many)
     path = interpolation_path(list(embeds), max(s.frames * 2, len(many) * 3), closed=True)
-    walks["all_digits_walk" if s.is_teaching else "multi_prompt_walk"] = render_frames(
+    walks["family_walk" if s.is_teaching else "multi_prompt_walk"] = render_frames(
         pipe, prompt_embeds=path, negative_prompt_embeds=negative[:1], latents=noise, seed=s.seed, **kwargs)
 
     embeds, negative = encode_prompts(pipe, two[:1])
@@ -115,7 +133,9 @@ def image_walks(pipe: Any, images: list[Any], s: Settings) -> dict[str, Any]:
     inv = invert(pipe, images)  # the bipartite latents (z_i, x_T) of both images
     walks = {"unclip_interpolation": morph(pipe, inv, np.linspace(0, 1, s.frames), output_type="pil")}
     if s.is_teaching:
-        base, target = "a handwritten three", "a handwritten eight"
+        from helpers.backends import EXAMPLE_OBJECTS
+
+        base, target = (scene_prompt(name) for name in EXAMPLE_OBJECTS)
     else:
         base, target = REAL_PROMPTS
     z_t0, z_t = encode_text(pipe, [base, target])
@@ -126,14 +146,33 @@ def image_walks(pipe: Any, images: list[Any], s: Settings) -> dict[str, Any]:
     return walks
 
 
+def prior_walk(prior_pipe: Any, pipe: Any, s: Settings) -> list[Any]:
+    """Text → image through DALL-E 2's stage one: the prior turns two prompts into two CLIP image embeddings
+    (:func:`helpers.unclip.prior_embeddings`), the walk slerps between them and the image-variation pipeline
+    ``pipe`` (the same decoder and super-res) decodes every frame from one fixed decoder noise."""
+    from helpers.teaching import unclip_model
+    from helpers.unclip import decode, prior_embeddings
+
+    prompts = [scene_prompt(name) for name in PRIOR_PAIR]
+    ends = prior_embeddings(prior_pipe, prompts, num_inference_steps=unclip_model.DEFAULT_PRIOR_STEPS,
+                            guidance_scale=unclip_model.DEFAULT_PRIOR_GUIDANCE, seed=s.seed)
+    path = slerp(ends[0], ends[1], torch.linspace(0, 1, s.frames), dim=-1)
+    return decode(pipe, path, make_latents(pipe, s.seed, dtype=torch.float32),
+                  make_latents(pipe, s.seed, dtype=torch.float32, kind="super_res"),
+                  num_inference_steps=unclip_model.DEFAULT_DECODER_STEPS,
+                  super_res_num_inference_steps=unclip_model.DEFAULT_SUPER_RES_STEPS,
+                  guidance_scale=unclip_model.DEFAULT_DECODER_GUIDANCE, output_type="pil")
+
+
 def _endpoint_images(s: Settings, prompt_frames: list[Any]) -> list[Any]:
-    """Two held-out digits (a three and an eight) for the teaching model; the prompt walk's ends otherwise."""
+    """Two example scenes (a big red and a big green apple on white) for the teaching model, as (3, 32, 32)
+    tensors; the prompt walk's ends otherwise."""
     if not s.is_teaching:
         return [prompt_frames[0], prompt_frames[-1]]
-    from helpers.teaching.data import load_split
+    from helpers.backends import EXAMPLE_OBJECTS
+    from helpers.teaching.scenes import example_scenes
 
-    held_out = load_split("held_out")
-    return [held_out.images[int((held_out.labels == d).nonzero()[0])] for d in (3, 8)]
+    return list(example_scenes(EXAMPLE_OBJECTS, seed=s.seed).images)
 
 
 def run(s: Settings) -> list[Path]:
@@ -147,7 +186,7 @@ def run(s: Settings) -> list[Path]:
     pipe = load_pipeline(names["text2img"])
     walks = prompt_walks(pipe, s)
     for name, frames in walks.items():
-        written += save_walk(frames, s.out, name, fps=s.fps, loop="loop" in name or "all" in name)
+        written += save_walk(frames, s.out, name, fps=s.fps, loop=name in CLOSED_WALKS)
     images = _endpoint_images(s, walks["two_prompt_walk"])
     del pipe, walks
     print(f"prompt and noise walks: {time.perf_counter() - t0:.1f} s")
@@ -157,6 +196,14 @@ def run(s: Settings) -> list[Path]:
     for name, frames in image_walks(pipe, images, s).items():
         written += save_walk(list(frames), s.out, name, fps=s.fps)
     print(f"unCLIP image walks: {time.perf_counter() - t0:.1f} s")
+
+    if "prior" not in names:
+        print(f"prior walk: skipped ({names['unclip']!r} is an image-variation checkpoint without a prior)")
+        return written
+    t0 = time.perf_counter()
+    frames = prior_walk(load_pipeline(names["prior"]), pipe, s)
+    written += save_walk(list(frames), s.out, "prior_walk", fps=s.fps)
+    print(f"unCLIP prior walk: {time.perf_counter() - t0:.1f} s")
     return written
 
 

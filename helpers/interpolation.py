@@ -465,8 +465,8 @@ def text_diff(image_embed: Array, text_embed: Array, base_text_embed: Array, the
     """DALL-E 2's text diff: ``slerp(z_i, z_d, θ)`` with ``z_d = normalize(z_t − z_t0)``.
 
     Introduced in notebook 03_unclip_image_interpolation. ``z_i`` is a CLIP image embedding, ``z_t`` the
-    text embedding of the change you want ("a handwritten eight") and ``z_t0`` of the current content
-    ("a handwritten three"). ``z_d`` is rescaled to the norm of ``z_i`` so the whole path stays on the sphere
+    text embedding of the change you want ("a big green apple") and ``z_t0`` of the current content
+    ("a big red apple"). ``z_d`` is rescaled to the norm of ``z_i`` so the whole path stays on the sphere
     of the embeddings the decoder was trained on. Batched embeddings (N, D) are handled row by row; the DALL-E 2
     paper uses θ up to about 0.5.
     """

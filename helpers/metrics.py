@@ -195,7 +195,7 @@ def ssim(a: Any, b: Any) -> float:
     """Mean SSIM of two images (1 for identical images). Pixels in [0, 1]; colour channels averaged.
 
     Gaussian 11x11 window with sigma 1.5, K1 = 0.01, K2 = 0.03 (Wang et al. 2004); borders are reflected,
-    so images smaller than the window (8x8 digits) work too.
+    so images smaller than the window (8x8 thumbnails) work too.
 
     Introduced in notebook 07_smooth_interpolation.
     """

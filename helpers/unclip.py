@@ -10,6 +10,11 @@ for the super-resolution stage); :func:`decode` renders ``(z_i, x_T)`` back with
 the stock pipeline, so decoding the inversion reconstructs the image and a slerp of both parts morphs one
 image into another. Karlo's decoder also predicts a variance (twice the image channels); DDIM keeps only the
 noise channels.
+
+Stage one, the diffusion prior from a caption to an image embedding, lives in the text-to-image
+``UnCLIPPipeline`` (the teaching ``"teaching-unclip-text"``; Karlo's image-variation checkpoint has none):
+:func:`prior_embeddings` samples it on its own, so prompts can be walked between in image-embedding space
+and decoded here.
 """
 
 from __future__ import annotations
@@ -355,3 +360,64 @@ def invert(
         noise = unet(sample=torch.cat([sample, upscaled], dim=1), timestep=t).sample[:, : sample.shape[1]]
         sample = scheduler.step(noise, t, sample).prev_sample
     return UnCLIPInversion(emb.float().cpu(), decoder_latents.float().cpu(), sample.float().cpu())
+
+
+@torch.no_grad()
+def prior_embeddings(
+    pipe: Any,
+    prompts: str | list[str],
+    *,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 4.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    """The CLIP image embeddings ``(N, dim)`` an ``UnCLIPPipeline``'s diffusion prior proposes for ``prompts``.
+
+    Introduced in ``make demo`` (its prior walk, :func:`helpers.demo.prior_walk`; the unCLIP background is in
+    notebook 03_unclip_image_interpolation). DALL-E 2's stage one on its own: the prior loop of
+    diffusers' ``UnCLIPPipeline.__call__`` (its text encoding, ``prior_scheduler`` steps, classifier-free
+    guidance with the empty prompt when ``guidance_scale > 1``, and ``prior.post_process_latents``), written out
+    so that it stops before the decoder. Each prompt gets its own CPU generator seeded with ``seed`` (start noise
+    and the scheduler's step noise), so a prompt's embedding does not depend on what else is in the batch. The
+    result goes to :func:`decode` of an image-variation pipeline with the same decoder (the teaching unCLIP:
+    ``load_pipeline("teaching-unclip")``), e.g. slerped between two prompts.
+    """
+    from helpers.embeddings import _as_prompt_list
+
+    if getattr(pipe, "prior", None) is None or getattr(pipe, "prior_scheduler", None) is None:
+        raise TypeError(
+            f"{type(pipe).__name__} has no diffusion prior; use the text-to-image unCLIP pipeline "
+            "(load_pipeline('teaching-unclip-text'))"
+        )
+    prompts = _as_prompt_list(prompts)
+    if not prompts:
+        raise ValueError("prompts is empty: give at least one prompt")
+    steps = num_inference_steps
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+        raise ValueError(f"num_inference_steps must be an int >= 2 (the prior's schedule), got {steps!r}")
+    from helpers.devices import make_generator
+
+    device = pipe._execution_device
+    do_cfg = guidance_scale > 1.0
+    scheduler = pipe.prior_scheduler
+    rows = []
+    for prompt in prompts:
+        embeds, hidden, mask = pipe._encode_prompt([prompt], device, 1, do_cfg)
+        scheduler.set_timesteps(steps, device=device)
+        timesteps = scheduler.timesteps
+        generator = make_generator(seed)
+        shape = (1, pipe.prior.config.embedding_dim)
+        latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+        latents = latents.to(device=device, dtype=embeds.dtype) * scheduler.init_noise_sigma
+        for i, t in enumerate(timesteps):
+            model_in = torch.cat([latents] * 2) if do_cfg else latents
+            pred = pipe.prior(model_in, timestep=t, proj_embedding=embeds, encoder_hidden_states=hidden,
+                              attention_mask=mask).predicted_image_embedding
+            if do_cfg:
+                uncond, cond = pred.chunk(2)
+                pred = uncond + guidance_scale * (cond - uncond)
+            prev = timesteps[i + 1] if i + 1 < len(timesteps) else None
+            latents = scheduler.step(pred, timestep=t, sample=latents, generator=generator,
+                                     prev_timestep=prev).prev_sample
+        rows.append(pipe.prior.post_process_latents(latents))
+    return torch.cat(rows).float().cpu()

@@ -4,7 +4,7 @@ Introduced in notebook 04_prompt_walks. A walk file names a model, the keypoints
 unCLIP), the noise seeds and how to render; the command renders the frames resumably into a folder
 (:func:`helpers.render.render_walk`) and writes a GIF, an MP4 and a contact sheet::
 
-    model: tiny-sd            # teaching-digits | teaching-unclip | sd15 | karlo | tiny-sd | tiny-unclip
+    model: tiny-sd            # teaching | teaching-unclip | sd15 | karlo | tiny-sd | tiny-unclip
     prompts: [a photo of a red house, a watercolor painting of a blue boat]
     seeds: 0                  # one seed: the same noise for every frame; a list: a walk through noises too
     frames: 24
@@ -15,8 +15,10 @@ unCLIP), the noise seeds and how to render; the command renders the frames resum
     formats: [gif, mp4, contact_sheet]
     fps: 12
 
-``images:`` (unCLIP models) lists image files relative to the walk file, or ``digit:3`` for a held-out
-handwritten digit. Run it again after an interruption and it continues where it stopped. Under
+``images:`` (unCLIP models) lists image files relative to the walk file, or ``scene:red apple`` for an
+example scene of the teaching world (a big object on white, :meth:`helpers.backends.Backend.example_images`;
+any object of :data:`helpers.teaching.scenes.OBJECT_NAMES`). Run it again after an interruption and it continues
+where it stopped. Under
 ``accelerate launch --num_processes 2 -m helpers.render WALK.yaml`` (one process per GPU) the chunks of
 frames are split between the processes (``PartialState.split_between_processes``), each writes its frames
 into the shared folder, and the main process writes the videos. Without a GPU, accelerate starts several
@@ -38,13 +40,17 @@ from typing import Any
 
 #: The named models and the (backend, kind) of :func:`helpers.backends.choose_backend` they load.
 MODELS = {
-    "teaching-digits": ("teaching", "text2img"),
+    "teaching": ("teaching", "text2img"),
     "teaching-unclip": ("teaching", "unclip"),
     "sd15": ("real", "text2img"),
     "karlo": ("real", "unclip"),
     "tiny-sd": ("tiny-random", "text2img"),
     "tiny-unclip": ("tiny-random", "unclip"),
 }
+#: Retired model names and the name that replaced them (a walk file naming one gets a clear error).
+RETIRED_MODELS = {"teaching-digits": "teaching"}
+#: ``images:`` entries with this prefix name an example scene instead of a file (``scene:red apple``).
+SCENE_PREFIX = "scene:"
 FORMATS = ("gif", "mp4", "png", "contact_sheet")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _KEYS = (
@@ -138,6 +144,21 @@ def _strings(data: dict, key: str, where: str) -> list[str]:
     return list(value)
 
 
+def _scene_item(item: str, where: str) -> str:
+    """``scene:NAME`` with NAME an object of the teaching world (normalised spacing), or a clear error."""
+    from helpers.teaching.scenes import OBJECT_NAMES
+
+    name = " ".join(item.removeprefix(SCENE_PREFIX).split())
+    if name not in OBJECT_NAMES:
+        close = difflib.get_close_matches(name, OBJECT_NAMES, n=1)
+        hint = f" (did you mean {SCENE_PREFIX}{close[0]}?)" if close else ""
+        raise WalkSpecError(
+            f"{where}: {item!r} names no object of the teaching world{hint}; write \"scene:NAME\" (quoted in "
+            f"YAML, e.g. \"scene:red apple\") with NAME one of: {', '.join(OBJECT_NAMES)}"
+        )
+    return SCENE_PREFIX + name
+
+
 def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str = "walk file") -> WalkSpec:
     """Validate a walk description (the YAML file's mapping) and return a :class:`WalkSpec`.
 
@@ -161,6 +182,16 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         raise WalkSpecError(f"{where}: missing 'model:' (one of {', '.join(MODELS)}, a hub id or a folder)")
     if not isinstance(data["model"], str) or not data["model"].strip():
         raise WalkSpecError(f"{where}: model must be a name such as tiny-sd, got {data['model']!r}")
+    if data["model"].strip() in RETIRED_MODELS:
+        old = data["model"].strip()
+        raise WalkSpecError(f"{where}: the model {old!r} was retired with the digit world; write "
+                            f"model: {RETIRED_MODELS[old]} (the emoji-scene teaching model) instead")
+    from helpers.teaching import TEACHING_MODELS
+
+    if data["model"].strip() in TEACHING_MODELS and data["model"].strip() not in MODELS:
+        walkable = [m for m in MODELS if m in TEACHING_MODELS]
+        raise WalkSpecError(f"{where}: walk files cannot use {data['model'].strip()!r}; the teaching models they "
+                            f"walk with are {', '.join(walkable)} (prompts / images)")
     base = Path(base_dir)
     spec = WalkSpec(model=data["model"].strip(), frames=0, source=source)
     kind = spec.kind
@@ -168,9 +199,12 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         if "prompts" in data:
             raise WalkSpecError(f"{where}: {spec.model} walks between images: use images:, not prompts:")
         if "images" not in data:
-            raise WalkSpecError(f"{where}: {spec.model} is an unCLIP model: give images: [a.png, b.png] (or digit:3)")
+            raise WalkSpecError(
+                f"{where}: {spec.model} is an unCLIP model: give images: [a.png, b.png] (or \"scene:red apple\")"
+            )
         spec.images = [
-            s if s.startswith("digit:") else str((base / s).expanduser()) for s in _strings(data, "images", where)
+            _scene_item(s, where) if s.startswith(SCENE_PREFIX) else str((base / s).expanduser())
+            for s in _strings(data, "images", where)
         ]
     else:
         if "images" in data:
@@ -312,11 +346,12 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
 
         images = []
         for item in spec.images:
-            if item.startswith("digit:"):
-                digit = item.removeprefix("digit:")
-                if not digit.isdigit() or not isinstance(loaded, Backend):
-                    raise WalkSpecError(f"{spec.source}: {item!r} must be digit:0 .. digit:9 (named models only)")
-                images.extend(loaded.example_images(digits=[int(digit)]))
+            if item.startswith(SCENE_PREFIX):
+                if not isinstance(loaded, Backend):
+                    raise WalkSpecError(f"{spec.source}: {item!r}: example scenes work with the named models "
+                                        f"only ({', '.join(m for m in MODELS if MODELS[m][1] == 'unclip')})")
+                name = _scene_item(item, spec.source).removeprefix(SCENE_PREFIX)
+                images.extend(loaded.example_images(objects=[name]))
             else:
                 images.append(load_image(item))
         embeds = encode_images(pipe, images)
@@ -408,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Several GPUs: accelerate launch --num_processes N -m helpers.render WALK.yaml "
         "(without a GPU add --multi_gpu to get N CPU processes).",
     )
-    parser.add_argument("walk", help="the walk file, e.g. walks/digits.yaml")
+    parser.add_argument("walk", help="the walk file, e.g. walks/scenes.yaml")
     parser.add_argument("--out", help="output folder (default: the file's 'out:' or its name beside it)")
     parser.add_argument("--overwrite", action="store_true", help="replace a different walk in the folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -422,4 +457,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["MODELS", "WalkSpec", "WalkSpecError", "load_walk_spec", "parse_walk_spec", "run_walk", "main"]
+__all__ = ["MODELS", "RETIRED_MODELS", "WalkSpec", "WalkSpecError", "load_walk_spec", "parse_walk_spec", "run_walk", "main"]

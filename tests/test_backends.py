@@ -63,7 +63,7 @@ def test_tiny_prompts_use_only_known_tokens(tiny_text) -> None:
         assert all(f"{word}</w>" in vocab for word in prompt.split()), prompt
 
 
-def test_example_images_are_distinct_digits(tiny_unclip) -> None:
+def test_example_images_are_distinct_scenes(tiny_unclip) -> None:
     images = tiny_unclip.example_images(3)
     assert len(images) == 3 and all(im.size == (32, 32) and im.mode == "RGB" for im in images)
     arrays = [torch.tensor(list(im.getdata()), dtype=torch.float32) for im in images]
@@ -82,7 +82,7 @@ def test_auto_without_cuda_picks_the_teaching_model_and_says_why(monkeypatch, ti
     monkeypatch.setattr(backends, "_load_real", lambda *a: pytest.fail("must not try the real model without a GPU"))
     b = choose_backend("auto", "text2img")
     assert b.name == "teaching" and loaded == ["text2img"]
-    assert "No CUDA GPU" in b.reason and "teaching-digits" in b.reason
+    assert "No CUDA GPU" in b.reason and "'teaching'" in b.reason and "emoji scenes" in b.reason
 
 
 def test_auto_with_cuda_but_no_weights_falls_back(monkeypatch, tiny_text) -> None:
@@ -156,13 +156,13 @@ def test_ddim_inversion_with_a_zero_noise_model_is_exactly_undone(tiny_text, mon
     torch.testing.assert_close(inverted, clean * ratio, rtol=1e-4, atol=1e-5)
 
 
-def test_ddim_inversion_reconstructs_digits_with_the_teaching_model() -> None:
+def test_ddim_inversion_reconstructs_scenes_with_the_teaching_model() -> None:
     from helpers.teaching import TeachingWeightsMissingError
 
     try:
         teaching = choose_backend("teaching", "text2img", device="cpu")
     except TeachingWeightsMissingError:
-        pytest.skip("teaching-digits weights not trained yet")
+        pytest.skip("teaching weights not trained yet")
     images = teaching.example_images(2)
     inverted = teaching.invert(images)
     empty = teaching.pipe.encode_prompt([""] * 2, "cpu", 1, False)[0]
@@ -187,11 +187,18 @@ def test_library_versions_lists_the_stack() -> None:
     assert "python" in v and "cuda" in v
 
 
-def test_example_images_by_digit_are_those_digits(tiny_unclip) -> None:
-    from helpers.teaching.data import DigitClassifier
+def test_example_images_by_name_are_those_objects_big_on_white(tiny_unclip) -> None:
+    from helpers.teaching import judge
+    from helpers.teaching.scenes import BACKGROUND_NAMES
 
-    images = tiny_unclip.example_images(digits=(3, 8, 3))
-    assert len(images) == 3 and images[0].tobytes() != images[2].tobytes()  # two different threes
-    assert DigitClassifier().predict(images).tolist() == [3, 8, 3]
-    with pytest.raises(ValueError, match="0..9"):
-        tiny_unclip.example_images(digits=(10,))
+    images = tiny_unclip.example_images(objects=("red apple", "green apple", "red apple"))
+    assert len(images) == 3 and all(im.size == (32, 32) and im.mode == "RGB" for im in images)
+    assert images[0].tobytes() != images[2].tobytes()  # two red apples, drawn at two positions
+    assert [BACKGROUND_NAMES[i] for i in judge.background_of(images)] == ["white"] * 3
+    assert (judge.object_extent(images) >= 18).all()  # big (24 px glyphs), not small (14 px)
+    red, green, red_again = judge.foreground_colour(images)
+    assert red[0] > red[1] and green[1] > green[0] and red_again[0] > red_again[1]
+    with pytest.raises(ValueError, match="green apple"):  # an unknown name lists the valid ones
+        tiny_unclip.example_images(objects=("purple apple",))
+    with pytest.raises(ValueError, match="list of object names"):
+        tiny_unclip.example_images(objects="red apple")

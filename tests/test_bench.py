@@ -78,3 +78,32 @@ def test_the_gpu_code_path_rehearses_on_the_cpu():
     diff = float(rows[0].note.rsplit(":", 1)[1])
     assert diff <= 2 / 255 + 1e-3  # same pictures both ways
     assert all(r.note.startswith("skipped") and r.frames == 0 for r in rows[2:])
+
+
+def test_the_teaching_case_walks_between_two_scene_captions(monkeypatch):
+    """The CPU teaching row renders the teaching model between two captions of its own world (not run here)."""
+    import helpers.embeddings as embeddings
+    from helpers.teaching.scenes import all_captions
+
+    asked = []
+    real = embeddings.encode_prompts
+
+    def spy(pipe, prompts, *args, **kwargs):
+        asked.append(list(prompts))
+        return real(pipe, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(embeddings, "encode_prompts", spy)
+    case, why = bench.teaching_case(frames=3, steps=1)
+    assert case is not None, why
+    assert case.name == "teaching" and case.describe.startswith("teaching StableDiffusionPipeline, 32x32, 1 steps")
+    (prompts,) = asked
+    assert len(set(prompts)) == 2 and set(prompts) <= set(all_captions())
+    assert case.inputs["prompt_embeds"].shape[0] == 3
+
+
+def test_the_teaching_case_is_skipped_with_its_reason_without_weights(tmp_path, monkeypatch):
+    import helpers.teaching as teaching
+
+    monkeypatch.setattr(teaching, "WEIGHTS_DIR", tmp_path)
+    case, why = bench.teaching_case(frames=3, steps=1)
+    assert case is None and "make teaching-models" in why

@@ -39,7 +39,7 @@ nbtools = load_tool("notebooks")
 NOTEBOOKS = nbtools.notebook_paths()
 TORCH_SPEC = os.environ.get("LW_COLAB_TORCH", "torch==2.13.0")
 #: The teaching model each ``choose_backend`` kind loads (see helpers.backends.TEACHING).
-TEACHING_MODEL = {"text2img": "teaching-digits", "unclip": "teaching-unclip"}
+TEACHING_MODEL = {"text2img": "teaching", "unclip": "teaching-unclip"}
 
 pytestmark = pytest.mark.colab
 

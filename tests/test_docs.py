@@ -60,7 +60,7 @@ def test_example_walk_files_are_valid(path):
     assert spec.model in MODELS and spec.frames >= 2
 
 
-@pytest.mark.parametrize("name", ["digits.yaml", "digit_morph.yaml"])
+@pytest.mark.parametrize("name", ["scenes.yaml", "scene_morph.yaml"])
 def test_offline_example_walks_render(name, tmp_path, capsys):
     from helpers.render import main, read_manifest
 

@@ -108,7 +108,7 @@ def _assert_readable(err: ModelUnavailableError, *names: str) -> None:
     for name in names:
         assert name in text
     assert "hf download" in text  # pre-download remedy
-    assert 'load_pipeline("teaching-digits")' in text  # bundled-model remedy
+    assert 'load_pipeline("teaching")' in text  # bundled-model remedy
     assert "reachable" in text  # run-where-online remedy
     assert err.__cause__ is None and err.__context__ is None and err.__suppress_context__
     assert len(text.splitlines()) <= 8
@@ -162,12 +162,19 @@ def test_other_errors_are_not_disguised(monkeypatch):
     assert not isinstance(info.value, ModelUnavailableError)
 
 
-@pytest.mark.parametrize("name", ["sd-15", "stable diffusion", "teaching_digits"])
+@pytest.mark.parametrize("name", ["sd-15", "stable diffusion", "teaching_unclip"])
 def test_unknown_names_list_the_valid_ones(name):
     with pytest.raises(ValueError) as info:
         load_pipeline(name, device="cpu")
-    for valid in ("sd15", "karlo", "teaching-digits", "teaching-unclip"):
+    for valid in ("'sd15'", "'karlo'", "'teaching'", "'teaching-unclip'", "'teaching-unclip-text'"):
         assert valid in str(info.value)
+    assert "teaching-digits" not in str(info.value)  # the retired name is not offered
+
+
+def test_the_retired_digit_model_names_its_replacement():
+    with pytest.raises(ValueError, match="retired") as info:
+        load_pipeline("teaching-digits", device="cpu")
+    assert "'teaching'" in str(info.value) and not isinstance(info.value, ModelUnavailableError)
 
 
 def test_missing_folder_and_bad_arguments(tmp_path):
@@ -187,11 +194,13 @@ def test_teaching_names_go_to_the_teaching_loader(monkeypatch):
         return "a teaching pipeline"
 
     monkeypatch.setattr(helpers.teaching, "load_teaching_pipeline", fake, raising=False)
-    assert load_pipeline("teaching-digits", device="cpu") == "a teaching pipeline"
+    assert load_pipeline("teaching", device="cpu") == "a teaching pipeline"
     assert load_pipeline("teaching-unclip", device="cpu", dtype=torch.float32) == "a teaching pipeline"
+    assert load_pipeline("teaching-unclip-text", device="cpu") == "a teaching pipeline"
     assert calls == [
-        ("teaching-digits", torch.device("cpu"), torch.float32),
+        ("teaching", torch.device("cpu"), torch.float32),
         ("teaching-unclip", torch.device("cpu"), torch.float32),
+        ("teaching-unclip-text", torch.device("cpu"), torch.float32),
     ]
 
 

@@ -72,9 +72,9 @@ def test_walk_file_defaults_and_unclip_rules(tmp_path):
     spec = _spec(size=[64, 48], batch_size="auto", seeds=3)
     assert spec.size == (64, 48) and spec.batch_size is None and spec.seeds == [3]
     assert spec.formats == ["gif", "mp4", "contact_sheet"] and spec.method == "slerp" and not spec.closed
-    unclip = parse_walk_spec({"model": "tiny-unclip", "images": ["a.png", "digit:3"], "frames": 3},
+    unclip = parse_walk_spec({"model": "tiny-unclip", "images": ["a.png", "scene:red  apple"], "frames": 3},
                              base_dir=tmp_path)
-    assert unclip.kind == "unclip" and unclip.images == [str(tmp_path / "a.png"), "digit:3"]
+    assert unclip.kind == "unclip" and unclip.images == [str(tmp_path / "a.png"), "scene:red apple"]
     with pytest.raises(WalkSpecError, match="unCLIP model: give images"):
         parse_walk_spec({"model": "tiny-unclip", "frames": 3})
     with pytest.raises(WalkSpecError, match="not prompts"):
@@ -131,12 +131,65 @@ def test_cli_unavailable_model_is_one_clear_message(tmp_path, capsys, monkeypatc
     assert not (tmp_path / "w").exists()
 
 
-def test_cli_unclip_walk_from_digits(tmp_path):
-    walk = tmp_path / "digits.yaml"
-    walk.write_text("model: tiny-unclip\nimages: [digit:3, digit:8]\nframes: 3\nsteps: 2\nformats: [gif]\n")
+def test_cli_unclip_walk_from_example_scenes(tmp_path, monkeypatch):
+    from helpers.backends import Backend
+
+    asked = []
+    real = Backend.example_images
+
+    def spy(self, n=2, *, seed=0, objects=None):
+        asked.append(list(objects))
+        return real(self, n, seed=seed, objects=objects)
+
+    monkeypatch.setattr(Backend, "example_images", spy)
+    walk = tmp_path / "scenes.yaml"  # unquoted in a YAML flow list works too
+    walk.write_text("model: tiny-unclip\nimages: [scene:red apple, scene:fox face]\nframes: 3\nsteps: 2\n"
+                    "formats: [gif]\n")
     assert main([str(walk), "--no-progress", "--out", str(tmp_path / "o")]) == 0
+    assert asked == [["red apple"], ["fox face"]]
     assert len(list((tmp_path / "o").glob("frame_*.png"))) == 3 and (tmp_path / "o" / "walk.gif").exists()
     assert not (tmp_path / "o" / "walk.mp4").exists()
+
+
+@pytest.mark.parametrize("item", ["scene:purple apple", "scene:", "scene:3"])
+def test_unknown_scene_names_say_how_to_write_one(item):
+    with pytest.raises(WalkSpecError) as info:
+        parse_walk_spec({"model": "teaching-unclip", "images": [item, "scene:red apple"], "frames": 3})
+    text = str(info.value)
+    assert repr(item) in text and '"scene:red apple"' in text
+    assert "green apple" in text and "tractor" in text  # the valid names are listed
+
+
+def test_a_near_miss_scene_name_gets_a_suggestion(capsys, tmp_path):
+    walk = tmp_path / "w.yaml"
+    walk.write_text('model: teaching-unclip\nimages: ["scene:red aple", "scene:green apple"]\nframes: 3\n')
+    assert main([str(walk), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: w.yaml:") and "did you mean scene:red apple?" in err and "Traceback" not in err
+
+
+def test_the_retired_digit_model_names_its_replacement(tmp_path, capsys):
+    with pytest.raises(WalkSpecError, match="model: teaching "):
+        parse_walk_spec({"model": "teaching-digits", "prompts": ["a", "b"], "frames": 3})
+    walk = tmp_path / "old.yaml"
+    walk.write_text("model: teaching-digits\nprompts: [a handwritten three, a handwritten eight]\nframes: 4\n")
+    assert main([str(walk), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "retired" in err and "teaching" in err and not (tmp_path / "old").exists()
+
+
+def test_the_text_to_image_unclip_is_not_a_walk_file_model():
+    with pytest.raises(WalkSpecError, match="teaching, teaching-unclip"):
+        parse_walk_spec({"model": "teaching-unclip-text", "prompts": ["a cat face", "a dog face"], "frames": 3})
+
+
+def test_named_models_are_the_backends_models():
+    from helpers.backends import TEACHING
+    from helpers.walkfile import MODELS
+
+    for name, (backend, kind) in MODELS.items():
+        if backend == "teaching":
+            assert TEACHING[kind] == name  # the walk file's name is the model the backend loads
 
 
 def _free_port() -> int:

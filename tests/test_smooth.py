@@ -236,27 +236,27 @@ def _teaching_weights(name: str) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-needs_teaching_digits = pytest.mark.skipif(
-    not _teaching_weights("teaching-digits"),
-    reason="shipped teaching-digits weights are missing (helpers/teaching/weights/); run `make teaching-models`",
+needs_teaching = pytest.mark.skipif(
+    not _teaching_weights("teaching"),
+    reason="shipped teaching weights are missing (helpers/teaching/weights/); run `make teaching-models`",
 )
 
 
-@needs_teaching_digits
-def test_retime_evens_a_teaching_prompt_walk_three_to_eight():
+@needs_teaching
+def test_retime_evens_a_teaching_prompt_walk_cat_to_dog():
     from helpers import encode_prompts, load_pipeline, render_frames, slerp
-    from helpers.teaching.data import caption
-    from helpers.teaching.text2img import DEFAULT_GUIDANCE
+    from helpers.teaching.text2img import defaults
 
-    pipe = load_pipeline("teaching-digits", device="cpu")
+    pipe = load_pipeline("teaching", device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    prompt_embeds, negative = encode_prompts(pipe, [caption(3), caption(8)])
+    prompt_embeds, negative = encode_prompts(pipe, ["a big cat face on a white background",
+                                                    "a big dog face on a white background"])
 
     def render(ts: np.ndarray) -> np.ndarray:
         path = slerp(prompt_embeds[0], prompt_embeds[1], ts.tolist())
         return render_frames(
             pipe, prompt_embeds=path, negative_prompt_embeds=negative[:1], seed=0, progress=False,
-            output_type="np", num_inference_steps=10, guidance_scale=DEFAULT_GUIDANCE,
+            output_type="np", num_inference_steps=10, guidance_scale=defaults()["guidance_scale"],
         )
 
     n = 9
@@ -275,14 +275,12 @@ needs_teaching_unclip = pytest.mark.skipif(
 @needs_teaching_unclip
 def test_retime_evens_a_teaching_unclip_morph_with_inverted_latents():
     from helpers import load_pipeline, slerp, unclip
-    from helpers.teaching.data import load_split
+    from helpers.teaching.scenes import example_scenes
 
     pipe = load_pipeline("teaching-unclip", device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    split = load_split("held_out")
-    first = [int((split.labels == digit).nonzero()[0, 0]) for digit in (3, 8)]
     steps = {"num_inference_steps": 8, "super_res_num_inference_steps": 4}
-    inv = unclip.invert(pipe, split.images[first], **steps)
+    inv = unclip.invert(pipe, example_scenes(["red apple", "green apple"]).images, **steps)
 
     def render(ts: np.ndarray) -> torch.Tensor:
         t = ts.tolist()

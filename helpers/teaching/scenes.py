@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,7 @@ _SPLIT_SEEDS = {"train": 0, "held_out": 1_000_003}
 
 
 def object_index(name: str) -> int:
-    """The index of an object by its name (``"fox face"`` → 18); a clear error lists the names."""
+    """The index of an object by its name (``"fox face"`` → 10); a clear error lists the names."""
     try:
         return OBJECT_NAMES.index(name)
     except ValueError:
@@ -193,7 +193,7 @@ def _atlas() -> np.ndarray:
                            (i % ATLAS_COLUMNS) * cell:(i % ATLAS_COLUMNS + 1) * cell] for i in range(len(OBJECTS))])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _glyph(obj: int, px: int) -> tuple[np.ndarray, np.ndarray]:
     """(premultiplied RGB float32 (px, px, 3), alpha (px, px, 1)) of one glyph, resized with premultiplied
     alpha (so edges do not pick up the transparent pixels' colour)."""

@@ -1,0 +1,337 @@
+"""What the teaching models can do, measured: the quality gates and the lessons' visible effects.
+
+Introduced in notebook 01_diffusion_basics (the notebooks quote these numbers; ``tests/test_teaching_quality.py``
+asserts the gates on the shipped weights). Every judgement is made by :mod:`helpers.teaching.judge`, fitted on
+freshly rendered ground-truth scenes, never on model outputs.
+
+    python -m helpers.teaching.quality [--write-card]    # print every figure; --write-card: the text-to-image
+                                                         # card (guidance table and the best guidance)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from helpers.teaching import scenes as S
+
+#: Guidance scales the text-to-image card is measured at.
+CARD_GUIDANCES = (1.0, 2.0, 3.0, 4.0, 5.0, 7.5)
+
+
+def gate_prompts() -> list[tuple[str, int, str, str, bool]]:
+    """24 prompts for the text-to-image gate: four objects of every family, both sizes, every background, and one
+    object-background pair per family that training never showed. Rows: (prompt, object, size, background,
+    unseen)."""
+    rows = []
+    for f, family in enumerate(S.FAMILIES):
+        members = [i for i, o in enumerate(S.OBJECTS) if o.family == family]
+        for j, obj in enumerate(members[k] for k in (0, 1, 2, 4 + f % 4)):  # the last: every pale colour once
+            size = S.SIZE_NAMES[(f + j) % 2]
+            if j == 3:
+                bg = S.held_out_background(obj)
+            else:
+                bg = S.BACKGROUND_NAMES[(f + j) % 5]
+                if bg == S.held_out_background(obj):
+                    bg = "white"
+            rows.append((S.caption(S.OBJECT_NAMES[obj], size, bg), obj, size, bg, j == 3))
+    return rows
+
+
+def _sample(pipe, prompts: Sequence[str], *, guidance: float, steps: int, seed: int, negative=None,
+            latents=None) -> torch.Tensor:
+    from helpers.teaching.text2img import sample
+
+    out = []
+    for start in range(0, len(prompts), 128):
+        chunk = list(prompts[start:start + 128])
+        lat = None if latents is None else latents[start:start + 128]
+        neg = None if negative is None else ([negative] * len(chunk) if isinstance(negative, str)
+                                             else list(negative[start:start + 128]))
+        out.append(sample(pipe, chunk, guidance_scale=guidance, num_inference_steps=steps, seed=seed + start,
+                          latents=lat, negative_prompt=neg))
+    return torch.cat(out)
+
+
+def text2img_accuracy(pipe, *, guidance: float, steps: int = 20, per_prompt: int = 16, seed: int = 0,
+                      judge=None) -> dict:
+    """Object / size / background accuracy of ``per_prompt`` samples of each :func:`gate_prompts` prompt."""
+    from helpers.teaching.judge import background_of, scene_judge
+
+    judge = judge or scene_judge()
+    rows = gate_prompts()
+    prompts = [r[0] for r in rows for _ in range(per_prompt)]
+    images = _sample(pipe, prompts, guidance=guidance, steps=steps, seed=seed)
+    obj = judge.predict(images).reshape(len(rows), per_prompt)
+    size = judge.size_of(images).reshape(len(rows), per_prompt)
+    bg = background_of(images).reshape(len(rows), per_prompt)
+    want_obj = np.array([r[1] for r in rows])[:, None]
+    want_size = np.array([S.SIZE_NAMES.index(r[2]) for r in rows])[:, None]
+    want_bg = np.array([S.BACKGROUND_NAMES.index(r[3]) for r in rows])[:, None]
+    unseen = np.array([r[4] for r in rows])
+    ok_obj, ok_bg = obj == want_obj, bg == want_bg
+    return {
+        "guidance": guidance,
+        "object": float(ok_obj.mean()),
+        "object_per_prompt": {r[0]: float(a) for r, a in zip(rows, ok_obj.mean(1))},
+        "size": float((size == want_size).mean()),
+        "background": float(ok_bg.mean()),
+        "unseen_pairs": float((ok_obj & ok_bg)[unseen].mean()),
+    }
+
+
+def clip_zero_shot(pipe) -> float:
+    """Zero-shot object accuracy of the tiny CLIP (``"a <object>"`` captions) on the 1,000 held-out scenes."""
+    from helpers.teaching.clip_model import zero_shot_predict
+
+    held = S.load_split("held_out")
+    pred = zero_shot_predict(pipe.text_encoder, pipe.image_encoder, pipe.tokenizer, held.images)
+    return float((pred == held.objects).float().mean())
+
+
+def unclip_round_trip(pipe, n: int = 100, *, judge=None) -> dict:
+    """On ``n`` held-out scenes: how often decode(encode(x)) at fixed noise keeps the object (decoder guidance
+    from the model card), and the pixel MSE of DDIM inversion followed by decoding (guidance 1)."""
+    from helpers.embeddings import encode_images
+    from helpers.teaching import unclip_model as U
+    from helpers.teaching.judge import scene_judge
+    from helpers.unclip import decode, invert
+
+    judge = judge or scene_judge()
+    held = S.load_split("held_out")
+    x = held.images[:n]
+    emb = encode_images(pipe, x)
+    gen = torch.Generator().manual_seed(0)
+    dec = torch.randn((1, 3, U.DECODER_SIZE, U.DECODER_SIZE), generator=gen)
+    sr = torch.randn((1, 3, U.IMAGE_SIZE, U.IMAGE_SIZE), generator=gen)
+    out = decode(pipe, emb, dec, sr, num_inference_steps=U.DEFAULT_DECODER_STEPS,
+                 super_res_num_inference_steps=U.DEFAULT_SUPER_RES_STEPS, guidance_scale=U.DEFAULT_DECODER_GUIDANCE)
+    kept = float((judge.predict(out) == held.objects[:n].numpy()).mean())
+    inv = invert(pipe, x, emb, num_inference_steps=U.DEFAULT_DECODER_STEPS,
+                 super_res_num_inference_steps=U.DEFAULT_SUPER_RES_STEPS)
+    rec = decode(pipe, inv.image_embeddings, inv.decoder_latents, inv.super_res_latents,
+                 num_inference_steps=U.DEFAULT_DECODER_STEPS, super_res_num_inference_steps=U.DEFAULT_SUPER_RES_STEPS)
+    return {"object_kept": kept, "inversion_mse": float(((rec - x) ** 2).mean())}
+
+
+def prior_accuracy(pipe, per_prompt: int = 8, *, seed: int = 0, judge=None) -> float:
+    """Text → prior → decoder with the ``UnCLIPPipeline``: how often the captioned object is drawn, over the
+    gate prompts (``per_prompt`` samples each)."""
+    from helpers.teaching import unclip_model as U
+    from helpers.teaching.judge import scene_judge
+
+    judge = judge or scene_judge()
+    rows = gate_prompts()
+    prompts = [r[0] for r in rows for _ in range(per_prompt)]
+    out = pipe(prompt=prompts, prior_num_inference_steps=U.DEFAULT_PRIOR_STEPS,
+               decoder_num_inference_steps=U.DEFAULT_DECODER_STEPS,
+               super_res_num_inference_steps=U.DEFAULT_SUPER_RES_STEPS, prior_guidance_scale=U.DEFAULT_PRIOR_GUIDANCE,
+               decoder_guidance_scale=U.DEFAULT_DECODER_GUIDANCE, generator=torch.Generator().manual_seed(seed),
+               output_type="pt").images
+    want = np.array([r[1] for r in rows for _ in range(per_prompt)])
+    return float((judge.predict(out.float().cpu()) == want).mean())
+
+
+def box_area(images) -> np.ndarray:
+    """(N,) area in pixels of the box around the foreground (see :func:`helpers.teaching.judge.object_extent`)."""
+    from helpers.teaching.judge import foreground_mask
+
+    mask = foreground_mask(images)
+    rows = (mask.sum(dim=2) >= 2)
+    cols = (mask.sum(dim=1) >= 2)
+
+    def side(m):
+        idx = torch.arange(m.shape[1])
+        hi = torch.where(m, idx, torch.tensor(-1)).max(dim=1).values
+        lo = torch.where(m, idx, torch.tensor(10**6)).min(dim=1).values
+        return (hi - lo + 1).clamp(min=0)
+
+    return (side(rows) * side(cols)).numpy().astype(float)
+
+
+def size_range() -> tuple[float, float]:
+    """Mean box area of small and of big objects on 1,000 fresh ground-truth scenes."""
+    fresh = S.fresh_scenes(1_000, 11)
+    area = box_area(fresh.images)
+    return float(area[fresh.sizes.numpy() == 0].mean()), float(area[fresh.sizes.numpy() == 1].mean())
+
+
+def negative_prompt_effect(pipe, *, n: int = 64, seed: int = 0, guidance: float | None = None) -> dict:
+    """A negative prompt that names an attribute pushes it away. Size: "a red apple" alone and with the negative
+    prompt "a big red apple" (box area, as a fraction of the small-to-big range). Background: "a big red apple"
+    alone and with the negative prompt "a big red apple on a white background" (share of white backgrounds)."""
+    from helpers.teaching.judge import background_of
+    from helpers.teaching.text2img import defaults
+
+    g = defaults()["guidance_scale"] if guidance is None else guidance
+    small, big = size_range()
+    plain = _sample(pipe, ["a red apple"] * n, guidance=g, steps=20, seed=seed)
+    pushed = _sample(pipe, ["a red apple"] * n, guidance=g, steps=20, seed=seed, negative="a big red apple")
+    a0, a1 = box_area(plain).mean(), box_area(pushed).mean()
+    plain_bg = _sample(pipe, ["a big red apple"] * n, guidance=g, steps=20, seed=seed)
+    pushed_bg = _sample(pipe, ["a big red apple"] * n, guidance=g, steps=20, seed=seed,
+                        negative="a big red apple on a white background")
+    white = S.BACKGROUND_NAMES.index("white")
+    return {
+        "box_area_plain": float(a0), "box_area_negative": float(a1), "size_range": (small, big),
+        "size_shift": float((a0 - a1) / (big - small)),
+        "white_share_plain": float((background_of(plain_bg) == white).mean()),
+        "white_share_negative": float((background_of(pushed_bg) == white).mean()),
+    }
+
+
+def _walk(pipe, a: str, b: str, frames: int, seed: int, guidance: float) -> torch.Tensor:
+    from helpers.embeddings import encode_prompts, make_latents
+    from helpers.interpolation import slerp
+    from helpers.render import render_frames
+
+    embeds, negative = encode_prompts(pipe, [a, b])
+    path = slerp(embeds[0], embeds[1], torch.linspace(0, 1, frames))
+    return render_frames(pipe, prompt_embeds=path, negative_prompt_embeds=negative[:1],
+                         latents=make_latents(pipe, seed), seed=seed, progress=False, output_type="pt",
+                         num_inference_steps=20, guidance_scale=guidance).float().cpu()
+
+
+def colour_position(images, source: str, target: str) -> np.ndarray:
+    """Where each image's foreground colour lies on the line from ``source``'s colour (0) to ``target``'s (1),
+    the two colours measured on ground-truth scenes of those objects."""
+    from helpers.teaching.judge import foreground_colour
+
+    ends = S.example_scenes([source, target])
+    c0, c1 = foreground_colour(ends.images)
+    return (foreground_colour(images) - c0) @ (c1 - c0) / float((c1 - c0) @ (c1 - c0))
+
+
+def prompt_walks(pipe, *, seeds: Sequence[int] = range(10), frames: int = 9, guidance: float | None = None,
+                 judge=None) -> dict:
+    """The prompt-walk gates. Colour: red heart → blue heart, the foreground colour position per frame (should
+    rise monotonically). Objects: cat face → dog face, the judge's P(dog) at the two ends, per seed."""
+    from helpers.teaching.judge import scene_judge
+    from helpers.teaching.text2img import defaults
+
+    judge = judge or scene_judge()
+    g = defaults()["guidance_scale"] if guidance is None else guidance
+    colour, ends = [], []
+    dog = S.object_index("dog face")
+    for seed in seeds:
+        walk = _walk(pipe, "a big red heart on a white background", "a big blue heart on a white background",
+                     frames, seed, g)
+        colour.append(colour_position(walk, "red heart", "blue heart"))
+        walk = _walk(pipe, "a big cat face on a white background", "a big dog face on a white background",
+                     frames, seed, g)
+        p = judge.predict_proba(walk)[:, dog]
+        ends.append((float(p[0]), float(p[-1])))
+    steps = np.diff(np.array(colour), axis=1)
+    return {
+        "colour_positions": [list(map(float, c)) for c in colour],
+        "colour_monotone_seeds": int((steps >= -0.05).all(axis=1).sum()),
+        "object_ends": ends,
+        "object_walk_seeds_ok": int(sum(p0 < 0.2 and p1 > 0.8 for p0, p1 in ends)),
+        "seeds": len(list(seeds)),
+    }
+
+
+def walk_around_effect(pipe, *, radius: float = 0.15, frames: int = 16, seed: int = 0, guidance: float | None = None,
+                       prompt: str = "a big cat face on a white background", judge=None) -> dict:
+    """A loop around one prompt's embedding at ``radius`` (notebook 04's default): mean RMSE between consecutive
+    loop frames and between each frame and the loop's mean, and how often the object is kept."""
+    from helpers.devices import make_generator
+    from helpers.embeddings import encode_prompts, make_latents
+    from helpers.interpolation import walk_around
+    from helpers.render import render_frames
+    from helpers.teaching.judge import scene_judge
+    from helpers.teaching.text2img import defaults
+
+    judge = judge or scene_judge()
+    g = defaults()["guidance_scale"] if guidance is None else guidance
+    embeds, negative = encode_prompts(pipe, [prompt])
+    loop = walk_around(embeds[0], frames, radius=radius, generator=make_generator(seed))
+    x = render_frames(pipe, prompt_embeds=loop, negative_prompt_embeds=negative, latents=make_latents(pipe, seed),
+                      seed=seed, progress=False, output_type="pt", num_inference_steps=20, guidance_scale=g).float()
+    step_rmse = ((x - x.roll(1, 0)) ** 2).mean(dim=(1, 2, 3)).sqrt()
+    kept = judge.predict(x) == S.object_index(prompt.split("a big ")[1].split(" on ")[0])
+    return {"radius": radius, "mean_step_rmse": float(step_rmse.mean()),
+            "spread_rmse": float(((x - x.mean(0)) ** 2).mean(dim=(1, 2, 3)).sqrt().mean()),
+            "object_kept": float(kept.mean())}
+
+
+def contrast_saturation(images) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: contrast (std of the grey levels) and saturation (mean of max − min over RGB)."""
+    x = torch.as_tensor(images).float()
+    grey = x.mean(dim=1)
+    return grey.std(dim=(1, 2)).numpy(), (x.max(dim=1).values - x.min(dim=1).values).mean(dim=(1, 2)).numpy()
+
+
+def lerp_vs_slerp_noise(pipe, *, pairs: int = 16, guidance: float | None = None,
+                        prompt: str = "a big red apple on a white background") -> dict:
+    """Midpoint frames of lerp and slerp between two seeds' noises (``pairs`` seed pairs, one prompt): mean
+    contrast and saturation of each, beside the endpoints'."""
+    from helpers.embeddings import encode_prompts, make_latents
+    from helpers.interpolation import lerp, slerp
+    from helpers.render import render_frames
+    from helpers.teaching.text2img import defaults
+
+    g = defaults()["guidance_scale"] if guidance is None else guidance
+    a = torch.cat([make_latents(pipe, 2 * i) for i in range(pairs)])
+    b = torch.cat([make_latents(pipe, 2 * i + 1) for i in range(pairs)])
+    noises = {"endpoint": a, "lerp": torch.stack([lerp(u, v, 0.5) for u, v in zip(a, b)]),
+              "slerp": torch.stack([slerp(u, v, 0.5) for u, v in zip(a, b)])}
+    embeds, negative = encode_prompts(pipe, [prompt])
+    out = {}
+    for name, lat in noises.items():
+        x = render_frames(pipe, prompt_embeds=embeds.expand(len(lat), -1, -1), negative_prompt_embeds=negative,
+                          latents=lat, seed=0, progress=False, output_type="pt", num_inference_steps=20,
+                          guidance_scale=g).float()
+        c, s = contrast_saturation(x)
+        out[name] = {"contrast": float(c.mean()), "saturation": float(s.mean()),
+                     "latent_norm": float(lat.flatten(1).norm(dim=1).mean())}
+    return out
+
+
+def write_card(pipe, folder: str | Path | None = None, *, per_prompt: int = 16) -> dict:
+    """Measure object accuracy at each of ``CARD_GUIDANCES`` and write ``card.json`` (steps 20, the guidance
+    with the best object accuracy) into the text-to-image weights folder."""
+    from helpers.teaching import WEIGHTS_DIR
+    from helpers.teaching.text2img import CARD, NAME
+
+    table = {str(g): text2img_accuracy(pipe, guidance=g, per_prompt=per_prompt) for g in CARD_GUIDANCES}
+    best = max(CARD_GUIDANCES, key=lambda g: (table[str(g)]["object"], -g))
+    card = {"steps": 20, "guidance_scale": best,
+            "measured": {g: {k: round(v, 4) for k, v in r.items() if isinstance(v, float)} for g, r in table.items()},
+            "how": "python -m helpers.teaching.quality --write-card (24 gate prompts x 16 samples, 20 DDIM steps)"}
+    path = Path(folder or WEIGHTS_DIR / NAME) / CARD
+    path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from helpers.pipelines import load_pipeline
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.teaching.quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--write-card", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_flush_denormal(True)
+    pipe = load_pipeline("teaching", device="cpu", dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    if args.write_card:
+        print(json.dumps(write_card(pipe), indent=1))
+    print("negative prompt:", negative_prompt_effect(pipe))
+    print("prompt walks:", prompt_walks(pipe))
+    print("walk around:", walk_around_effect(pipe))
+    print("lerp vs slerp:", lerp_vs_slerp_noise(pipe))
+    unclip = load_pipeline("teaching-unclip", device="cpu", dtype=torch.float32)
+    print("CLIP zero-shot:", clip_zero_shot(unclip))
+    print("unCLIP round trip:", unclip_round_trip(unclip))
+    text = load_pipeline("teaching-unclip-text", device="cpu", dtype=torch.float32)
+    print("prior:", prior_accuracy(text))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
