@@ -46,6 +46,10 @@ def test_smoke_retraining_is_reproducible(tmp_path):
     a = load_file(tmp_path / "a" / FOLDERS["text2img"] / name)
     b = load_file(tmp_path / "b" / FOLDERS["text2img"] / name)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the same bytes, configs included (diffusers writes a set into them; the training sorts it)
+    files = {run: {p.relative_to(tmp_path / run): p.read_bytes() for p in (tmp_path / run).rglob("*") if p.is_file()}
+             for run in ("a", "b")}
+    assert files["a"].keys() == files["b"].keys() and all(files["a"][k] == files["b"][k] for k in files["a"])
 
 
 def test_bad_arguments_are_clear_errors():

@@ -133,7 +133,10 @@ def prior_accuracy(pipe, per_prompt: int = 8, *, seed: int = 0, judge=None) -> f
                decoder_guidance_scale=U.DEFAULT_DECODER_GUIDANCE, generator=torch.Generator().manual_seed(seed),
                output_type="pt").images
     want = np.array([r[1] for r in rows for _ in range(per_prompt)])
-    return float((judge.predict(out.float().cpu()) == want).mean())
+    images = torch.as_tensor(np.asarray(out)).float()
+    if images.shape[-1] == 3:  # the unCLIP pipelines return "pt" images channels-last
+        images = images.permute(0, 3, 1, 2)
+    return float((judge.predict(images) == want).mean())
 
 
 def box_area(images) -> np.ndarray:

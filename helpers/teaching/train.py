@@ -60,6 +60,19 @@ def _train_super_res_stage(out: Path, *, smoke: bool, seed: int, progress: bool)
     train_super_res_stage(out, smoke=smoke, seed=seed, progress=progress)
 
 
+def canonical_configs(folder: Path) -> None:
+    """Sort the ``_use_default_values`` lists diffusers writes into its config files (it dumps a set, whose
+    order changes with Python's string hashing), so a retraining writes the same bytes every time."""
+    import json
+
+    for path in sorted(Path(folder).rglob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+        if isinstance(data, dict) and isinstance(data.get("_use_default_values"), list):
+            data["_use_default_values"] = sorted(data["_use_default_values"])
+            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _selected(only: str | Sequence[str] | None) -> tuple[str, ...]:
     names = MODELS if only is None else (only,) if isinstance(only, str) else tuple(only)
     bad = [n for n in names if n not in MODELS]
@@ -103,6 +116,8 @@ def train_models(
             print(f"[{label}] training{' (smoke)' if smoke else ''} → {target}", flush=True)
             t0 = time.perf_counter()
             train(target, smoke=smoke, seed=seed, progress=progress)
+            if target.is_dir():
+                canonical_configs(target)
             times[label] = time.perf_counter() - t0
             print(f"[{label}] done in {times[label]:.1f} s", flush=True)
     finally:

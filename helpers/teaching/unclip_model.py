@@ -9,7 +9,7 @@ Introduced in notebook 03_unclip_image_interpolation. Components (each in its ow
   embedding and into four extra context tokens, exactly as Karlo does.
 * ``decoder`` — a ``UNet2DConditionModel`` at 16x16 in Karlo's block layout (simple cross-attention, scale-shift
   time conditioning, ``class_embed_type="identity"`` for the additive CLIP embedding). It sees the scene's
-  caption half of the time and the empty prompt otherwise, so it serves both the image-variation pipeline
+  caption a fifth of the time and the empty prompt otherwise, so it serves both the image-variation pipeline
   (empty prompt) and the text-to-image ``UnCLIPPipeline`` (the caption). Like Karlo's it predicts
   noise *and* a learned-range variance (6 output channels), trained with the hybrid loss of Improved DDPM
   (simple MSE + variational bound, the mean stop-gradiented in the bound), in two cosine cycles (the second a
@@ -62,11 +62,11 @@ class TrainingPlan:
 
     clip_steps: int = 1500
     decoder_steps: int = 1500
-    decoder_restart_steps: int = 1500
+    decoder_restart_steps: int = 3000
     super_res_steps: int = 500
     prior_steps: int = 3000
-    prior_batch_size: int = 256
-    text_dropout: float = 0.5
+    prior_batch_size: int = 128
+    text_dropout: float = 0.8
     batch_size: int = 48
     clip_batch_size: int = 128
     null_embedding_prob: float = 0.1
