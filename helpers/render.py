@@ -33,6 +33,7 @@ import io
 import json
 import numbers
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -440,6 +441,11 @@ class WalkFolderError(ValueError):
     """The output folder holds a different walk (or an unreadable manifest): nothing was rendered."""
 
 
+class ForeignFolderError(WalkFolderError):
+    """The folder's manifest was not written by :func:`render_walk`: it is refused, even with
+    ``overwrite=True``, and nothing in it is deleted."""
+
+
 @dataclass
 class WalkRender:
     """What :func:`render_walk` did: the frame files (in order), and which frames this call rendered."""
@@ -533,6 +539,18 @@ def _frame_name(i: int, n: int) -> str:
     return f"frame_{i:0{max(5, len(str(n - 1)))}d}.png"
 
 
+#: The only files render_walk ever deletes: its frames and the temporary files of its own atomic writes.
+_OWN_FILE = re.compile(r"frame_\d{5,}\.png|\.(frame_\d{5,}|manifest)\.[A-Za-z0-9_]+\.part\.(png|json)")
+
+
+def _own_file(folder: Path, name: str) -> Path | None:
+    """``folder / name`` if it is a regular file (not a link) that render_walk may have written, else None."""
+    if not _OWN_FILE.fullmatch(name):
+        return None
+    path = folder / name
+    return path if path.is_file() and not path.is_symlink() else None
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive lock on the folder's manifest (several processes of one distributed render share it)."""
@@ -560,8 +578,18 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
             f"{path} cannot be read ({type(exc).__name__}: {exc}); use a new folder or pass overwrite=True"
         ) from None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or "parameters" not in data:
-        raise WalkFolderError(
-            f"{path} is not a render_walk manifest; use a new folder or pass overwrite=True"
+        raise ForeignFolderError(
+            f"{path} is not a render_walk manifest, so nothing in this folder is touched; use a new folder"
+        )
+    frames = data.get("frames")
+    n = len(frames) if isinstance(frames, list) else 0
+    if not isinstance(frames, list) or not all(
+        isinstance(f, dict) and f.get("index") == i and f.get("file") == _frame_name(i, n)
+        and f.get("status") in ("pending", "done") for i, f in enumerate(frames)
+    ):
+        raise ForeignFolderError(
+            f"{path} names files render_walk does not write (its frames are frame_00000.png, … in order); it was "
+            "not written by render_walk, so nothing in this folder is touched. Use a new folder."
         )
     return data
 
@@ -592,10 +620,11 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 def _clean_partial_files(folder: Path) -> list[Path]:
     """Delete temporary files left by a killed writer (``atomic_write`` names them ``.<stem>.*.part<suffix>``)."""
     removed = []
-    for path in folder.glob(".*.part*"):
-        if path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
+    for path in folder.glob(".*.part.*"):
+        own = _own_file(folder, path.name)
+        if own is not None:
+            own.unlink(missing_ok=True)
+            removed.append(own)
     return removed
 
 
@@ -613,13 +642,13 @@ def _png_bytes(image: Any) -> bytes:
 
 
 def _remove_walk_files(folder: Path, manifest: dict[str, Any] | None) -> None:
-    names = {f["file"] for f in (manifest or {}).get("frames", [])}
-    for path in folder.glob("frame_*.png"):
-        names.add(path.name)
-    for name in names:
-        (folder / name).unlink(missing_ok=True)
+    """Delete this walk's own frames (``frame_NNNNN.png`` regular files directly in ``folder``), its manifest and
+    its partial writes; nothing else, whatever the manifest says."""
+    for path in folder.iterdir():
+        own = _own_file(folder, path.name)
+        if own is not None:
+            own.unlink(missing_ok=True)
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
-    _clean_partial_files(folder)
 
 
 def render_walk(
@@ -705,6 +734,8 @@ def render_walk(
     is_main = state is None or state.is_main_process
     try:
         existing = _read_manifest(folder) if folder.is_dir() else None
+    except ForeignFolderError:
+        raise  # never cleaned, not even with overwrite=True
     except WalkFolderError:
         if not overwrite:
             raise
@@ -769,7 +800,7 @@ def render_walk(
                     warnings.warn(f"{path.name} is missing or changed since it was rendered: rendering it again",
                                   stacklevel=2)
                     entry["status"], entry["sha256"] = "pending", None
-                if entry["status"] != "done":
+                if entry["status"] != "done" and _own_file(folder, entry["file"]) is not None:
                     path.unlink(missing_ok=True)  # a PNG of an uncommitted chunk
             _write_manifest(folder, manifest)
     if state is not None:

@@ -240,3 +240,51 @@ def test_a_failed_first_attempt_does_not_lock_the_folder(tmp_path):
         render_walk(pipe, tmp_path, latents=torch.zeros(1, 4, 8, 8), **kwargs)  # wrong size: fails in chunk 1
     assert read_manifest(tmp_path)["frames"][0]["status"] == "pending"
     assert render_walk(pipe, tmp_path, **kwargs).rendered == [0, 1, 2]  # fixed arguments: accepted
+
+
+def _crafted_manifest(folder: Path, frames: list[dict]) -> None:
+    """A manifest that passes the format check but names files render_walk never writes."""
+    pipe, kwargs = _small_walk()
+    real = render_walk(pipe, folder / "real", **kwargs)
+    data = read_manifest(folder / "real")
+    data["frames"] = frames
+    (folder / "manifest.json").write_text(json.dumps(data))
+    for f in real.frames:
+        f.unlink()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("name", ["victim.txt", "../outside.txt", "ABSOLUTE", "sub/frame_00000.png"])
+def test_a_crafted_manifest_never_deletes_files_it_names(tmp_path, name, overwrite):
+    # Regression (issue 12, defect 1): every pending entry's file was deleted, wherever it pointed.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    folder = tmp_path / "walk"
+    folder.mkdir()
+    (folder / "victim.txt").write_text("keep me too")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "frame_00000.png").write_bytes(b"mine")
+    target = str(outside) if name == "ABSOLUTE" else name
+    frames = [{"index": i, "file": target if i == 0 else f"frame_{i:05d}.png", "status": "pending",
+               "sha256": None, "renders": 0} for i in range(3)]
+    _crafted_manifest(folder, frames)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "real" not in p.parts}
+    pipe, kwargs = _small_walk()
+    with pytest.raises(WalkFolderError, match="not written by render_walk"):
+        render_walk(pipe, folder, overwrite=overwrite, **kwargs)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "real" not in p.parts}
+    assert after == before  # nothing deleted, nothing changed, the manifest included
+
+
+def test_overwrite_deletes_only_its_own_frames_and_never_follows_links(tmp_path):
+    pipe, kwargs = _small_walk()
+    folder = tmp_path / "walk"
+    render_walk(pipe, folder, **kwargs)
+    precious = tmp_path / "precious.png"
+    precious.write_bytes(b"not a frame")
+    (folder / "frame_00007.png").symlink_to(precious)  # a link named like a frame
+    (folder / "notes.txt").write_text("mine")
+    (folder / ".notes.abc.partial").write_text("mine too")
+    render_walk(pipe, folder, overwrite=True, **{**kwargs, "guidance_scale": 3.0})
+    assert precious.read_bytes() == b"not a frame" and (folder / "frame_00007.png").is_symlink()
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / ".notes.abc.partial").exists()
