@@ -27,6 +27,7 @@ import html
 import io
 import math
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -442,9 +443,54 @@ def export_gif(
     ims = _animation_frames(frames, scale)
     if pingpong:
         ims = _pingpong(ims)
-    with atomic_write(target) as tmp:
+    with _export_errors(target), atomic_write(target) as tmp:
         _write_gif(ims, tmp, duration=duration, loop=loop)
+        _verify_frames(tmp, len(ims), target)
     return target
+
+
+class ExportError(OSError):
+    """An animation did not read back with all its frames (a full disk, a failing encoder); the file that was
+    there before is untouched."""
+
+
+@contextlib.contextmanager
+def _export_errors(target: Path) -> Iterator[None]:
+    """Turn an operating-system error while writing an animation into one :class:`ExportError`."""
+    try:
+        yield
+    except ExportError:
+        raise
+    except OSError as exc:
+        raise ExportError(f"writing {target} failed ({exc.strerror or exc}). Nothing was replaced: free some "
+                          "space or choose another folder, then export again.") from None
+
+
+def _count_frames(path: Path) -> int | None:
+    """Frames in an animation file as a reader sees them (``None``: unreadable)."""
+    try:
+        if path.suffix.lower() == ".gif":
+            with Image.open(path) as im:
+                return int(getattr(im, "n_frames", 1))
+        import imageio.v2 as iio
+
+        with iio.get_reader(path, format="FFMPEG") as reader:
+            return int(reader.count_frames())
+    except Exception:  # any decoder failure means the file is not what we wrote
+        return None
+
+
+def _verify_frames(tmp: Path, expected: int, target: Path) -> None:
+    """Raise :class:`ExportError` unless ``tmp`` reads back with ``expected`` frames (before it replaces
+    ``target``)."""
+    found = _count_frames(tmp)
+    if found != expected:
+        free = shutil.disk_usage(tmp.parent).free
+        raise ExportError(
+            f"{target.name} did not read back: {'no readable frames' if found is None else f'{found} frames'} of "
+            f"{expected} ({free // 1024} KiB free in {tmp.parent}; a full disk?). Nothing was replaced: free some "
+            "space or choose another folder, then export again."
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -493,7 +539,7 @@ def export_mp4(
     ims = _animation_frames(frames, scale)
     if pingpong:
         ims = _pingpong(ims)
-    with atomic_write(target) as tmp:
+    with _export_errors(target), atomic_write(target) as tmp:
         writer = iio.get_writer(
             tmp,
             format="FFMPEG",
@@ -511,6 +557,7 @@ def export_mp4(
                 writer.append_data(_pad_to_even(np.asarray(im)))
         finally:
             writer.close()
+        _verify_frames(tmp, len(ims), target)
     return target
 
 

@@ -434,6 +434,7 @@ def run_walk(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m helpers.render WALK.yaml [--out DIR] [--overwrite] [--no-progress]``."""
+    from helpers.media import ExportError
     from helpers.pipelines import ModelUnavailableError
     from helpers.render import WalkFolderError
 
@@ -451,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_walk_spec(args.walk)
         run_walk(spec, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
-    except (WalkSpecError, WalkFolderError, ModelUnavailableError, FileNotFoundError) as exc:
+    except (WalkSpecError, WalkFolderError, ModelUnavailableError, FileNotFoundError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import re
+import shutil
 from pathlib import Path
 
 import imageio.v2 as iio2
@@ -664,3 +665,40 @@ def test_show_in_ipython_displays_once_per_cell(monkeypatch):
     shell.execution_count = 6  # the object shown again in a later cell
     anim._ipython_display_()
     assert len(shown) == 2 and "text/html" in shown[-1]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs (root only; skipped elsewhere), unmounted afterwards."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount to make a small full disk (tmpfs)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_export_on_a_full_disk_raises_and_keeps_the_old_file(tiny_disk, suffix):
+    # Regression (issue 12, defect 2): ffmpeg logged "No space left on device" and export_mp4 returned success,
+    # replacing a good MP4 with a broken one.
+    from helpers.media import ExportError, export_gif, export_mp4
+
+    export = export_mp4 if suffix == ".mp4" else export_gif
+    rng = np.random.default_rng(0)
+    small = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(4)]
+    good = export(small, tiny_disk / f"walk{suffix}", fps=8)
+    before = good.read_bytes()
+    filler = tiny_disk / "filler.bin"
+    free = shutil.disk_usage(tiny_disk).free
+    filler.write_bytes(b"\0" * max(0, free - 24 * 1024))  # leave about 24 KiB
+    noisy = [Image.fromarray(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)) for _ in range(24)]
+    with pytest.raises(ExportError, match="Nothing was replaced"):
+        export(noisy, tiny_disk / f"walk{suffix}", fps=8)
+    assert good.read_bytes() == before  # the good file is untouched
+    assert not [p for p in tiny_disk.iterdir() if ".part" in p.name]  # no half-written file left
