@@ -34,6 +34,7 @@ import json
 import numbers
 import os
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -651,6 +652,49 @@ def _remove_walk_files(folder: Path, manifest: dict[str, Any] | None) -> None:
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
 
 
+_RUN_LOCK_NAME = ".walk.lock"
+
+
+@contextlib.contextmanager
+def _run_lock(folder: Path, enabled: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` for a whole render (one walk per folder at a time).
+
+    ``flock`` locks belong to the open file, so the kernel releases them when the process dies, even by
+    kill -9: a stale lock file is harmless and reused. Only the main process of an accelerate launch takes it
+    (the launch's other processes share the folder by design). A start that fails removes the lock file it
+    created (and the folder, if it created that and it stayed empty).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one process per folder
+        enabled = False
+    if not enabled or (folder.exists() and not folder.is_dir()):
+        yield
+        return
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / _RUN_LOCK_NAME
+    new_lock = not lock.exists()
+    fh = open(lock, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WalkFolderError(
+                f"another render is writing into {folder} right now; wait for it to finish, or use another folder"
+            ) from None
+        yield
+    except BaseException:
+        if new_lock and fh.closed is False:  # a refused or failed start leaves the folder as it found it
+            lock.unlink(missing_ok=True)
+        fh.close()
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    else:
+        fh.close()
+
+
 def render_walk(
     pipe: Any,
     out_dir: str | os.PathLike,
@@ -694,6 +738,16 @@ def render_walk(
     folder = Path(out_dir).expanduser()
     if folder.exists() and not folder.is_dir():
         raise WalkFolderError(f"{folder} is a file; render_walk needs a folder for the frames")
+    with _run_lock(folder, enabled=state is None or state.is_main_process):
+        return _render_walk(pipe, folder, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+                            image_embeddings=image_embeddings, latents=latents, super_res_latents=super_res_latents,
+                            seed=seed, batch_size=batch_size, model=model, overwrite=overwrite, progress=progress,
+                            state=state, **pipe_kwargs)
+
+
+def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embeds, image_embeddings, latents,
+                 super_res_latents, seed, batch_size, model, overwrite, progress, state, **pipe_kwargs) -> WalkRender:
+    """:func:`render_walk` under its run lock."""
     kind = _pipeline_kind(pipe)
     cond = prompt_embeds if kind == "text" else image_embeddings
     if cond is None:

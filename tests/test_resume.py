@@ -288,3 +288,29 @@ def test_overwrite_deletes_only_its_own_frames_and_never_follows_links(tmp_path)
     render_walk(pipe, folder, overwrite=True, **{**kwargs, "guidance_scale": 3.0})
     assert precious.read_bytes() == b"not a frame" and (folder / "frame_00007.png").is_symlink()
     assert (folder / "notes.txt").read_text() == "mine" and (folder / ".notes.abc.partial").exists()
+
+
+def test_a_second_render_into_a_busy_folder_is_refused_and_a_killed_ones_lock_is_free(tmp_path):
+    # Regression (issue 12, defect 3): two renders into one folder both exited 0 with mixed frames.
+    import fcntl
+
+    pipe, kwargs = _small_walk()
+    folder = tmp_path / "walk"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import fcntl, pathlib, sys, time
+            p = pathlib.Path({str(folder)!r}); p.mkdir(parents=True, exist_ok=True)
+            fh = open(p / ".walk.lock", "a+"); fcntl.flock(fh, fcntl.LOCK_EX)
+            print("locked", flush=True); time.sleep(120)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"  # another render holds the folder
+        with pytest.raises(WalkFolderError, match="another render is writing"):
+            render_walk(pipe, folder, **kwargs)
+        assert sorted(p.name for p in folder.iterdir()) == [".walk.lock"]  # nothing written
+    finally:
+        holder.send_signal(signal.SIGKILL)  # kill -9: the kernel drops its lock
+        holder.wait()
+    assert render_walk(pipe, folder, **kwargs).rendered == [0, 1, 2]
+    with open(folder / ".walk.lock", "a+") as fh:  # and the finished render let go of it
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
