@@ -34,7 +34,6 @@ import json
 import numbers
 import os
 import re
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
