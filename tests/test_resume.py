@@ -314,3 +314,22 @@ def test_a_second_render_into_a_busy_folder_is_refused_and_a_killed_ones_lock_is
     assert render_walk(pipe, folder, **kwargs).rendered == [0, 1, 2]
     with open(folder / ".walk.lock", "a+") as fh:  # and the finished render let go of it
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_changing_a_few_weights_is_a_different_walk(tmp_path):
+    # Regression (issue 12, defect 4): the fingerprint hashed 64 values per component, so editing eight attention
+    # weights kept the old frames on resume.
+    from helpers.render import _weights_fingerprint
+
+    pipe, kwargs = _small_walk()
+    render_walk(pipe, tmp_path, **kwargs)
+    before = _weights_fingerprint(pipe)
+    assert _weights_fingerprint(pipe) == before  # cached and stable
+    attn = next(m for n, m in pipe.unet.named_modules() if n.endswith("attn1.to_q"))
+    with torch.no_grad():
+        attn.weight.view(-1)[-8:] += 0.5  # in place, far from the first values
+    assert _weights_fingerprint(pipe) != before
+    with pytest.raises(WalkFolderError, match="weights"):
+        render_walk(pipe, tmp_path, **kwargs)
+    fresh, _ = _small_walk()  # the same random weights built again: the same fingerprint
+    assert _weights_fingerprint(fresh) == before
