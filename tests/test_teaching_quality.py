@@ -105,14 +105,22 @@ def test_clip_zero_shot_names_held_out_objects(unclip):
     assert acc >= 0.90
 
 
-@pytest.mark.xfail(reason="measured on the shipped weights: decode(encode(x)) keeps the object for 56% of 100 "
-                   "held-out scenes (gate 85%); inversion MSE 0.0047 passes", strict=False)
-def test_unclip_keeps_the_object_and_inversion_reconstructs(unclip, judge):
+@pytest.fixture(scope="module")
+def round_trip(unclip, judge):
     r = Q.unclip_round_trip(unclip, 100, judge=judge)
     print(f"\nunCLIP decode(encode(x)) keeps the object: {r['object_kept']:.2f}; DDIM inversion + decode MSE "
           f"{r['inversion_mse']:.4f}")
-    assert r["object_kept"] >= 0.85
-    assert r["inversion_mse"] <= 0.005
+    return r
+
+
+def test_unclip_inversion_reconstructs_held_out_scenes(round_trip):
+    assert round_trip["inversion_mse"] <= 0.005
+
+
+@pytest.mark.xfail(reason="measured on the shipped weights: decode(encode(x)) keeps the object for 56% of 100 "
+                   "held-out scenes (gate 85%)", strict=False)
+def test_unclip_decode_of_encoding_keeps_the_object(round_trip):
+    assert round_trip["object_kept"] >= 0.85
 
 
 @pytest.mark.xfail(reason="measured on the shipped weights: 78% of 96 samples show the captioned object (gate 80%)",

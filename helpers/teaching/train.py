@@ -9,29 +9,26 @@ Fixed seeds, tqdm progress bars, and the same folders that ship (default ``--out
 it never writes into the package unless ``--out`` says so.
 
 The models are tiny, so one torch thread per model beats two threads on one model: with ``--jobs 2`` (the
-default for a full run) two processes of one thread each, one per core, train at the same time: the toy model,
-text-to-image and unCLIP's super-res stage in one; unCLIP's CLIP and decoder in the other, which then collects
-the super-res stage and writes the unCLIP folder. Each model's result depends only on its seed, not on the
-job layout.
+default for a full run) two processes of one thread each, one per core, train at the same time: the toy model
+and text-to-image in one, unCLIP (CLIP, decoder, prior, super-res) in the other. Each model's result depends
+only on its seed, not on the job layout.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 MODELS = ("toy2d", "text2img", "unclip")
 FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip"}
-# Two balanced groups for two cores; unCLIP's super-res stage also runs in the first one (measured in
-# `make teaching-models`: toy 15 s + text-to-image 959 s + super-res 218 s against CLIP 67 s + decoder).
+# Two groups for two cores (measured in the run that wrote the shipped weights, one thread each: toy 3 s +
+# text-to-image ≈ 2,550 s against CLIP + decoder + prior + super-res ≈ 2,600 s).
 JOB_GROUPS = (("toy2d", "text2img"), ("unclip",))
 
 
@@ -48,16 +45,10 @@ def _train_text2img(out: Path, *, smoke: bool, seed: int, progress: bool) -> Non
     train_text2img(out, smoke=smoke, seed=seed, progress=progress)
 
 
-def _train_unclip(out: Path, *, smoke: bool, seed: int, progress: bool, super_res_from: Path | None = None) -> None:
+def _train_unclip(out: Path, *, smoke: bool, seed: int, progress: bool) -> None:
     from helpers.teaching.unclip_model import train_teaching_unclip
 
-    train_teaching_unclip(out, smoke=smoke, seed=seed, progress=progress, super_res_from=super_res_from)
-
-
-def _train_super_res_stage(out: Path, *, smoke: bool, seed: int, progress: bool) -> None:
-    from helpers.teaching.unclip_model import train_super_res_stage
-
-    train_super_res_stage(out, smoke=smoke, seed=seed, progress=progress)
+    train_teaching_unclip(out, smoke=smoke, seed=seed, progress=progress)
 
 
 def canonical_configs(folder: Path) -> None:
@@ -84,14 +75,8 @@ def _selected(only: str | Sequence[str] | None) -> tuple[str, ...]:
 def train_models(
     only: str | Sequence[str] | None = None, *, out: str | Path | None = None, smoke: bool = False,
     seed: int = 0, progress: bool = True, threads: int | None = None,
-    super_res_to: str | Path | None = None, super_res_from: str | Path | None = None,
 ) -> dict[str, float]:
-    """Train ``only`` these models (or all) one after another into ``out``/<folder>; return seconds each took.
-
-    The two ``super_res`` folders split unCLIP between processes (see :func:`train_parallel`):
-    ``super_res_to`` also trains unCLIP's super-res stage into that folder, ``super_res_from`` makes the
-    unCLIP training take it from there instead of training it.
-    """
+    """Train ``only`` these models (or all) one after another into ``out``/<folder>; return seconds each took."""
     import torch
 
     from helpers.teaching import WEIGHTS_DIR
@@ -102,11 +87,7 @@ def train_models(
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be ≥ 1, got {threads}")
     trainers = {"toy2d": _train_toy2d, "text2img": _train_text2img, "unclip": _train_unclip}
-    if super_res_from is not None:
-        trainers["unclip"] = partial(_train_unclip, super_res_from=Path(super_res_from))
     steps = [(name, out_root / FOLDERS[name], trainers[name]) for name in names]
-    if super_res_to is not None:
-        steps.append(("unclip super-res", Path(super_res_to), _train_super_res_stage))
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -132,9 +113,8 @@ def train_parallel(
     """Train the models in ``jobs`` processes of one torch thread each (see ``JOB_GROUPS``); return wall seconds.
 
     Each process runs ``python -m helpers.teaching.train --only ... --threads 1`` and draws its progress bars
-    on its own line. When unCLIP trains beside another job, its super-res stage runs in the first job (through a
-    staging folder, removed afterwards). If one process fails the others are stopped and ``RuntimeError`` names
-    the models that failed.
+    on its own line. If one process fails the others are stopped and ``RuntimeError`` names the models that
+    failed.
     """
     from helpers.teaching import WEIGHTS_DIR
 
@@ -146,19 +126,12 @@ def train_parallel(
     while len(groups) > jobs:  # fewer jobs than groups: merge the last two
         groups[-2:] = [groups[-2] + groups[-1]]
     out_root = Path(out) if out is not None else WEIGHTS_DIR
-    staging = None
-    if len(groups) > 1 and groups[-1] == ("unclip",):
-        out_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".unclip-super-res-", dir=out_root))
     t0 = time.perf_counter()
     procs = []
     try:
         for position, group in enumerate(groups):
             cmd = [sys.executable, "-m", "helpers.teaching.train", "--jobs", "1", "--threads", "1",
                    "--seed", str(seed), "--out", str(out_root), "--only", *group]
-            if staging is not None:
-                cmd += ["--unclip-super-res-from" if "unclip" in group else "--unclip-super-res-to",
-                        str(staging / "super_res")]
             if smoke:
                 cmd.append("--smoke")
             if not progress:
@@ -174,8 +147,6 @@ def train_parallel(
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait()
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
     failed = [group for group, proc in procs if proc.returncode != 0]
     if failed:
         raise RuntimeError(f"training failed for {', '.join(n for g in failed for n in g)} (see the output above)")
@@ -196,9 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes of one thread each "
                         "(default 2, one per core; 1: one process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    # Internal: how train_parallel splits unCLIP's super-res stage into the other job.
-    parser.add_argument("--unclip-super-res-to", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--unclip-super-res-from", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
@@ -219,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"all models trained in {wall:.1f} s of wall time ({args.jobs} parallel jobs)")
             return 0
         times = train_models(args.only, out=out, smoke=args.smoke, seed=args.seed, progress=not args.no_progress,
-                             threads=args.threads, super_res_to=args.unclip_super_res_to,
-                             super_res_from=args.unclip_super_res_from)
+                             threads=args.threads)
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -9,7 +9,7 @@ Introduced in notebook 03_unclip_image_interpolation. Components (each in its ow
   embedding and into four extra context tokens, exactly as Karlo does.
 * ``decoder`` — a ``UNet2DConditionModel`` at 16x16 in Karlo's block layout (simple cross-attention, scale-shift
   time conditioning, ``class_embed_type="identity"`` for the additive CLIP embedding). It sees the scene's
-  caption a fifth of the time and the empty prompt otherwise, so it serves both the image-variation pipeline
+  caption half of the time and the empty prompt otherwise, so it serves both the image-variation pipeline
   (empty prompt) and the text-to-image ``UnCLIPPipeline`` (the caption). Like Karlo's it predicts
   noise *and* a learned-range variance (6 output channels), trained with the hybrid loss of Improved DDPM
   (simple MSE + variational bound, the mean stop-gradiented in the bound), in two cosine cycles (the second a
@@ -62,11 +62,11 @@ class TrainingPlan:
 
     clip_steps: int = 1500
     decoder_steps: int = 1500
-    decoder_restart_steps: int = 3000
+    decoder_restart_steps: int = 1500
     super_res_steps: int = 500
     prior_steps: int = 3000
-    prior_batch_size: int = 128
-    text_dropout: float = 0.8
+    prior_batch_size: int = 256
+    text_dropout: float = 0.5
     batch_size: int = 48
     clip_batch_size: int = 128
     null_embedding_prob: float = 0.1
@@ -306,61 +306,13 @@ def _save_components(folder: Path, components: dict) -> None:
         component.save_pretrained(folder / name)
 
 
-SUPER_RES_SECONDS = "training_seconds.json"
-
-
-def train_super_res_stage(folder: str | Path, *, smoke: bool = False, seed: int = 0, progress: bool = True) -> Path:
-    """Train the super-res stage alone and save it to ``folder`` (which appears only once complete).
-
-    ``make teaching-models`` runs this in the text-to-image process while the other process trains the CLIP
-    and the decoder (the super-res stage depends on neither); :func:`train_teaching_unclip` picks it up with
-    ``super_res_from=folder``.
-    """
-    folder = Path(folder)
-    plan = SMOKE_PLAN if smoke else TrainingPlan()
-    torch.set_flush_denormal(True)
-    start = time.perf_counter()
-    unet = train_super_res(plan, seed=seed, progress=progress)
-    seconds = time.perf_counter() - start
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        unet.save_pretrained(tmp)
-        (tmp / SUPER_RES_SECONDS).write_text(json.dumps({"super_res_s": seconds}), encoding="utf-8")
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
-
-
-def _wait_for_super_res(folder: Path, timeout_s: float) -> tuple[torch.nn.Module, float]:
-    from diffusers import UNet2DModel
-
-    deadline = time.monotonic() + timeout_s
-    while not (folder / SUPER_RES_SECONDS).is_file():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the super-res stage did not appear in {folder} within {timeout_s:.0f} s")
-        time.sleep(1.0)
-    seconds = json.loads((folder / SUPER_RES_SECONDS).read_text(encoding="utf-8"))["super_res_s"]
-    from safetensors.torch import load_file
-
-    # from_config + state dict (not from_pretrained), so the saved config does not record the staging path.
-    unet = UNet2DModel.from_config(UNet2DModel.load_config(folder))
-    unet.load_state_dict(load_file(folder / "diffusion_pytorch_model.safetensors"))
-    return unet.eval(), float(seconds)
-
-
 def train_teaching_unclip(
     out_dir: str | Path | None = None, *, smoke: bool = False, seed: int = 0, progress: bool = True,
-    super_res_from: str | Path | None = None, wait_s: float = 4 * 3600,
 ) -> Path:
-    """Train the tiny CLIP, the decoder and the super-res stage from scratch; write the pipeline folder.
+    """Train the tiny CLIP, the decoder, the prior and the super-res stage from scratch; write the folder.
 
     Introduced in notebook 03_unclip_image_interpolation (``make teaching-models`` calls it). ``smoke=True``
-    runs the same code for a few steps (CI). ``super_res_from``: take the super-res stage from the folder that
-    :func:`train_super_res_stage` writes (in another process, waiting up to ``wait_s`` for it) instead of
-    training it here; the result is the same. The folder is written to a temporary sibling first and then moved
+    runs the same code for a few steps (CI). The folder is written to a temporary sibling first and then moved
     into place, so an interrupted run never leaves a half-written model. Returns ``out_dir``.
     """
     from copy import deepcopy
@@ -386,12 +338,9 @@ def train_teaching_unclip(
 
     prior = train_prior(data, plan, seed=seed, progress=progress)
     timings["prior_s"] = time.perf_counter() - start
-    if super_res_from is None:
-        start = time.perf_counter()
-        super_res = train_super_res(plan, seed=seed, progress=progress)
-        timings["super_res_s"] = time.perf_counter() - start
-    else:
-        super_res, timings["super_res_s"] = _wait_for_super_res(Path(super_res_from), wait_s)
+    start = time.perf_counter()
+    super_res = train_super_res(plan, seed=seed, progress=progress)
+    timings["super_res_s"] = time.perf_counter() - start
     decoder_scheduler, super_res_scheduler = build_schedulers()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
