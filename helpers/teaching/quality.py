@@ -118,7 +118,7 @@ def unclip_round_trip(pipe, n: int = 100, *, judge=None) -> dict:
     return {"object_kept": kept, "inversion_mse": float(((rec - x) ** 2).mean())}
 
 
-def prior_accuracy(pipe, per_prompt: int = 4, *, seed: int = 0, judge=None) -> float:
+def prior_accuracy(pipe, per_prompt: int = 8, *, seed: int = 0, judge=None) -> float:
     """Text → prior → decoder with the ``UnCLIPPipeline``: how often the captioned object is drawn, over the
     gate prompts (``per_prompt`` samples each)."""
     from helpers.teaching import unclip_model as U
