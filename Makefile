@@ -64,7 +64,7 @@ demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 on a
 	$(PY) -m helpers.demo --model $(MODEL) --out outputs
 	$(PY) tools/notebooks.py execute --backend $(if $(filter teaching,$(MODEL)),teaching,auto) --out outputs/notebooks
 
-teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds, <= 45 min on 2 cores)
+teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds; 50 min measured on a shared 2-core CPU, see the model cards)
 	$(PY) -m helpers.teaching.train
 
 bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md
