@@ -81,20 +81,23 @@ def object_area(images) -> np.ndarray:
     return foreground_mask(images).sum(dim=(1, 2)).numpy()
 
 
-def object_extent(images) -> np.ndarray:
-    """(N,) the larger side, in pixels, of the box around the foreground (rows / columns holding at least two
-    foreground pixels, so stray noise pixels do not count): ≈ 13 for small objects, ≈ 22 for big ones."""
+def object_box(images) -> np.ndarray:
+    """(N, 2) height and width in pixels of the box around the foreground (rows / columns holding at least two
+    foreground pixels, so stray noise pixels do not count)."""
     mask = foreground_mask(images)
-    rows = (mask.sum(dim=2) >= 2).float()
-    cols = (mask.sum(dim=1) >= 2).float()
-    idx = torch.arange(mask.shape[-1], dtype=torch.float32)
+    idx = torch.arange(mask.shape[-1])
 
-    def extent(m):
-        big = torch.where(m > 0, idx, torch.tensor(-1.0)).max(dim=1).values
-        small = torch.where(m > 0, idx, torch.tensor(1e9)).min(dim=1).values
-        return (big - small + 1).clamp(min=0)
+    def side(m):
+        hi = torch.where(m, idx, torch.tensor(-1)).max(dim=1).values
+        lo = torch.where(m, idx, torch.tensor(10**6)).min(dim=1).values
+        return (hi - lo + 1).clamp(min=0)
 
-    return torch.maximum(extent(rows), extent(cols)).numpy()
+    return torch.stack([side(mask.sum(dim=2) >= 2), side(mask.sum(dim=1) >= 2)], dim=1).numpy()
+
+
+def object_extent(images) -> np.ndarray:
+    """(N,) the larger side of :func:`object_box`: ≈ 13 px for small objects, ≈ 22 px for big ones."""
+    return object_box(images).max(axis=1).astype(np.float32)
 
 
 def foreground_colour(images) -> np.ndarray:

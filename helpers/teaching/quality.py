@@ -140,20 +140,10 @@ def prior_accuracy(pipe, per_prompt: int = 8, *, seed: int = 0, judge=None) -> f
 
 
 def box_area(images) -> np.ndarray:
-    """(N,) area in pixels of the box around the foreground (see :func:`helpers.teaching.judge.object_extent`)."""
-    from helpers.teaching.judge import foreground_mask
+    """(N,) area in pixels of the box around the foreground (:func:`helpers.teaching.judge.object_box`)."""
+    from helpers.teaching.judge import object_box
 
-    mask = foreground_mask(images)
-    rows = (mask.sum(dim=2) >= 2)
-    cols = (mask.sum(dim=1) >= 2)
-
-    def side(m):
-        idx = torch.arange(m.shape[1])
-        hi = torch.where(m, idx, torch.tensor(-1)).max(dim=1).values
-        lo = torch.where(m, idx, torch.tensor(10**6)).min(dim=1).values
-        return (hi - lo + 1).clamp(min=0)
-
-    return (side(rows) * side(cols)).numpy().astype(float)
+    return object_box(images).prod(axis=1).astype(float)
 
 
 def size_range() -> tuple[float, float]:
