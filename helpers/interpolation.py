@@ -96,16 +96,26 @@ def _reduce_dims(x: torch.Tensor, dim: int | Sequence[int] | None) -> tuple[int,
     if dim is None:
         return tuple(range(x.ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    try:
-        return tuple(sorted({d % x.ndim for d in dims}))
-    except ZeroDivisionError:
-        raise ValueError("`dim` cannot be used with 0-d inputs.") from None
+    if x.ndim == 0:
+        raise ValueError("`dim` cannot be used with 0-d inputs.")
+    bad = [d for d in dims if isinstance(d, bool) or not isinstance(d, int) or not -x.ndim <= d < x.ndim]
+    if bad:
+        raise ValueError(f"`dim` {bad[0]!r} is out of range for inputs with {x.ndim} axes "
+                         f"(valid: {-x.ndim} to {x.ndim - 1}, or None for the whole tensor).")
+    return tuple(sorted({d % x.ndim for d in dims}))
 
 
 def _norm(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Euclidean norm over ``dims``; where the squares overflow (values near 1e20 in float32) it is computed
+    on ``x / max|x|`` instead, so large but finite inputs keep a finite norm."""
     if not dims:
         return x.abs()
-    return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+    n = torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+    if bool(torch.isfinite(n).all()):
+        return n
+    peak = x.abs().amax(dim=dims, keepdim=True)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+    return peak * torch.linalg.vector_norm(x / peak, dim=dims, keepdim=True)
 
 
 def _sum(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -148,7 +158,8 @@ def lerp(a: Array, b: Array, t: float | Sequence[float] | Array) -> Array:
     """Linear interpolation ``(1 - t)·a + t·b``.
 
     Introduced in notebook 02_slerp_and_latent_geometry, where its midpoints of Gaussian latents are shown to
-    shrink to about 0.71 of the typical norm. Same conventions as :func:`slerp`.
+    shrink to about 0.71 of the typical norm. Same conventions as :func:`slerp`; ``t`` outside [0, 1]
+    extrapolates along the line through ``a`` and ``b``.
     """
     ta, tb = _prepare_pair(a, b)
     tt, scalar = _prepare_t(t, ta.device, ta.dtype)
@@ -182,10 +193,16 @@ def slerp(
             linear interpolation is used (slerp and lerp agree there, and lerp is numerically safer).
 
     Exactly opposite inputs have no unique great circle: the path then turns towards a fixed, deterministic
-    perpendicular direction (the coordinate axis along which ``a`` is smallest).
+    perpendicular direction (the coordinate axis along which ``a`` is smallest). ``t`` must lie in [0, 1]:
+    slerp does not extrapolate (past the ends the linearly moving norm would turn negative when the norms
+    differ, flipping the vector); :func:`lerp` extrapolates linearly.
     """
     ta, tb = _prepare_pair(a, b)
     tt, scalar = _prepare_t(t, ta.device, ta.dtype)
+    if bool(((tt < -1e-6) | (tt > 1 + 1e-6)).any()):
+        raise ValueError(f"slerp interpolates: t must lie in [0, 1], got values from {float(tt.min()):.4g} to "
+                         f"{float(tt.max()):.4g}. To extrapolate along the line, use lerp.")
+    tt = tt.clamp(0.0, 1.0)
     dims = _reduce_dims(ta, dim)
     na, nb = _norm(ta, dims), _norm(tb, dims)
     for name, n in (("a", na), ("b", nb)):
@@ -282,6 +299,10 @@ def _easing(schedule: Schedule) -> Callable[[np.ndarray], np.ndarray]:
             raise ValueError(f"unknown schedule {schedule!r}; use one of {sorted(_EASINGS)}, a callable, "
                              "or an array of t values.") from None
     if callable(schedule):
+        ends = np.asarray(schedule(np.array([0.0, 1.0])), dtype=np.float64).reshape(-1)
+        if ends.shape != (2,) or not np.allclose(ends, [0.0, 1.0], atol=1e-6):
+            raise ValueError(f"a schedule function must map 0 to 0 and 1 to 1 (so every keypoint is a frame), "
+                             f"got f(0), f(1) = {np.round(ends, 6).tolist()}.")
         return schedule
     raise TypeError(f"expected a schedule name or a callable, got {type(schedule).__name__}.")
 
@@ -401,7 +422,7 @@ def interpolation_path(
     frames = []
     for seg in range(n_segments):
         u = np.arange(counts[seg]) / counts[seg]
-        t = np.asarray(ease(u), dtype=np.float64)
+        t = _check_monotone(np.asarray(ease(u), dtype=np.float64), "a schedule function's values")
         frames.append(interp(points[seg], ends[seg], t))
     if not closed:
         frames.append(points[-1][None])
@@ -417,6 +438,15 @@ def circular_walk(x: Array, y: Array, num_frames: int) -> Array:
     """
     tx, ty = _prepare_pair(x, y)
     n = _check_count(num_frames, 3)
+    dims = tuple(range(tx.ndim))
+    nx, ny = _norm(tx, dims), _norm(ty, dims)
+    if bool(nx == 0) or bool(ny == 0):
+        raise ValueError("circular_walk needs two non-zero tensors; one is all zeros. Use two independent "
+                         "noises, e.g. helpers.make_latents(pipe, [0, 1]).")
+    if abs(float(_sum((tx / nx) * (ty / ny), dims))) > 0.9995:
+        raise ValueError("circular_walk needs two different directions, but x and y are parallel (the loop "
+                         "would pass through zero). Use two independent noises, e.g. helpers.make_latents(pipe, "
+                         "[0, 1]).")
     theta = torch.arange(n, dtype=tx.dtype, device=tx.device) * (2 * math.pi / n)
     tw = _stack_t(theta, tx.ndim)
     return _restore(torch.cos(tw) * tx + torch.sin(tw) * ty, x)

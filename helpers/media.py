@@ -171,11 +171,29 @@ def _array_to_pil(a: np.ndarray) -> Image.Image:
 def _normalise_pil_mode(im: Image.Image) -> Image.Image:
     if im.mode in ("L", "RGB", "RGBA"):
         return im
+    if im.mode.startswith(("I", "F")):  # 16/32-bit integer or float greyscale: Pillow's convert() clips to 255
+        return _wide_grey_to_l(im)
     if im.mode == "1":
         return im.convert("L")
     if "A" in im.getbands() or "transparency" in im.info:
         return im.convert("RGBA")
     return im.convert("RGB")
+
+
+def _wide_grey_to_l(im: Image.Image) -> Image.Image:
+    """A 16-bit ("I;16"), 32-bit integer ("I") or float ("F") greyscale image as 8-bit "L", scaled by its
+    format's range: 0..65535 for 16-bit PNG/TIFF, 0..1 for float images whose values lie there (else
+    0..255), 0..65535 for 32-bit integers up to 65535 (Pillow opens 16-bit PNGs so) and 0..2**32-1 beyond."""
+    arr = np.asarray(im, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"the {im.mode} image contains NaN or infinite pixels")
+    if im.mode == "F":
+        top = 1.0 if arr.min() >= 0 and arr.max() <= 1 else 255.0
+    elif im.mode.startswith("I;16") or arr.max() <= 65535:
+        top = 65535.0
+    else:
+        top = 2.0**32 - 1
+    return Image.fromarray(np.clip(np.rint(arr / top * 255.0), 0, 255).astype(np.uint8), mode="L")
 
 
 def to_pil(frame: Any) -> Image.Image:

@@ -242,11 +242,13 @@ def _load_unclip_components(source: str, dtype: torch.dtype, **hub_kwargs: Any) 
         CLIPVisionModelWithProjection,
     )
 
+    weights = {"use_safetensors": hub_kwargs.pop("use_safetensors", _safetensors_choice(source))}
+
     def diffusers_model(cls: Any, sub: str) -> Any:
-        return cls.from_pretrained(source, subfolder=sub, torch_dtype=dtype, **hub_kwargs)
+        return cls.from_pretrained(source, subfolder=sub, torch_dtype=dtype, **weights, **hub_kwargs)
 
     def transformers_model(cls: Any, sub: str) -> Any:
-        return cls.from_pretrained(source, subfolder=sub, dtype=dtype, **hub_kwargs)
+        return cls.from_pretrained(source, subfolder=sub, dtype=dtype, **weights, **hub_kwargs)
 
     parts = {
         "decoder": diffusers_model(UNet2DConditionModel, "decoder"),
@@ -291,7 +293,30 @@ def _resolve(model: str) -> tuple[str, str, bool]:
     raise ValueError(f"unknown model {model!r}; {valid}")
 
 
+#: Hub checkpoints published as pickled ``.bin`` files only (no safetensors).
+BIN_ONLY = {KARLO_ID}
+
+
+def _safetensors_choice(source: str) -> bool | None:
+    """``use_safetensors`` for ``from_pretrained``: True wherever the weights come as safetensors, so that
+    diffusers never falls back to a pickled ``.bin`` silently (a hub checkpoint without them is then an error,
+    unless the caller passes ``use_safetensors=False``). Karlo, and a local folder with components saved as
+    ``.bin`` only, get None, with one line naming what is pickled."""
+    folder = Path(source).expanduser()
+    pickled = [source] if source in BIN_ONLY else []
+    if folder.is_dir():
+        parts = {p.parent for p in folder.rglob("*") if p.suffix in (".bin", ".safetensors")}
+        pickled = [str(d.relative_to(folder)) or "." for d in sorted(parts) if not any(d.glob("*.safetensors"))]
+    if pickled:
+        print(f"note: no safetensors weights, only pickled .bin files, for {', '.join(pickled)}; diffusers and "
+              "transformers open them with torch.load(weights_only=True), which loads tensors but runs no code")
+        return None
+    return True
+
+
 def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
+    if kind != "unclip":
+        kwargs.setdefault("use_safetensors", _safetensors_choice(source))
     if kind == "unclip":
         return _load_unclip_components(source, dtype, **kwargs)
     if kind == "sd":

@@ -47,6 +47,8 @@ import torch
 from helpers.devices import clone_generator, make_generator
 from helpers.embeddings import latent_shape
 
+#: Walks longer than this render with a warning (see the README's "Safety of render folders").
+LARGE_WALK_FRAMES = 10_000
 #: Most frames per pipeline call when nothing else limits it.
 MAX_AUTO_BATCH = 8
 #: Rough activation memory per frame and output pixel, in elements (peak of UNet + VAE decode, SD 1.5).
@@ -98,6 +100,47 @@ def _pipeline_kind(pipe: Any) -> str:
         f"render_frames does not know how to drive {type(pipe).__name__}: it takes neither prompt_embeds "
         "(text-to-image) nor image_embeddings (unCLIP)"
     )
+
+
+def _check_pipe_kwargs(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> None:
+    """Refuse what diffusers would swallow or misread: keyword arguments the pipeline does not name (its
+    ``**kwargs`` takes typos silently), step counts below 1 and guidance scales that are not finite."""
+    import difflib
+    import math
+
+    params = inspect.signature(pipe).parameters
+    named = [k for k, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)]
+    for key in pipe_kwargs:
+        if key not in named:
+            close = difflib.get_close_matches(key, named, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"{type(pipe).__name__} takes no argument {key!r}{hint}; it would be ignored. "
+                            f"Its arguments: {', '.join(k for k in named if k not in _RESERVED)}")
+    for key, value in pipe_kwargs.items():
+        if key.endswith("num_inference_steps"):
+            low = 2 if kind == "unclip" else 1
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                why = " (UnCLIPScheduler cannot take a single step)" if kind == "unclip" else ""
+                raise ValueError(f"{key} must be an int >= {low}{why}, got {value!r}")
+        if key.endswith("guidance_scale") and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+        ):
+            raise ValueError(f"{key} must be a finite number (1 = no guidance), got {value!r}")
+
+
+def _check_embedding_width(pipe: Any, kind: str, cond: torch.Tensor) -> None:
+    """The embeddings' last axis must be what the model was built for (else a deep "mat1 and mat2" error)."""
+    if kind == "text":
+        want = getattr(getattr(getattr(pipe, "unet", None), "config", None), "cross_attention_dim", None)
+        what = "prompt_embeds"
+    else:
+        want = getattr(getattr(getattr(pipe, "text_proj", None), "config", None), "clip_embeddings_dim", None)
+        what = "image_embeddings"
+    if isinstance(want, int) and cond.shape[-1] != want:
+        raise ValueError(
+            f"{what} are {cond.shape[-1]} wide but {type(pipe).__name__} takes {want}: they were made by another "
+            "model. Encode with this pipeline (helpers.encode_prompts / helpers.encode_images)."
+        )
 
 
 def _model_dtype(pipe: Any) -> torch.dtype:
@@ -235,13 +278,8 @@ def render_frames(
         if cond.ndim != 2:
             raise ValueError(f"image_embeddings must be (N, dim), got shape {tuple(cond.shape)}")
     n = cond.shape[0]
-    if kind == "unclip":
-        for key in ("decoder_num_inference_steps", "super_res_num_inference_steps"):
-            steps = pipe_kwargs.get(key, 2)
-            if not isinstance(steps, numbers.Integral) or steps < 2:
-                raise ValueError(
-                    f"{key} must be an int >= 2 (UnCLIPScheduler cannot take a single step), got {steps!r}"
-                )
+    _check_pipe_kwargs(pipe, kind, pipe_kwargs)
+    _check_embedding_width(pipe, kind, cond)
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
@@ -433,12 +471,20 @@ def free_memory_bytes(device: str | torch.device) -> int | None:
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "latent-walks/render-manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+#: Append-only commit log beside the manifest: one JSON line per committed chunk, folded into the manifest at
+#: the start and the end of every run, so a commit costs the same whatever the walk's length.
+COMMITS_NAME = "commits.jsonl"
 _LOCK_NAME = ".manifest.lock"
 
 
 class WalkFolderError(ValueError):
     """The output folder holds a different walk (or an unreadable manifest): nothing was rendered."""
+
+
+class WalkWriteError(WalkFolderError):
+    """Frames could not be written (a full disk, a read-only folder): what was committed is kept, and the
+    same walk resumes when run again."""
 
 
 class ForeignFolderError(WalkFolderError):
@@ -608,7 +654,45 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
             f"{path} names files render_walk does not write (its frames are frame_00000.png, … in order); it was "
             "not written by render_walk, so nothing in this folder is touched. Use a new folder."
         )
+    _apply_commits(folder, frames)
     return data
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _apply_commits(folder: Path, frames: list[dict[str, Any]]) -> None:
+    """Mark the frames of every complete line of the commit log as done (a line torn by a kill, or one that
+    does not describe a frame of this walk, is ignored: its chunk is simply rendered again)."""
+    try:
+        text = (folder / COMMITS_NAME).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise WalkFolderError(f"{folder / COMMITS_NAME} cannot be read ({type(exc).__name__}: {exc})") from None
+    for line in text.split("\n")[:-1]:  # the last piece is "" or a torn line
+        try:
+            records = json.loads(line)["frames"]
+            updates = [(int(r["index"]), str(r["sha256"]), int(r["renders"])) for r in records]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if all(0 <= i < len(frames) and _SHA256.fullmatch(sha) and k >= 1 for i, sha, k in updates):
+            for i, sha, k in updates:
+                frames[i].update(status="done", sha256=sha, renders=k)
+
+
+def _append_commit(folder: Path, records: list[dict[str, Any]]) -> None:
+    """Commit a chunk: one line appended to the commit log and flushed to disk (the caller holds the lock)."""
+    with open(folder / COMMITS_NAME, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"frames": records}, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _compact(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` (the commit log already folded in) and start an empty log."""
+    _write_manifest(folder, manifest)
+    (folder / COMMITS_NAME).unlink(missing_ok=True)
 
 
 def _write_manifest(folder: Path, data: dict[str, Any]) -> None:
@@ -666,6 +750,7 @@ def _remove_walk_files(folder: Path, manifest: dict[str, Any] | None) -> None:
         if own is not None:
             own.unlink(missing_ok=True)
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
+    (folder / COMMITS_NAME).unlink(missing_ok=True)
 
 
 _RUN_LOCK_NAME = ".walk.lock"
@@ -737,8 +822,10 @@ def render_walk(
     of its PNG and how many times it was written.
 
     Frames are rendered in fixed chunks of ``batch_size`` (the grid is stored, so a resumed render batches
-    exactly like an uninterrupted one and gives byte-identical PNGs). A chunk is committed when the manifest
-    says so: its PNGs are written first (each atomically), then the manifest is replaced atomically. Run
+    exactly like an uninterrupted one and gives byte-identical PNGs). A chunk is committed when the commit log
+    says so: its PNGs are written first (each atomically), then one line is appended to ``commits.jsonl`` and
+    flushed to disk; the manifest is rewritten (atomically, the log folded in) only at the start and the end
+    of a run, so a commit costs the same however long the walk. Run
     again with the same arguments after an interruption (even ``kill -9``) and it renders only the chunks
     not committed yet: committed frames are never rendered again; half-written temporary files and PNGs of
     an uncommitted chunk are deleted; a committed PNG that is missing or whose bytes changed is re-rendered.
@@ -770,6 +857,12 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
         name = "prompt_embeds" if kind == "text" else "image_embeddings"
         raise ValueError(f"render_walk needs {name}, one row per frame (see render_frames)")
     n = _check_rows("prompt_embeds" if kind == "text" else "image_embeddings", cond, None).shape[0]
+    _check_pipe_kwargs(pipe, kind, pipe_kwargs)  # before the folder is touched
+    _check_embedding_width(pipe, kind, cond)
+    if n > LARGE_WALK_FRAMES:
+        warnings.warn(f"a walk of {n} frames is large (over {LARGE_WALK_FRAMES}): its inputs stay in memory and "
+                      "its manifest is rewritten at every start; consider fewer frames or several walks",
+                      stacklevel=3)
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
@@ -872,7 +965,7 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
                     entry["status"], entry["sha256"] = "pending", None
                 if entry["status"] != "done" and _own_file(folder, entry["file"]) is not None:
                     path.unlink(missing_ok=True)  # a PNG of an uncommitted chunk
-            _write_manifest(folder, manifest)
+            _compact(folder, manifest)
     if state is not None:
         state.wait_for_everyone()
     manifest = _read_manifest(folder)
@@ -912,19 +1005,29 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
             )
             todo = [i for i in chunk if entries[i]["status"] != "done"]
             blobs = {i: _png_bytes(images[i - chunk[0]]) for i in todo}
-            for i in todo:
-                with atomic_write(folder / entries[i]["file"]) as tmp:
-                    tmp.write_bytes(blobs[i])
-            with _locked(folder):  # commit: re-read (other processes commit too), mark, replace atomically
-                current = _read_manifest(folder) or manifest
+            records = [{"index": i, "sha256": _sha256(blobs[i]), "renders": entries[i].get("renders", 0) + 1}
+                       for i in todo]
+            try:
                 for i in todo:
-                    entry = current["frames"][i]
-                    entry.update(status="done", sha256=_sha256(blobs[i]), renders=entry.get("renders", 0) + 1)
-                _write_manifest(folder, current)
+                    with atomic_write(folder / entries[i]["file"]) as tmp:
+                        tmp.write_bytes(blobs[i])
+                with _locked(folder):  # the commit point: one appended line
+                    _append_commit(folder, records)
+            except OSError as exc:
+                raise WalkWriteError(
+                    f"could not write into {folder}: {exc.strerror or exc} ({type(exc).__name__}). The "
+                    f"{len(skipped) + len(rendered)} frame(s) committed so far are kept; free some space (or "
+                    "choose another folder) and run the same walk again to continue where it stopped."
+                ) from None
+            for record in records:
+                entries[record["index"]].update(status="done", sha256=record["sha256"], renders=record["renders"])
             rendered.extend(todo)
             bar.update(len(chunk))
     if state is not None:
         state.wait_for_everyone()
+    if is_main:
+        with _locked(folder), contextlib.suppress(OSError):  # fold the log in; kept as is if that fails
+            _compact(folder, _read_manifest(folder))
     return WalkRender(
         out_dir=folder,
         frames=[folder / e["file"] for e in entries],

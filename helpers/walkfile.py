@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import numbers
 import os
 import sys
@@ -51,7 +52,15 @@ MODELS = {
 RETIRED_MODELS = {"teaching-digits": "teaching"}
 #: ``images:`` entries with this prefix name an example scene instead of a file (``scene:red apple``).
 SCENE_PREFIX = "scene:"
+#: ``images:`` prefix of the retired digit world (``digit:3``): refused with the name of its successor.
+RETIRED_PREFIX = "digit:"
 FORMATS = ("gif", "mp4", "png", "contact_sheet")
+#: Bounds of the values a walk file may ask for (beyond them a render would mislead or exhaust the machine).
+LIMITS = {"frames": 100_000, "steps": 1000, "size": 4096, "fps": (0.5, 120.0), "guidance": 100.0}
+#: A walk file is a few lines: bigger ones, or YAML that expands (aliases) past these bounds, are refused.
+MAX_FILE_BYTES = 256 * 1024
+MAX_NODES = 20_000
+MAX_DEPTH = 8
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _KEYS = (
     "model", "prompts", "negative_prompt", "images", "seeds", "frames", "steps", "size", "guidance", "method",
@@ -105,19 +114,21 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _int(data: dict, key: str, where: str, minimum: int) -> int:
+def _int(data: dict, key: str, where: str, minimum: int, maximum: int | None = None) -> int:
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise WalkSpecError(f"{where}: {key} must be a whole number >= {minimum}, got {value!r} ({_type_name(value)})")
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum
+            or (maximum is not None and value > maximum)):
+        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise WalkSpecError(f"{where}: {key} must be a whole number {bound}, got {value!r} ({_type_name(value)})")
     return int(value)
 
 
-def _number(data: dict, key: str, where: str, minimum: float, *, strict: bool = False) -> float:
+def _number(data: dict, key: str, where: str, minimum: float, maximum: float) -> float:
     value = data[key]
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or (value <= minimum if strict else value < minimum):
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        raise WalkSpecError(f"{where}: {key} must be a number {bound}, got {value!r} ({_type_name(value)})")
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not minimum <= value <= maximum:
+        raise WalkSpecError(f"{where}: {key} must be a number from {minimum:g} to {maximum:g}, got {value!r} "
+                            f"({_type_name(value)})")
     return float(value)
 
 
@@ -159,6 +170,44 @@ def _scene_item(item: str, where: str) -> str:
     return SCENE_PREFIX + name
 
 
+def _short(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_size(data: Any, where: str) -> None:
+    """Refuse YAML whose expanded tree (aliases count every time they are used) is too big or too deep, before
+    anything quotes it: a few hundred bytes of nested aliases can expand to gigabytes."""
+    seen, stack = 0, [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES or depth > MAX_DEPTH:
+            why = f"nests deeper than {MAX_DEPTH} levels" if depth > MAX_DEPTH else f"has over {MAX_NODES:,} values"
+            raise WalkSpecError(f"{where} {why} once its YAML aliases are expanded; a walk file is a flat list "
+                                "of keys. Write the values out without anchors (&) and aliases (*).")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for kv in node.items() for v in kv)
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _check_model_name(model: str, where: str) -> None:
+    """A named model, a model folder or a hub id ``owner/name``; anything else is refused with a hint."""
+    if model in MODELS:
+        return
+    from helpers.pipelines import _resolve
+
+    try:
+        _resolve(model)
+    except ValueError:
+        close = difflib.get_close_matches(model, list(MODELS), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise WalkSpecError(f"{where}: unknown model {model!r}{hint}; use one of {', '.join(MODELS)}, a hub id "
+                            "such as stable-diffusion-v1-5/stable-diffusion-v1-5, or a folder saved with "
+                            "save_pretrained") from None
+
+
 def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str = "walk file") -> WalkSpec:
     """Validate a walk description (the YAML file's mapping) and return a :class:`WalkSpec`.
 
@@ -170,7 +219,7 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
     """
     where = source
     if not isinstance(data, dict):
-        raise WalkSpecError(f"{where}: expected a mapping of keys (model:, prompts:, frames: ...), got {data!r}")
+        raise WalkSpecError(f"{where}: expected a mapping of keys (model:, prompts:, frames: ...), got {_short(data)}")
     unknown = [k for k in data if k not in _KEYS]
     if unknown:
         hints = []
@@ -193,6 +242,7 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         raise WalkSpecError(f"{where}: walk files cannot use {data['model'].strip()!r}; the teaching models they "
                             f"walk with are {', '.join(walkable)} (prompts / images)")
     base = Path(base_dir)
+    _check_model_name(data["model"].strip(), where)
     spec = WalkSpec(model=data["model"].strip(), frames=0, source=source)
     kind = spec.kind
     if kind == "unclip":
@@ -202,9 +252,13 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
             raise WalkSpecError(
                 f"{where}: {spec.model} is an unCLIP model: give images: [a.png, b.png] (or \"scene:red apple\")"
             )
+        items = _strings(data, "images", where)
+        for item in items:
+            if item.startswith(RETIRED_PREFIX):
+                raise WalkSpecError(f"{where}: {item!r}: the digit world was retired; name an example scene "
+                                    f"instead, e.g. \"{SCENE_PREFIX}red apple\" (quoted in YAML)")
         spec.images = [
-            _scene_item(s, where) if s.startswith(SCENE_PREFIX) else str((base / s).expanduser())
-            for s in _strings(data, "images", where)
+            _scene_item(s, where) if s.startswith(SCENE_PREFIX) else str((base / s).expanduser()) for s in items
         ]
     else:
         if "images" in data:
@@ -218,7 +272,7 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         raise WalkSpecError(f"{where}: a walk needs at least 2 {what}, got {spec.keypoints}")
     if "frames" not in data:
         raise WalkSpecError(f"{where}: missing 'frames:' (how many frames the walk has)")
-    spec.frames = _int(data, "frames", where, 2)
+    spec.frames = _int(data, "frames", where, 2, LIMITS["frames"])
     if spec.frames < spec.keypoints:
         raise WalkSpecError(
             f"{where}: frames is {spec.frames} but there are {spec.keypoints} {what}: every keypoint is a frame, "
@@ -232,13 +286,14 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
     if "seeds" in data:
         seeds = data["seeds"]
         seeds = [seeds] if not isinstance(seeds, list) else seeds
-        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-            raise WalkSpecError(f"{where}: seeds must be a non-negative int or a list of them, got {data['seeds']!r}")
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**64 for s in seeds):
+            raise WalkSpecError(f"{where}: seeds must be a whole number from 0 to 2**64 - 1 or a list of them, "
+                                f"got {_short(data['seeds'])}")
         if len(seeds) > spec.frames:
             raise WalkSpecError(f"{where}: {len(seeds)} seeds but only {spec.frames} frames")
         spec.seeds = [int(s) for s in seeds]
     if "steps" in data:
-        spec.steps = _int(data, "steps", where, 2 if kind == "unclip" else 1)
+        spec.steps = _int(data, "steps", where, 2 if kind == "unclip" else 1, LIMITS["steps"])
     if "size" in data:
         size = data["size"]
         pair = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
@@ -246,14 +301,16 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
             kind == "unclip"
             or not isinstance(pair, list)
             or len(pair) != 2
-            or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 or s % 8 for s in pair)
+            or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= LIMITS["size"] or s % 8
+                   for s in pair)
         ):
             raise WalkSpecError(
-                f"{where}: size must be a multiple of 8 or [height, width] (text-to-image models only), got {size!r}"
+                f"{where}: size must be a multiple of 8 up to {LIMITS['size']}, or [height, width] of them "
+                f"(text-to-image models only), got {_short(size)}"
             )
         spec.size = (pair[0], pair[1])
     if "guidance" in data:
-        spec.guidance = _number(data, "guidance", where, 0.0)
+        spec.guidance = _number(data, "guidance", where, 0.0, LIMITS["guidance"])
     if "method" in data:
         spec.method = _choice(data, "method", where, ("slerp", "lerp"))
     if "schedule" in data:
@@ -264,9 +321,9 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         if bad:
             raise WalkSpecError(f"{where}: unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     if "fps" in data:
-        spec.fps = _number(data, "fps", where, 0.0, strict=True)
+        spec.fps = _number(data, "fps", where, *LIMITS["fps"])
     if "batch_size" in data and data["batch_size"] != "auto":
-        spec.batch_size = _int(data, "batch_size", where, 1)
+        spec.batch_size = _int(data, "batch_size", where, 1, LIMITS["frames"])
     if "out" in data:
         if not isinstance(data["out"], str) or not data["out"].strip():
             raise WalkSpecError(f"{where}: out must be a folder name, got {data['out']!r}")
@@ -289,10 +346,19 @@ def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
     p = Path(path).expanduser()
     if not p.is_file():
         raise WalkSpecError(f"no walk file at {str(p)!r}")
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise WalkSpecError(f"{p.name} is {size:,} bytes; a walk file is a few lines (at most "
+                            f"{MAX_FILE_BYTES // 1024} KiB). Is this the right file?")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WalkSpecError(f"{p.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise WalkSpecError(f"{p.name} is not valid YAML: {exc}") from None
+        raise WalkSpecError(f"{p.name} is not valid YAML: {_short(' '.join(str(exc).split()), 300)}") from None
+    _check_size(data, p.name)
     spec = parse_walk_spec(data, base_dir=p.parent, source=p.name)
     if spec.out is None:
         spec.out = p.parent / p.stem
@@ -300,6 +366,43 @@ def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
 
 
 # ------------------------------------------------------------------------------------------------ running
+
+
+def check_runtime(spec: WalkSpec, out: str | os.PathLike | None = None) -> None:
+    """What a walk needs from this machine, checked before any model loads: the device exists, every image
+    file opens as an image, and the output folder can be made (no file in its place or above it).
+
+    Introduced in notebook 04_prompt_walks; :func:`run_walk` calls it first.
+    """
+    import torch
+
+    where = spec.source
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise WalkSpecError(f"{where}: device: cuda, but this machine has no CUDA GPU that torch can use; write "
+                            "device: auto (or cpu)")
+    if spec.device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise WalkSpecError(f"{where}: device: mps, but Apple's MPS is not available here; write device: auto")
+    from PIL import Image, UnidentifiedImageError
+
+    for item in spec.images:
+        if item.startswith(SCENE_PREFIX):
+            continue
+        path = Path(item)
+        if not path.is_file():
+            raise WalkSpecError(f"{where}: no image file at {item!r} (image paths are relative to the walk file)")
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise WalkSpecError(f"{where}: {item!r} is not an image Pillow can read ({type(exc).__name__}); use "
+                                "a PNG, JPEG, WebP, BMP, GIF or TIFF file") from None
+    folder = Path(out).expanduser() if out is not None else spec.out or Path("walk")
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                what = "is a file" if parent == folder else f"is inside {str(parent)!r}, which is a file"
+                raise WalkSpecError(f"{where}: the output folder {str(folder)!r} {what}; choose another out:")
+            break
 
 
 def load_model(spec: WalkSpec, device: Any = None) -> Any:
@@ -408,6 +511,7 @@ def run_walk(
 
     from helpers.render import render_walk, speed_options
 
+    check_runtime(spec, out)
     state = _distributed_state()
     is_main = state is None or state.is_main_process
     log = print if is_main else (lambda *a, **k: None)
@@ -455,7 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     except (WalkSpecError, WalkFolderError, ModelUnavailableError, FileNotFoundError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the disk filled while loading or exporting: one line, not a traceback
+        print(f"error: {exc.strerror or exc} ({type(exc).__name__}"
+              f"{', ' + str(exc.filename) if exc.filename else ''}); fix that and run again to resume",
+              file=sys.stderr)
+        return 2
     return 0
 
 
-__all__ = ["MODELS", "RETIRED_MODELS", "WalkSpec", "WalkSpecError", "load_walk_spec", "parse_walk_spec", "run_walk", "main"]
+__all__ = ["MODELS", "RETIRED_MODELS", "WalkSpec", "WalkSpecError", "check_runtime", "load_walk_spec", "parse_walk_spec",
+           "run_walk", "main"]

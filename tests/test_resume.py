@@ -95,7 +95,7 @@ def _unet_calls(log: Path) -> dict[int, int]:
 
 def _committed(out: Path) -> set[int]:
     try:
-        manifest = json.loads((out / "manifest.json").read_text())
+        manifest = read_manifest(out)  # the manifest with its commit log folded in
     except (OSError, ValueError):
         return set()
     return {f["index"] for f in manifest["frames"] if f["status"] == "done"}
