@@ -83,7 +83,7 @@ _EXPORTS: dict[str, str] = {
     "retime": "smooth",
     "invert_cumulative": "smooth",
     "adain_interpolate": "smooth",
-    "beta_cdf_schedule": "smooth",
+    "beta_schedule": "smooth",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,4 +1,4 @@
-"""Making walks even: perceptually uniform re-timing, AdaIN for slerped noises, Beta-CDF schedules.
+"""Making walks even: perceptually uniform re-timing, AdaIN for slerped noises, Beta schedules.
 
 Diffusion interpolations tend to jump: most of the change happens in one or two frames. Three remedies:
 
@@ -7,7 +7,7 @@ Diffusion interpolations tend to jump: most of the change happens in one or two 
   does), within a stated render budget. :func:`invert_cumulative` is the pure inversion step.
 * :func:`adain_interpolate` — slerp two (inverted) noises, then give the result the per-channel mean and std
   interpolated linearly between the endpoints (AdaIN).
-* :func:`beta_cdf_schedule` — t values from a Beta CDF (AID's coefficient schedule).
+* :func:`beta_schedule` — t values at the quantiles of a Beta distribution (AID's Beta prior).
 
 Introduced in notebook 07_smooth_interpolation.
 """
@@ -27,7 +27,7 @@ from helpers.metrics import MetricLike, WalkReport, _resolve_metric, _split_fram
 __all__ = [
     "Retimed",
     "adain_interpolate",
-    "beta_cdf_schedule",
+    "beta_schedule",
     "invert_cumulative",
     "retime",
 ]
@@ -299,7 +299,7 @@ def retime(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# AdaIN and Beta-CDF schedules
+# AdaIN and Beta schedules
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -359,12 +359,14 @@ def adain_interpolate(a: Any, b: Any, t: float | Sequence[float], *, dim: int = 
     return out.numpy() if is_numpy else out
 
 
-def beta_cdf_schedule(num_frames: int, alpha: float, beta: float) -> np.ndarray:
-    """t values ``F(k / (num_frames - 1))`` with F the Beta(alpha, beta) CDF (AID's coefficient schedule).
+def beta_schedule(num_frames: int, alpha: float, beta: float) -> np.ndarray:
+    """t values ``F⁻¹(k / (num_frames - 1))``: the quantiles of Beta(alpha, beta) at evenly spaced levels.
 
-    Monotone, in [0, 1] with exact endpoints 0 and 1; ``alpha = beta = 1`` is linear. ``alpha = beta < 1``
-    packs the t values densely around t = 0.5 — more frames where diffusion morphs usually jump;
-    ``alpha = beta > 1`` packs them near the ends (an ease-in-out); unequal values shift the dense region.
+    This is AID's Beta prior (He et al., 2024): frame k sits where the Beta CDF reaches k / N, so the frames are
+    dense where the Beta *density* is high. ``alpha = beta > 1`` packs them around t = 0.5, where diffusion
+    morphs usually jump (AID's choice); ``alpha = beta = 1`` is linear; ``alpha = beta < 1`` packs them near the
+    ends; unequal values move the dense region towards t = alpha / (alpha + beta). Monotone, in [0, 1], with
+    exact endpoints 0 and 1.
 
     Introduced in notebook 07_smooth_interpolation.
     """
@@ -375,7 +377,6 @@ def beta_cdf_schedule(num_frames: int, alpha: float, beta: float) -> np.ndarray:
             raise ValueError(f"{label} must be a positive finite number, got {v!r}")
     from scipy.stats import beta as beta_dist
 
-    u = np.linspace(0.0, 1.0, num_frames)
-    t = beta_dist.cdf(u, float(alpha), float(beta)).astype(np.float64)
+    t = beta_dist.ppf(np.linspace(0.0, 1.0, num_frames), float(alpha), float(beta)).astype(np.float64)
     t[0], t[-1] = 0.0, 1.0
     return np.maximum.accumulate(np.clip(t, 0.0, 1.0))

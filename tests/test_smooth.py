@@ -1,4 +1,4 @@
-"""helpers.smooth: re-timing, AdaIN and Beta-CDF schedules against walks whose perceptual speed is known."""
+"""helpers.smooth: re-timing, AdaIN and Beta schedules against walks whose perceptual speed is known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers.metrics import rmse, walk_report
-from helpers.smooth import adain_interpolate, beta_cdf_schedule, invert_cumulative, retime
+from helpers.smooth import adain_interpolate, beta_schedule, invert_cumulative, retime
 
 # ------------------------------------------------------------------------------------------------ synthetic walks
 
@@ -204,26 +204,29 @@ def test_adain_batch_numpy_and_errors():
         adain_interpolate(a, b[:1], 0.5)
 
 
-# ------------------------------------------------------------------------------------------------ Beta CDF
+# ------------------------------------------------------------------------------------------------ Beta schedules
 
 
-def test_beta_cdf_schedule():
+def test_beta_schedule_is_aids_inverse_cdf():
     u = np.linspace(0, 1, 11)
-    assert np.allclose(beta_cdf_schedule(11, 1, 1), u)  # uniform distribution: linear
-    assert np.allclose(beta_cdf_schedule(11, 2, 1), u**2)  # Beta(2, 1) CDF is u^2
-    assert np.allclose(beta_cdf_schedule(11, 1, 2), 1 - (1 - u) ** 2)
+    assert np.allclose(beta_schedule(11, 1, 1), u)  # uniform distribution: linear
+    assert np.allclose(beta_schedule(11, 2, 1), np.sqrt(u))  # Beta(2, 1): F(t) = t^2, so F^-1(u) = sqrt(u)
+    assert np.allclose(beta_schedule(11, 1, 2), 1 - np.sqrt(1 - u))  # Beta(1, 2): F(t) = 1 - (1 - t)^2
     for alpha, beta in [(0.5, 0.5), (3, 3), (5, 1.5), (0.2, 4)]:
-        t = beta_cdf_schedule(17, alpha, beta)
+        t = beta_schedule(17, alpha, beta)
         assert t[0] == 0.0 and t[-1] == 1.0 and np.all(np.diff(t) >= 0)
-    sym = beta_cdf_schedule(9, 3, 3)
+    # AID's placement: Beta(3, 3) packs the frames in the middle, where its density peaks.
+    sym = beta_schedule(9, 3, 3)
     assert np.allclose(sym + sym[::-1], 1.0)  # symmetric parameters: symmetric schedule
-    assert np.diff(sym)[4] > np.diff(sym)[0]  # alpha = beta > 1: t values dense near the ends
-    dense_middle = beta_cdf_schedule(9, 0.5, 0.5)
-    assert np.diff(dense_middle)[4] < np.diff(dense_middle)[0]  # alpha = beta < 1: dense around t = 0.5
+    steps = np.diff(sym)
+    assert steps[3] < steps[0] / 3 and steps[4] < steps[-1] / 3
+    assert np.sum((sym > 0.25) & (sym < 0.75)) == 7  # 7 of 9 frames in the middle half (uniform: 3)
+    ends = beta_schedule(9, 0.5, 0.5)
+    assert np.diff(ends)[3] > np.diff(ends)[0]  # alpha = beta < 1: dense near the ends instead
     with pytest.raises(ValueError, match="alpha"):
-        beta_cdf_schedule(5, 0, 1)
+        beta_schedule(5, 0, 1)
     with pytest.raises(ValueError, match="num_frames"):
-        beta_cdf_schedule(1, 1, 1)
+        beta_schedule(1, 1, 1)
 
 
 # ------------------------------------------------------------------------------------------------ teaching models
