@@ -251,7 +251,8 @@ def choose_backend(
 
     ``kind``: ``"text2img"`` (Stable Diffusion 1.5 / ``teaching``) or ``"unclip"`` (Karlo /
     ``teaching-unclip``). ``device``/``dtype`` default to the best available (the teaching and tiny models
-    always run in float32; the tiny ones on the CPU). Raises ``ValueError`` for unknown names, and
+    always run in float32; the tiny ones on the CPU). On the CPU it sets torch's threads to
+    :func:`helpers.devices.cpu_threads` and says so. Raises ``ValueError`` for unknown names, and
     :class:`helpers.pipelines.ModelUnavailableError` when ``backend="real"`` cannot load the weights.
 
     Introduced in notebook 01_diffusion_basics.
@@ -305,6 +306,12 @@ def choose_backend(
 
 
 def _make(name: str, kind: str, model: str, pipe: Any, device: torch.device, dtype: torch.dtype, reason: str) -> Backend:
+    if device.type == "cpu":
+        from helpers.devices import use_cpu_threads
+
+        threads = use_cpu_threads()
+        reason += (f" torch uses {threads} CPU thread{'s' * (threads > 1)} (half the cores: more threads thrash "
+                   "as soon as anything else runs).")
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)  # render_frames shows one bar over frames instead
     return Backend(name=name, kind=kind, model=model, pipe=pipe, device=device, dtype=dtype, reason=reason,

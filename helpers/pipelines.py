@@ -315,6 +315,10 @@ def _safetensors_choice(source: str) -> bool | None:
 
 
 def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
+    from helpers.devices import quiet_libraries
+
+    with quiet_libraries(progress_bars=True):  # the import's torchvision notice (see the README), not the bars
+        import diffusers.pipelines.stable_diffusion  # noqa: F401
     if kind != "unclip":
         kwargs.setdefault("use_safetensors", _safetensors_choice(source))
     if kind == "unclip":
@@ -569,10 +573,10 @@ def tiny_pipeline(
     """
     if kind not in TINY_KINDS:
         raise ValueError(f"unknown tiny pipeline kind {kind!r}; choose one of {sorted(TINY_KINDS)}")
-    from helpers.devices import _check_seed
+    from helpers.devices import _check_seed, quiet_libraries
 
     seed = _check_seed(seed)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), quiet_libraries():
         torch.manual_seed(seed)
         pipe = TINY_KINDS[kind]()
     device = torch.device(device) if device is not None else torch.device("cpu")

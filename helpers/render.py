@@ -191,7 +191,8 @@ def _base_generator(generator: torch.Generator | None, seed: int | None) -> torc
 
 @contextlib.contextmanager
 def _transient_step_bars(pipe: Any) -> Iterator[None]:
-    """While rendering, the pipeline's own per-step bars vanish when done (``leave=False``): one bar stays."""
+    """While rendering, the pipeline's own per-step bars vanish when done (``leave=False``), as the bar over
+    frames does: a finished cell shows its pictures, not finished progress bars."""
     if not hasattr(pipe, "set_progress_bar_config"):
         yield
         return
@@ -353,7 +354,8 @@ def render_frames(
     from tqdm.auto import tqdm
 
     chunks, flagged = [], 0
-    with tqdm(total=n, desc="frames", unit="frame", disable=not progress) as bar, _transient_step_bars(pipe):
+    bar = tqdm(total=n, desc="frames", unit="frame", disable=not progress, leave=False)
+    with bar, _transient_step_bars(pipe):
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
             count = rows.stop - rows.start
@@ -996,7 +998,7 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
     rendered: list[int] = []
     per_frame = {k: v for k, v in tensors.items() if v is not None}
     total = sum(len(c) for c in mine)
-    with tqdm(total=total, desc="frames", unit="frame", disable=not (progress and total)) as bar:
+    with tqdm(total=total, desc="frames", unit="frame", disable=not (progress and total), leave=False) as bar:
         for chunk in mine:
             rows = slice(chunk[0], chunk[-1] + 1)
             inputs = {k: v if v.shape[0] == 1 else v[rows] for k, v in per_frame.items()}

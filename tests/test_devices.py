@@ -122,3 +122,35 @@ def test_describe_device_cuda(fake_cuda):
     assert "Tesla T4" in text and "7.5" in text and "float16" in text and "bfloat16" not in text.split(":")[0]
     fake_cuda((8, 0), name="A100")
     assert "bfloat16" in describe_device("cuda")
+
+
+def test_cpu_threads_are_half_the_usable_cores(monkeypatch):
+    import os
+
+    from helpers.devices import cpu_threads, use_cpu_threads
+
+    for cores, want in ((1, 1), (2, 1), (3, 1), (8, 4), (16, 8), (64, 8)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert cpu_threads() == want
+    before = torch.get_num_threads()
+    try:
+        assert use_cpu_threads(1) == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="positive int"):
+            use_cpu_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_choose_backend_on_the_cpu_sets_and_states_the_threads(monkeypatch):
+    import os
+
+    from helpers.backends import choose_backend
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    before = torch.get_num_threads()
+    try:
+        backend = choose_backend("tiny-random", "text2img")
+        assert torch.get_num_threads() == 4
+        assert "torch uses 4 CPU threads" in backend.describe()
+    finally:
+        torch.set_num_threads(before)

@@ -159,3 +159,34 @@ def test_install_hook_writes_an_executable_hook_once(tmp_path: Path) -> None:
     hook.write_text("#!/bin/sh\n# the user's own hook\n")
     assert nbtools.install_hook(git_dir) == 1
     assert "the user's own hook" in hook.read_text()  # never overwritten
+
+
+def test_executed_copies_lose_finished_progress_bars_but_keep_explorers() -> None:
+    def widget(text: str) -> dict:
+        return {"output_type": "display_data", "metadata": {},
+                "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": text}}
+
+    bar = widget("frames:   0%|          | 0/8 [00:00<?, ?frame/s]")
+    explorer = widget("VBox(children=(SelectionSlider(description='t', options=(('0', 0),)),))")
+    picture = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": "<Figure 50%|x| 1/2>"}}
+    nb = {"cells": [{"cell_type": "code", "outputs": [bar, explorer, picture, bar]}, {"cell_type": "markdown"}]}
+    assert nbtools.drop_closed_progress_bars(nb) == 2
+    assert nb["cells"][0]["outputs"] == [explorer, picture]
+
+
+def test_the_helpers_progress_bars_vanish_when_done(capsys) -> None:
+    """A finished render leaves no bar behind (``leave=False``): the last thing tqdm wrote clears its line."""
+    import torch
+
+    from helpers.embeddings import encode_prompts
+    from helpers.pipelines import tiny_pipeline
+    from helpers.render import render_frames
+
+    pipe = tiny_pipeline("sd")
+    embeds, negative = encode_prompts(pipe, ["a cat", "a dog"])
+    torch.set_num_threads(1)
+    render_frames(pipe, prompt_embeds=embeds, negative_prompt_embeds=negative[:1], num_inference_steps=2,
+                  progress=True)
+    err = capsys.readouterr().err
+    assert "frames" in err  # a bar was shown while rendering
+    assert "frames" not in err.rsplit("\r", 1)[-1]  # and its line was cleared at the end

@@ -42,6 +42,9 @@ def test_notebook_runs(notebook: Path, backend: str, kernel: str, tmp_path: Path
     assert not errors
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1 and f'BACKEND = "{backend}"' in "".join(injected[0]["source"])
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    stderr = ["".join(o["text"]) for o in outputs if o.get("output_type") == "stream" and o["name"] == "stderr"]
+    assert not stderr, "no library warnings in what a student reads"
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "every notebook ends with something to look at (plots, contact sheets)"
     saved = [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()]

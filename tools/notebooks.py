@@ -423,7 +423,37 @@ def execute(
         str(notebook), str(target), parameters=params, kernel_name=kernel, cwd=str(cwd or out_dir),
         progress_bar=False, execution_timeout=timeout, log_output=False,
     )
-    return target, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    nb = json.loads(target.read_text(encoding="utf-8"))
+    if drop_closed_progress_bars(nb):
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target, seconds
+
+
+#: The text form of a tqdm bar: "frames:  50%|█████     | 4/8 [...]".
+_BAR_TEXT = re.compile(r"^[^\n]*\d+%\|.*\|\s*\d+/\d+")
+
+
+def drop_closed_progress_bars(nb: dict) -> int:
+    """Remove the progress-bar widgets of an executed notebook; return how many.
+
+    The helpers' bars are transient (``leave=False``): in a live session each one vanishes when its work is
+    done. An executed copy keeps them as widget outputs without a widget state, which readers show as a
+    frozen "0%" bar or an error; removing them leaves what a student sees once a cell has finished.
+    """
+    removed = 0
+    for cell in nb.get("cells", []):
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            text = "".join(data.get("text/plain", ""))
+            if "application/vnd.jupyter.widget-view+json" in data and _BAR_TEXT.match(text):
+                removed += 1
+            else:
+                kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return removed
 
 
 HOOK = """#!/bin/sh
@@ -466,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, default=ROOT / "outputs" / "notebooks")
     run.add_argument("--cwd", type=Path, default=None,
                      help="working directory of the kernel, where outputs/ is written (default: the repository root)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="notebooks executed at once (default: the cores / each kernel's torch threads)")
     args = parser.parse_args(argv)
 
     if args.command == "write":
@@ -490,15 +522,32 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = [p.resolve() for p in args.notebooks] or notebook_paths()
     out = args.out.resolve()
     cwd = (args.cwd or ROOT).resolve()
+    return execute_all(notebooks, out, backend=args.backend, cwd=cwd, jobs=args.jobs)
+
+
+def _execute_one(nb: Path, out: Path, backend: str, cwd: Path) -> str:
+    target, seconds = execute(nb, out, backend=backend, cwd=cwd)  # a fresh kernel each
+    return f"{nb.name}: {seconds:.1f} s → {target}"
+
+
+def execute_all(notebooks: list[Path], out: Path, *, backend: str, cwd: Path, jobs: int | None = None) -> int:
+    """Execute ``notebooks`` (``jobs`` at once, each on its own kernel); report each; 1 if any failed."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from helpers.devices import cpu_threads
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    jobs = max(1, min(len(notebooks), jobs or cores // cpu_threads()))
     failed = 0
-    for nb in notebooks:
-        try:
-            target, seconds = execute(nb, out, backend=args.backend, cwd=cwd)  # a fresh kernel each
-        except Exception as err:  # report every notebook, then fail
-            failed += 1
-            print(f"FAILED {nb.name} ({args.backend}): {type(err).__name__}: {str(err).strip()[-2000:]}", file=sys.stderr)
-        else:
-            print(f"{nb.name}: {seconds:.1f} s → {target}")
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {nb: pool.submit(_execute_one, nb, out, backend, cwd) for nb in notebooks}
+        for nb, future in futures.items():
+            try:
+                print(future.result(), flush=True)
+            except Exception as err:  # report every notebook, then fail
+                failed += 1
+                print(f"FAILED {nb.name} ({backend}): {type(err).__name__}: {str(err).strip()[-2000:]}",
+                      file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -47,12 +47,16 @@ def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) 
                 "(or `python -m helpers.teaching.train --only text2img`) to train them."
             )
         import torch
-        from diffusers import StableDiffusionPipeline
+
+        from helpers.devices import quiet_libraries
 
         cast = {"torch_dtype": dtype} if dtype is not None and dtype != torch.float32 else {}  # weights: float32
-        pipe = StableDiffusionPipeline.from_pretrained(
-            str(folder), safety_checker=None, requires_safety_checker=False, **cast
-        )
+        with quiet_libraries():  # loads in well under a second: no loading bars
+            from diffusers import StableDiffusionPipeline
+
+            pipe = StableDiffusionPipeline.from_pretrained(
+                str(folder), safety_checker=None, requires_safety_checker=False, **cast
+            )
         return pipe.to(device) if device is not None else pipe
     if name in ("teaching-unclip", "teaching-unclip-text"):
         from helpers.teaching.unclip_model import load_teaching_unclip

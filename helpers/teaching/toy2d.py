@@ -103,7 +103,7 @@ def train_toy(
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
     alphas = scheduler.alphas_cumprod
     losses: list[float] = []
-    for _ in tqdm(range(steps), desc="toy 2-D DDPM", disable=not progress, mininterval=0.5):
+    for _ in tqdm(range(steps), desc="toy 2-D DDPM", disable=not progress, mininterval=0.5, leave=False):
         x0 = data[torch.randint(len(data), (batch_size,), generator=gen)]
         t = torch.randint(scheduler.config.num_train_timesteps, (batch_size,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)

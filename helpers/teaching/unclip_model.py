@@ -384,8 +384,7 @@ def load_teaching_unclip(
     (a folder written by :func:`train_teaching_unclip` works too). Components are loaded one by one and the
     pipeline is built with its constructor.
     """
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
+    from helpers.devices import quiet_libraries
 
     folder = Path(path) if path is not None else WEIGHTS_DIR
     missing = [name for name in COMPONENTS if not (folder / name).is_dir()]
@@ -396,12 +395,7 @@ def load_teaching_unclip(
             f"{folder} is not a teaching-unCLIP folder (missing {', '.join(missing)}). Retrain it with "
             "`python -m helpers.teaching.train --only unclip`."
         )
-    verbosity = transformers_logging.get_verbosity(), diffusers_logging.get_verbosity()
-    bars = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.set_verbosity_error()  # the PIL fallback of CLIPImageProcessor warns otherwise
-    transformers_logging.disable_progress_bar()  # one "Loading weights" bar per CLIP half
-    diffusers_logging.set_verbosity_error()  # the deprecation notice of the unCLIP pipelines
-    try:
+    with quiet_libraries():  # the unCLIP pipelines' deprecation notice; one "Loading weights" bar per CLIP half
         from diffusers import (
             PriorTransformer,
             UnCLIPImageVariationPipeline,
@@ -437,11 +431,6 @@ def load_teaching_unclip(
                 feature_extractor=image_processor_class().from_pretrained(folder / "feature_extractor"),
                 **shared,
             )
-    finally:
-        transformers_logging.set_verbosity(verbosity[0])
-        diffusers_logging.set_verbosity(verbosity[1])
-        if bars:
-            transformers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
     if device is not None:
         pipe.to(device)
