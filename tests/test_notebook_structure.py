@@ -190,3 +190,22 @@ def test_the_helpers_progress_bars_vanish_when_done(capsys) -> None:
     err = capsys.readouterr().err
     assert "frames" in err  # a bar was shown while rendering
     assert "frames" not in err.rsplit("\r", 1)[-1]  # and its line was cleared at the end
+
+
+def test_references_must_link_sources_and_end_the_notebook(scratch) -> None:
+    def unlink(nb):
+        for c in nb["cells"]:
+            if c["source"].startswith("## References"):
+                c["source"] = "## References\n\n- a paper I once read"
+
+    _edit(_first(scratch), unlink)
+    assert any("links no paper or source" in p for p in _check(scratch))
+
+    def move(nb):
+        refs = next(c for c in nb["cells"] if c["source"].startswith("## References"))
+        refs["source"] = "## References\n\n- [DDPM](https://arxiv.org/abs/2006.11239)"
+        nb["cells"].remove(refs)
+        nb["cells"].insert(3, refs)
+
+    _edit(_first(scratch), move)
+    assert any("must end the notebook" in p for p in _check(scratch))

@@ -14,6 +14,9 @@ Generated cells are found by a cell tag, never by position, so ``write`` is safe
   touching Colab's own torch (the package's requirements are loose);
 * ``lw-footer`` (markdown, last cell): previous/next navigation again.
 
+``check`` also wants the course's sections (Learning goals, Setup, Summary, Exercises, and a References section
+with links, just before the navigation), a ``parameters`` cell and no outputs.
+
 Each notebook's title and one-line summary live in its metadata (``metadata.latent_walks``). The repository
 URL is read from ``pyproject.toml`` (``[project.urls] Repository``), its only home.
 """
@@ -43,7 +46,7 @@ NAME_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.ipynb$")
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BRANCH = "main"
 #: Markdown headings every notebook must have (learning goals first, exercises at the end).
-REQUIRED_HEADINGS = ("## Learning goals", "## Setup", "## Summary", "## Exercises")
+REQUIRED_HEADINGS = ("## Learning goals", "## Setup", "## Summary", "## Exercises", "## References")
 #: Code every notebook's Setup section must contain (versions cell, device cell).
 REQUIRED_CODE = ("print_versions()", "choose_backend(")
 
@@ -331,6 +334,11 @@ def check(folder: Path = NOTEBOOK_DIR, readme: Path = README, pyproject: Path = 
         for heading in REQUIRED_HEADINGS:
             if not re.search(rf"^{re.escape(heading)}\b", markdown, flags=re.M):
                 problems.append(f"{name}: no {heading!r} section")
+        refs = [_source(c) for c in cells if c["cell_type"] == "markdown" and _source(c).startswith("## References")]
+        if refs and not re.search(r"\]\(https://", refs[0]):
+            problems.append(f"{name}: the References section links no paper or source")
+        if refs and len(cells) > 1 and _source(cells[-2]) != refs[0]:
+            problems.append(f"{name}: the References section must end the notebook (just before the navigation)")
         code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
         for needle in REQUIRED_CODE:
             if needle not in code:
