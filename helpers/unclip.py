@@ -384,40 +384,83 @@ def prior_embeddings(
     """
     from helpers.embeddings import _as_prompt_list
 
-    if getattr(pipe, "prior", None) is None or getattr(pipe, "prior_scheduler", None) is None:
-        raise TypeError(
-            f"{type(pipe).__name__} has no diffusion prior; use the text-to-image unCLIP pipeline "
-            "(load_pipeline('teaching-unclip-text'))"
-        )
+    _check_prior(pipe)
     prompts = _as_prompt_list(prompts)
     if not prompts:
         raise ValueError("prompts is empty: give at least one prompt")
     steps = num_inference_steps
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"num_inference_steps must be an int >= 2 (the prior's schedule), got {steps!r}")
-    from helpers.devices import make_generator
-
     device = pipe._execution_device
     do_cfg = guidance_scale > 1.0
+    rows = [_prior_sample(pipe, *pipe._encode_prompt([prompt], device, 1, do_cfg), steps, guidance_scale, seed)
+            for prompt in prompts]
+    return torch.cat(rows).float().cpu()
+
+
+def _check_prior(pipe: Any) -> None:
+    if getattr(pipe, "prior", None) is None or getattr(pipe, "prior_scheduler", None) is None:
+        raise TypeError(
+            f"{type(pipe).__name__} has no diffusion prior; use the text-to-image unCLIP pipeline "
+            "(load_pipeline('teaching-unclip-text'))"
+        )
+
+
+@torch.no_grad()
+def _prior_sample(pipe: Any, embeds, hidden, mask, steps: int, guidance_scale: float, seed: int) -> torch.Tensor:
+    """One image embedding (1, dim) from the prior for one prompt's conditioning (rows [empty, prompt] when
+    guided, as ``UnCLIPPipeline._encode_prompt`` returns them)."""
+    from helpers.devices import make_generator
+
+    do_cfg = guidance_scale > 1.0
     scheduler = pipe.prior_scheduler
+    scheduler.set_timesteps(steps, device=embeds.device)
+    timesteps = scheduler.timesteps
+    generator = make_generator(seed)
+    latents = torch.randn((1, pipe.prior.config.embedding_dim), generator=generator, dtype=torch.float32)
+    latents = latents.to(device=embeds.device, dtype=embeds.dtype) * scheduler.init_noise_sigma
+    for i, t in enumerate(timesteps):
+        model_in = torch.cat([latents] * 2) if do_cfg else latents
+        pred = pipe.prior(model_in, timestep=t, proj_embedding=embeds, encoder_hidden_states=hidden,
+                          attention_mask=mask).predicted_image_embedding
+        if do_cfg:
+            uncond, cond = pred.chunk(2)
+            pred = uncond + guidance_scale * (cond - uncond)
+        prev = timesteps[i + 1] if i + 1 < len(timesteps) else None
+        latents = scheduler.step(pred, timestep=t, sample=latents, generator=generator, prev_timestep=prev).prev_sample
+    return pipe.prior.post_process_latents(latents)
+
+
+def prior_text_walk(
+    pipe: Any,
+    prompt_a: str,
+    prompt_b: str,
+    t: Any,
+    *,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 4.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Image embeddings ``(len(t), dim)`` for a walk between two prompts *through the prior*.
+
+    Introduced in notebook 03_unclip_image_interpolation. As diffusers' community ``unclip_text_interpolation``
+    does: the two prompts' CLIP text embeddings and their per-token hidden states are slerped (per vector), the
+    attention mask is the union of the two prompts' masks (so a short prompt's padding does not hide a longer
+    prompt's tokens), and the prior samples one image embedding per step from that conditioning, every step
+    from the same seed. Decode the result with :func:`decode` of the image-variation pipeline.
+    """
+    from helpers.interpolation import slerp
+
+    _check_prior(pipe)
+    device = pipe._execution_device
+    do_cfg = guidance_scale > 1.0
+    (ea, ha, ma), (eb, hb, mb) = (pipe._encode_prompt([p], device, 1, do_cfg) for p in (prompt_a, prompt_b))
+    mask = ma | mb  # rows [empty prompt, prompt] when guided: the union keeps every token either prompt has
     rows = []
-    for prompt in prompts:
-        embeds, hidden, mask = pipe._encode_prompt([prompt], device, 1, do_cfg)
-        scheduler.set_timesteps(steps, device=device)
-        timesteps = scheduler.timesteps
-        generator = make_generator(seed)
-        shape = (1, pipe.prior.config.embedding_dim)
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32)
-        latents = latents.to(device=device, dtype=embeds.dtype) * scheduler.init_noise_sigma
-        for i, t in enumerate(timesteps):
-            model_in = torch.cat([latents] * 2) if do_cfg else latents
-            pred = pipe.prior(model_in, timestep=t, proj_embedding=embeds, encoder_hidden_states=hidden,
-                              attention_mask=mask).predicted_image_embedding
-            if do_cfg:
-                uncond, cond = pred.chunk(2)
-                pred = uncond + guidance_scale * (cond - uncond)
-            prev = timesteps[i + 1] if i + 1 < len(timesteps) else None
-            latents = scheduler.step(pred, timestep=t, sample=latents, generator=generator,
-                                     prev_timestep=prev).prev_sample
-        rows.append(pipe.prior.post_process_latents(latents))
+    for x in np.atleast_1d(np.asarray(t, dtype=np.float64)):
+        embeds = slerp(ea, eb, float(x), dim=-1)
+        hidden = slerp(ha, hb, float(x), dim=-1)
+        if do_cfg:  # the unconditional row is the empty prompt's, the same for both
+            embeds, hidden = torch.cat([ea[:1], embeds[1:]]), torch.cat([ha[:1], hidden[1:]])
+        rows.append(_prior_sample(pipe, embeds, hidden, mask, num_inference_steps, guidance_scale, seed))
     return torch.cat(rows).float().cpu()

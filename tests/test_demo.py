@@ -167,6 +167,25 @@ def test_prior_embeddings_are_seeded_per_prompt_and_need_a_prior(text_unclip, va
         unclip.prior_embeddings(text_unclip, prompts, num_inference_steps=1)
 
 
+def test_prior_text_walk_interpolates_the_conditioning_with_the_union_mask(text_unclip, monkeypatch):
+    a, b = "a big cat face on a white background", "a big dog face on a white background"  # same length
+    walk = unclip.prior_text_walk(text_unclip, a, b, [0.0, 0.5, 1.0], num_inference_steps=5, seed=1)
+    ends = unclip.prior_embeddings(text_unclip, [a, b], num_inference_steps=5, seed=1)
+    assert walk.shape == (3, text_unclip.prior.config.embedding_dim)
+    torch.testing.assert_close(walk[[0, 2]], ends, rtol=1e-5, atol=1e-5)  # equal masks: the endpoints are the prompts'
+    assert not torch.allclose(walk[1], walk[0]) and not torch.allclose(walk[1], walk[2])
+
+    masks = []
+    real = unclip._prior_sample
+    monkeypatch.setattr(unclip, "_prior_sample", lambda pipe, e, h, m, *rest: (masks.append(m), real(pipe, e, h, m, *rest))[1])
+    short, long = "a cat face", "a big dog face on a blue background"
+    unclip.prior_text_walk(text_unclip, short, long, [0.0, 1.0], num_inference_steps=3)
+    tokens = text_unclip.tokenizer([short, long], padding="max_length", max_length=text_unclip.tokenizer.model_max_length,
+                                   return_tensors="pt").attention_mask.bool()
+    assert all(torch.equal(m[1], tokens[0] | tokens[1]) for m in masks)  # the guided row sees every token of either
+    assert all(m[0].sum() == 2 for m in masks)  # the unconditional row: the empty prompt's start and end tokens
+
+
 def test_missing_teaching_weights_are_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(teaching, "WEIGHTS_DIR", tmp_path / "nothing-here")
     assert demo.main(["--out", str(tmp_path / "out")]) == 2
