@@ -331,15 +331,15 @@ def _text_case(name: str, pipe: Any, prompts: list[str], frames: int, kwargs: di
                 kwargs, describe)
 
 
-def tiny_cases(frames: int, steps: int, which: tuple[str, ...] = ("sd", "unclip")) -> list[Case]:
+def tiny_cases(frames: int, steps: int, which: tuple[str, ...] = ("text2img", "unclip")) -> list[Case]:
     """The tiny random pipelines (CPU, float32)."""
     from helpers.embeddings import encode_images, make_latents
     from helpers.interpolation import interpolation_path
     from helpers.pipelines import tiny_pipeline
 
     cases = []
-    if "sd" in which:
-        sd = tiny_pipeline("sd")
+    if "text2img" in which:
+        sd = tiny_pipeline("text2img")
         kwargs = {"num_inference_steps": steps, "guidance_scale": 3.0}
         describe = f"tiny StableDiffusionPipeline, 32x32, {steps} DDIM steps, guidance 3, fp32"
         prompts = ["a photo of a red house", "a sketch of a blue boat"]
@@ -585,7 +585,7 @@ def run(
     cuda: bool | None = None,
     cuda_frames: int = 32,
     compile: bool = True,
-    tiny: tuple[str, ...] = ("sd", "unclip"),
+    tiny: tuple[str, ...] = ("text2img", "unclip"),
     teaching: bool = True,
     repeats: int = 1,
     command: str = "python -m benchmarks.bench --out benchmarks/RESULTS.md",

@@ -23,13 +23,16 @@ from typing import Any
 
 import torch
 
+from helpers.models import model_for
+
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
 KINDS = ("text2img", "unclip")
 
-#: The real model and the teaching model behind each kind of pipeline.
-REAL_MODELS = {"text2img": "sd15", "unclip": "karlo"}
-TEACHING = {"text2img": "teaching", "unclip": "teaching-unclip"}
-REAL_NAMES = {"text2img": "Stable Diffusion 1.5", "unclip": "Karlo unCLIP"}
+#: The registry's (:mod:`helpers.models`) real, teaching and tiny model behind each kind of pipeline.
+REAL_MODELS = {kind: model_for("real", kind).name for kind in KINDS}
+TEACHING = {kind: model_for("teaching", kind).name for kind in KINDS}
+TINY = {kind: model_for("tiny-random", kind).name for kind in KINDS}
+REAL_NAMES = {kind: model_for("real", kind).title for kind in KINDS}
 
 #: The teaching world's example prompts: the first two make a colour walk (one object, two colours), the next
 #: pairs an object walk within a family and one across families.
@@ -264,11 +267,11 @@ def choose_backend(
 
         dev = torch.device("cpu") if device is None else torch.device(device)
         dt = torch.float32 if dtype is None else dtype
-        pipe = tiny_pipeline("sd" if kind == "text2img" else "unclip", device=dev, dtype=dt)
+        pipe = tiny_pipeline("text2img" if kind == "text2img" else "unclip", device=dev, dtype=dt)
         reason = (f"Tiny random weights in the real model's own pipeline class ({type(pipe).__name__}) on "
                   f"{_device_sentence(dev)}: the pictures are noise, but {real_name}'s code path runs in "
                   "a fraction of a second (this is what CI runs).")
-        return _make("tiny-random", kind, f"tiny-random {kind}", pipe, dev, dt, reason)
+        return _make("tiny-random", kind, TINY[kind], pipe, dev, dt, reason)
 
     if backend == "teaching":
         pipe, dev, dt = _load_teaching(kind, device, dtype)

@@ -30,10 +30,19 @@ from helpers.interpolation import circular_walk, interpolation_path, slerp
 from helpers.media import export_gif, export_mp4, image_grid, save_image
 from helpers.render import render_frames
 
-MODELS = {
-    "teaching": {"text2img": "teaching", "unclip": "teaching-unclip", "prior": "teaching-unclip-text"},
-    "sd15": {"text2img": "sd15", "unclip": "karlo"},  # no prior: Karlo's image-variation checkpoint has none
-}
+
+def _backend_models(backend: str) -> dict[str, str]:
+    """The registry's text-to-image, unCLIP and (where there is one) prior model of one backend."""
+    from helpers.models import MODELS as REGISTRY
+    from helpers.models import model_for
+
+    found = {kind: model_for(backend, kind).name for kind in ("text2img", "unclip")}
+    prior = [m.name for m in REGISTRY.values() if m.backend == backend and m.kind == "unclip-text"]
+    return {**found, "prior": prior[0]} if prior else found  # Karlo's image-variation checkpoint has no prior
+
+
+#: ``--model`` names a backend by its text-to-image model: ``teaching`` or ``sd15`` (with Karlo).
+MODELS = {names["text2img"]: names for names in map(_backend_models, ("teaching", "real"))}
 #: The teaching walks' objects (big, on white): a colour walk, one object per family (a closed loop), the
 #: unCLIP image pair (helpers.backends.EXAMPLE_OBJECTS) and the prior walk's two prompts.
 COLOUR_PAIR = ("red heart", "blue heart")
@@ -184,6 +193,7 @@ def run(s: Settings) -> list[Path]:
     names = MODELS[s.model]
     t0 = time.perf_counter()
     pipe = load_pipeline(names["text2img"])
+    pipe.set_progress_bar_config(disable=True)  # one line per walk in the log, not one bar per step
     walks = prompt_walks(pipe, s)
     for name, frames in walks.items():
         written += save_walk(frames, s.out, name, fps=s.fps, loop=name in CLOSED_WALKS)
@@ -193,6 +203,7 @@ def run(s: Settings) -> list[Path]:
 
     t0 = time.perf_counter()
     pipe = load_pipeline(names["unclip"])
+    pipe.set_progress_bar_config(disable=True)
     for name, frames in image_walks(pipe, images, s).items():
         written += save_walk(list(frames), s.out, name, fps=s.fps)
     print(f"unCLIP image walks: {time.perf_counter() - t0:.1f} s")

@@ -26,12 +26,12 @@ from typing import Any
 import torch
 
 from helpers.devices import get_device, pick_dtype
+from helpers.models import KARLO_ID, MODELS, RETIRED, SD15_ID, names
 
-SD15_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-KARLO_ID = "kakaobrain/karlo-v1-alpha-image-variations"
-MODEL_ALIASES = {"sd15": SD15_ID, "karlo": KARLO_ID}
-TEACHING_MODELS = ("teaching", "teaching-unclip", "teaching-unclip-text")
-RETIRED_MODELS = {"teaching-digits": "teaching"}
+#: Registry names of the real models and their hub ids; the teaching models; retired names.
+MODEL_ALIASES = {m.name: m.source for m in MODELS.values() if m.source}
+TEACHING_MODELS = tuple(names(backend="teaching"))
+RETIRED_MODELS = RETIRED
 
 MEMORY_OPTIONS = ("vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload")
 GIB = 1024**3
@@ -282,7 +282,7 @@ def _resolve(model: str) -> tuple[str, str, bool]:
         return ("unclip" if _is_unclip_folder(path) else "auto"), str(path), True
     repo_id = MODEL_ALIASES.get(model, model)
     if repo_id == SD15_ID:
-        return "sd", repo_id, False
+        return "text2img", repo_id, False
     if repo_id == KARLO_ID:
         return "unclip", repo_id, False
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
@@ -323,7 +323,7 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
         kwargs.setdefault("use_safetensors", _safetensors_choice(source))
     if kind == "unclip":
         return _load_unclip_components(source, dtype, **kwargs)
-    if kind == "sd":
+    if kind == "text2img":
         from diffusers import StableDiffusionPipeline
 
         if dtype == torch.float16:
@@ -550,7 +550,7 @@ def _tiny_unclip() -> Any:
     )
 
 
-TINY_KINDS = {"sd": _tiny_sd, "unclip": _tiny_unclip}
+TINY_KINDS = {"text2img": _tiny_sd, "unclip": _tiny_unclip}
 
 
 def tiny_pipeline(
@@ -563,7 +563,7 @@ def tiny_pipeline(
 ) -> Any:
     """A tiny, randomly initialised pipeline built offline from the real diffusers/transformers classes.
 
-    ``kind="sd"``: ``StableDiffusionPipeline`` (16x16x4 latents → 32x32 images, DDIM, no safety checker).
+    ``kind="text2img"``: ``StableDiffusionPipeline`` (16x16x4 latents → 32x32 images, DDIM, no safety checker).
     ``kind="unclip"``: ``UnCLIPImageVariationPipeline`` (16x16 decoder → 32x32 super-res, CLIP 32-dim
     embeddings). Same ``seed`` → identical weights; the global torch RNG is left untouched. The outputs are
     noise-like pictures: these exist to run the real-model code path in tests and CI in a fraction of a

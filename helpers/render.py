@@ -95,7 +95,7 @@ def _pipeline_kind(pipe: Any) -> str:
     if "image_embeddings" in params:
         return "unclip"
     if "prompt_embeds" in params:
-        return "text"
+        return "text2img"
     raise TypeError(
         f"render_frames does not know how to drive {type(pipe).__name__}: it takes neither prompt_embeds "
         "(text-to-image) nor image_embeddings (unCLIP)"
@@ -130,7 +130,7 @@ def _check_pipe_kwargs(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> Non
 
 def _check_embedding_width(pipe: Any, kind: str, cond: torch.Tensor) -> None:
     """The embeddings' last axis must be what the model was built for (else a deep "mat1 and mat2" error)."""
-    if kind == "text":
+    if kind == "text2img":
         want = getattr(getattr(getattr(pipe, "unet", None), "config", None), "cross_attention_dim", None)
         what = "prompt_embeds"
     else:
@@ -256,7 +256,7 @@ def render_frames(
         raise TypeError(
             f"render_frames sets {clash} itself; pass per-frame tensors as its own arguments instead"
         )
-    if kind == "text":
+    if kind == "text2img":
         if image_embeddings is not None or super_res_latents is not None:
             raise ValueError("this is a text-to-image pipeline: pass prompt_embeds, not image_embeddings")
         if prompt_embeds is None:
@@ -304,7 +304,7 @@ def render_frames(
         raise ValueError(
             f"latents must be (N, {', '.join(map(str, shape))}) for this pipeline, got {tuple(latents.shape)}"
         )
-    per_frame = {"latents" if kind == "text" else "decoder_latents": latents}
+    per_frame = {"latents" if kind == "text2img" else "decoder_latents": latents}
     if kind == "unclip":
         sr_shape = latent_shape(pipe, kind="super_res")
         if super_res_latents is None:
@@ -854,11 +854,11 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
                  super_res_latents, seed, batch_size, model, overwrite, progress, state, **pipe_kwargs) -> WalkRender:
     """:func:`render_walk` under its run lock."""
     kind = _pipeline_kind(pipe)
-    cond = prompt_embeds if kind == "text" else image_embeddings
+    cond = prompt_embeds if kind == "text2img" else image_embeddings
     if cond is None:
-        name = "prompt_embeds" if kind == "text" else "image_embeddings"
+        name = "prompt_embeds" if kind == "text2img" else "image_embeddings"
         raise ValueError(f"render_walk needs {name}, one row per frame (see render_frames)")
-    n = _check_rows("prompt_embeds" if kind == "text" else "image_embeddings", cond, None).shape[0]
+    n = _check_rows("prompt_embeds" if kind == "text2img" else "image_embeddings", cond, None).shape[0]
     _check_pipe_kwargs(pipe, kind, pipe_kwargs)  # before the folder is touched
     _check_embedding_width(pipe, kind, cond)
     if n > LARGE_WALK_FRAMES:
@@ -929,7 +929,7 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
         )
     if batch_size is None:
         device = pipe._execution_device
-        if kind == "text":
+        if kind == "text2img":
             shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
             scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
             out_h, out_w = shape[1] * scale, shape[2] * scale

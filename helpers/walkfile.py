@@ -39,17 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: The named models and the (backend, kind) of :func:`helpers.backends.choose_backend` they load.
-MODELS = {
-    "teaching": ("teaching", "text2img"),
-    "teaching-unclip": ("teaching", "unclip"),
-    "sd15": ("real", "text2img"),
-    "karlo": ("real", "unclip"),
-    "tiny-sd": ("tiny-random", "text2img"),
-    "tiny-unclip": ("tiny-random", "unclip"),
-}
-#: Retired model names and the name that replaced them (a walk file naming one gets a clear error).
-RETIRED_MODELS = {"teaching-digits": "teaching"}
+from helpers.models import MODELS as _REGISTRY
+from helpers.models import RETIRED as RETIRED_MODELS
+
+#: The models a walk file may name (the walkable entries of :mod:`helpers.models`) and the (backend, kind) of
+#: :func:`helpers.backends.choose_backend` they load.
+MODELS = {m.name: (m.backend, m.kind) for m in _REGISTRY.values() if m.walkable}
 #: ``images:`` entries with this prefix name an example scene instead of a file (``scene:red apple``).
 SCENE_PREFIX = "scene:"
 #: ``images:`` prefix of the retired digit world (``digit:3``): refused with the name of its successor.

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_bench_writes_a_side_by_side_report(tmp_path):
     out = tmp_path / "RESULTS.md"
-    path, rows, skipped = bench.run(out, frames=3, steps=1, tiny=("sd",), teaching=False, cuda=False,
+    path, rows, skipped = bench.run(out, frames=3, steps=1, tiny=("text2img",), teaching=False, cuda=False,
                                     command="python -m benchmarks.bench --smoke")
     assert path == out and not list(tmp_path.glob(".*part*"))  # written atomically
     text = out.read_text()
@@ -69,7 +69,7 @@ def test_the_gpu_code_path_rehearses_on_the_cpu():
     from helpers.pipelines import tiny_pipeline
 
     rows = bench.sd15_rows(2, 1, device="cpu", dtype=torch.float32, size=32,
-                           build=lambda device, dtype: tiny_pipeline("sd", device=device, dtype=dtype))
+                           build=lambda device, dtype: tiny_pipeline("text2img", device=device, dtype=dtype))
     assert [r.approach for r in rows] == [
         "A helpers.render_frames", "B one call per frame", "A + torch.compile + channels_last",
         "A under a 16 GiB cap", "A under a 6 GiB cap",

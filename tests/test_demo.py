@@ -200,14 +200,14 @@ def test_bad_frame_count_is_a_clear_error(tmp_path):
 
 def test_sd15_demo_code_path_runs_on_tiny_real_pipelines(tmp_path, monkeypatch, capsys):
     # `make demo MODEL=sd15` needs a GPU and the hub; its code path runs here on tiny random components of the
-    # same pipeline classes (SD 1.5 -> tiny "sd", Karlo -> tiny "unclip").
+    # same pipeline classes (SD 1.5 -> tiny "text2img", Karlo -> tiny "unclip").
     import helpers.pipelines as pipelines
 
     loaded = []
 
     def fake_load(name, *args, **kwargs):
         loaded.append(name)
-        return pipelines.tiny_pipeline({"sd15": "sd", "karlo": "unclip"}[name])
+        return pipelines.tiny_pipeline({"sd15": "text2img", "karlo": "unclip"}[name])
 
     monkeypatch.setattr(pipelines, "load_pipeline", fake_load)
     written = demo.run(demo.Settings(model="sd15", out=tmp_path, frames=4, steps=2))

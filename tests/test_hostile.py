@@ -137,7 +137,7 @@ def test_the_limits_themselves_still_render(world):
 
 @pytest.fixture(scope="module")
 def sd():
-    pipe = tiny_pipeline("sd")
+    pipe = tiny_pipeline("text2img")
     pipe.set_progress_bar_config(disable=True)
     embeds, negative = encode_prompts(pipe, ["a red apple", "a green apple"])
     return pipe, embeds, negative
@@ -351,7 +351,7 @@ def test_weights_never_fall_back_to_pickle_silently(tmp_path, capsys, monkeypatc
     assert pipelines._safetensors_choice(pipelines.KARLO_ID) is None
     assert "no safetensors weights, only pickled .bin files, for kakaobrain" in capsys.readouterr().out
 
-    pipe = tiny_pipeline("sd")
+    pipe = tiny_pipeline("text2img")
     pipe.save_pretrained(tmp_path / "pickled", safe_serialization=False)  # unet and vae as .bin
     loaded = pipelines.load_pipeline(tmp_path / "pickled", device="cpu", dtype=torch.float32, memory="none")
     assert torch.equal(loaded.unet.conv_in.weight, pipe.unet.conv_in.weight)

@@ -182,7 +182,7 @@ def test_the_helpers_progress_bars_vanish_when_done(capsys) -> None:
     from helpers.pipelines import tiny_pipeline
     from helpers.render import render_frames
 
-    pipe = tiny_pipeline("sd")
+    pipe = tiny_pipeline("text2img")
     embeds, negative = encode_prompts(pipe, ["a cat", "a dog"])
     torch.set_num_threads(1)
     render_frames(pipe, prompt_embeds=embeds, negative_prompt_embeds=negative[:1], num_inference_steps=2,

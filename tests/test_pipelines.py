@@ -84,7 +84,7 @@ def test_resolve_memory_options():
 
 
 def test_apply_memory_options_on_tiny_sd_keeps_the_output():
-    pipe = tiny_pipeline("sd")
+    pipe = tiny_pipeline("text2img")
     kwargs = dict(prompt=["a red cat", "a blue house"], num_inference_steps=2, output_type="np")
     before = pipe(**kwargs, generator=make_generator(0)).images
     applied = apply_memory_options(pipe, list(MEMORY_OPTIONS), "cpu")
@@ -208,7 +208,7 @@ def test_teaching_names_go_to_the_teaching_loader(monkeypatch):
 
 
 def test_local_sd_folder_round_trip(tmp_path):
-    pipe = tiny_pipeline("sd", seed=3)
+    pipe = tiny_pipeline("text2img", seed=3)
     pipe.save_pretrained(tmp_path / "sd")
     loaded = load_pipeline(tmp_path / "sd", device="cpu", dtype=torch.float32)  # memory="auto": none on CPU
     assert type(loaded).__name__ == "StableDiffusionPipeline"
@@ -236,7 +236,7 @@ def test_broken_local_folder_is_one_clear_error(tmp_path):
 # -------------------------------------------------------------------------------------- tiny pipelines
 
 
-@pytest.mark.parametrize("kind", ["sd", "unclip"])
+@pytest.mark.parametrize("kind", ["text2img", "unclip"])
 def test_tiny_pipeline_is_deterministic_and_leaves_global_rng_alone(kind):
     state = torch.get_rng_state()
     a, b = tiny_pipeline(kind, seed=0), tiny_pipeline(kind, seed=0)
@@ -247,7 +247,7 @@ def test_tiny_pipeline_is_deterministic_and_leaves_global_rng_alone(kind):
 
 
 def test_tiny_pipeline_classes_and_tokenizer():
-    sd = tiny_pipeline("sd")
+    sd = tiny_pipeline("text2img")
     assert type(sd).__name__ == "StableDiffusionPipeline"
     assert sd.safety_checker is None and sd.feature_extractor is None
     # every corpus word is one token: BOS, cat, EOS, padding
@@ -257,12 +257,12 @@ def test_tiny_pipeline_classes_and_tokenizer():
     un = tiny_pipeline("unclip")
     assert type(un).__name__ == "UnCLIPImageVariationPipeline"
     assert un.text_encoder.config.projection_dim == un.image_encoder.config.projection_dim
-    with pytest.raises(ValueError, match="sd"):
+    with pytest.raises(ValueError, match="text2img"):
         tiny_pipeline("sdxl")
 
 
 def test_tiny_pipelines_run_end_to_end():
-    sd = tiny_pipeline("sd")
+    sd = tiny_pipeline("text2img")
     out = sd(
         prompt=["a red cat"], num_inference_steps=2, generator=make_generator(0), output_type="np"
     ).images
@@ -280,5 +280,5 @@ def test_tiny_pipelines_run_end_to_end():
 
 
 def test_tiny_pipeline_dtype_option():
-    pipe = tiny_pipeline("sd", dtype=torch.bfloat16)
+    pipe = tiny_pipeline("text2img", dtype=torch.bfloat16)
     assert pipe.unet.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16

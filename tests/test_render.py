@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def sd():
-    return tiny_pipeline("sd")
+    return tiny_pipeline("text2img")
 
 
 @pytest.fixture(scope="module")
@@ -370,7 +370,7 @@ def test_attention_is_pytorch_sdpa_by_default(sd, unclip):
     assert uses_sdpa(sd) and uses_sdpa(unclip)
     assert set(attention_processors(sd)) == {"AttnProcessor2_0"}
     assert "attention: PyTorch SDPA" in speed_options(sd)[0]
-    fresh = tiny_pipeline("sd")
+    fresh = tiny_pipeline("text2img")
     fresh.unet.set_attn_processor(AttnProcessor())  # the classic processor: plain matmul + softmax
     assert not uses_sdpa(fresh)
     assert "not all SDPA" in speed_options(fresh)[0]

@@ -37,7 +37,7 @@ from helpers.interpolation import slerp
 from helpers.pipelines import tiny_pipeline
 
 torch.set_num_threads(1)
-pipe = tiny_pipeline("sd")
+pipe = tiny_pipeline("text2img")
 embeds, negative = encode_prompts(pipe, ["a red cat", "a blue house"])
 path = slerp(embeds[0], embeds[1], np.linspace(0, 1, {N_FRAMES}, dtype=np.float32))
 KWARGS = dict(prompt_embeds=path, negative_prompt_embeds=negative[:1], seed={SEED}, batch_size={BATCH},
@@ -170,7 +170,7 @@ def test_kill_9_mid_render_then_resume_is_identical(tmp_path, walk, reference):
 
 
 def _small_walk():
-    pipe = tiny_pipeline("sd")
+    pipe = tiny_pipeline("text2img")
     embeds, negative = encode_prompts(pipe, ["a red cat", "a blue house"])
     path = slerp(embeds[0], embeds[1], np.linspace(0, 1, 3, dtype=np.float32))
     return pipe, dict(prompt_embeds=path, negative_prompt_embeds=negative[:1], seed=1, num_inference_steps=2,
@@ -190,7 +190,7 @@ def test_changed_parameters_are_refused(tmp_path):
     with pytest.raises(WalkFolderError, match="frames: 3 in the folder, 2 now"):
         render_walk(pipe, tmp_path, **{**kwargs, "prompt_embeds": kwargs["prompt_embeds"][:2]})
     with pytest.raises(WalkFolderError, match="weights"):
-        render_walk(tiny_pipeline("sd", seed=1), tmp_path, **kwargs)
+        render_walk(tiny_pipeline("text2img", seed=1), tmp_path, **kwargs)
     assert {p: p.read_bytes() for p in first.frames} == before  # refusals touched nothing
     # the same arguments again: nothing to do; a different batch size keeps the folder's grid
     with pytest.warns(UserWarning, match="batch size 2"):

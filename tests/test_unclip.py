@@ -107,7 +107,7 @@ def test_bad_inputs_raise_clear_errors(pipe):
     with pytest.raises(ValueError, match="eta"):
         decode(pipe, emb, dec, sr, eta=-0.5)
     with pytest.raises(TypeError, match="unCLIP"):
-        invert(tiny_pipeline("sd"), _images(1))
+        invert(tiny_pipeline("text2img"), _images(1))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         invert(pipe, _images(1) * 3)
 

@@ -35,11 +35,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.backends import TEACHING
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "06_interactive_explorer.ipynb"
 TEACHING_WEIGHTS = ROOT / "helpers" / "teaching" / "weights"
 #: The models notebook 06 loads on BACKEND="teaching" (text-to-image and unCLIP explorers).
-TEACHING_MODELS = ("teaching", "teaching-unclip")
+TEACHING_MODELS = tuple(TEACHING.values())
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 #: Headless on a machine with a closed network: no GPU, no sandbox (root), no background connections.
 CHROMIUM_ARGS = (

@@ -19,10 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from helpers.models import RETIRED as RETIRED_MODELS
+from helpers.models import names
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-TEACHING_MODELS = ("teaching", "teaching-unclip", "teaching-unclip-text")
-#: Names of retired teaching models and the model that replaced them.
-RETIRED_MODELS = {"teaching-digits": "teaching"}
+#: The teaching models of the registry (:mod:`helpers.models`).
+TEACHING_MODELS = tuple(names(backend="teaching"))
 
 
 class TeachingWeightsMissingError(FileNotFoundError):

@@ -1,0 +1,64 @@
+"""The one registry of named models: every name the package, the walk files and ``make demo`` accept.
+
+Introduced in notebook 01_diffusion_basics (``choose_backend`` picks from it). Each entry says which *backend*
+serves it (``"real"`` on a GPU with hub access, ``"teaching"`` shipped in the package, ``"tiny-random"`` for CI),
+which *kind* of pipeline it is (``"text2img"``: a ``StableDiffusionPipeline``; ``"unclip"``: an
+``UnCLIPImageVariationPipeline``; ``"unclip-text"``: the text-to-image ``UnCLIPPipeline`` with a prior), where
+its weights come from, and whether walk files may name it. Adding a model is one entry here. Pure data: importing
+this module imports nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BACKENDS = ("teaching", "real", "tiny-random")
+KINDS = ("text2img", "unclip", "unclip-text")
+
+SD15_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+KARLO_ID = "kakaobrain/karlo-v1-alpha-image-variations"
+
+
+@dataclass(frozen=True)
+class Model:
+    """One named model."""
+
+    name: str
+    backend: str
+    kind: str
+    title: str  # how the notebooks' device cell names it
+    source: str | None = None  # the hub id of a real model
+    walkable: bool = True  # walk files (``python -m helpers.render``) may name it
+
+
+MODELS: dict[str, Model] = {m.name: m for m in (
+    Model("teaching", "teaching", "text2img", "the teaching model 'teaching'"),
+    Model("teaching-unclip", "teaching", "unclip", "the teaching model 'teaching-unclip'"),
+    Model("teaching-unclip-text", "teaching", "unclip-text", "the teaching model 'teaching-unclip-text'",
+          walkable=False),
+    Model("sd15", "real", "text2img", "Stable Diffusion 1.5", source=SD15_ID),
+    Model("karlo", "real", "unclip", "Karlo unCLIP", source=KARLO_ID),
+    Model("tiny-sd", "tiny-random", "text2img", "tiny random Stable Diffusion"),
+    Model("tiny-unclip", "tiny-random", "unclip", "tiny random unCLIP"),
+)}
+#: Retired names and the model that replaced them (asking for one is a clear error naming the successor).
+RETIRED = {"teaching-digits": "teaching"}
+
+
+def model_for(backend: str, kind: str) -> Model:
+    """The model that ``backend`` serves for ``kind`` (``model_for("real", "unclip").name == "karlo"``)."""
+    for model in MODELS.values():
+        if model.backend == backend and model.kind == kind:
+            return model
+    raise ValueError(f"no {kind!r} model on the {backend!r} backend; the registry has: "
+                     + ", ".join(f"{m.name} ({m.backend}, {m.kind})" for m in MODELS.values()))
+
+
+def names(*, backend: str | None = None, kind: str | None = None, walkable: bool | None = None) -> list[str]:
+    """The registered names, optionally only those of one backend, kind or walkability (registry order)."""
+    return [m.name for m in MODELS.values()
+            if (backend is None or m.backend == backend) and (kind is None or m.kind == kind)
+            and (walkable is None or m.walkable == walkable)]
+
+
+__all__ = ["BACKENDS", "KARLO_ID", "KINDS", "MODELS", "Model", "RETIRED", "SD15_ID", "model_for", "names"]
