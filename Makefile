@@ -14,7 +14,7 @@ MODEL ?= teaching
 PYTEST_ARGS ?=
 
 .PHONY: help venv test lint pytest lab demo bench teaching-models badges strip lock clean browser-deps test-browser \
-	test-colab
+	test-colab test-floors
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -56,6 +56,13 @@ browser-deps: ## install Debian's chromium for the browser test (root + apt-get 
 
 test-browser: $(STAMP) browser-deps ## notebook 06 in JupyterLab in headless Chromium (screenshot: outputs/)
 	$(PY) -m pytest -m browser tests/test_browser.py
+
+test-floors: ## the test suite (quality gates and training aside) on the lowest declared versions (needs PyPI, ~12 min)
+	@test -x .venv-floors/bin/python || $(PYTHON) -m venv .venv-floors
+	.venv-floors/bin/python -m pip install -q --disable-pip-version-check -r requirements/floors.txt
+	.venv-floors/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	OMP_NUM_THREADS=1 .venv-floors/bin/python -m pytest -m "not browser and not colab" \
+	  --deselect tests/test_teaching_quality.py --deselect tests/test_teaching_train.py
 
 test-colab: $(STAMP) ## the notebooks' setup cells on a simulated fresh Colab runtime (needs PyPI, ~3.5 min)
 	LW_COLAB=1 $(PY) -m pytest -m colab tests/test_colab.py

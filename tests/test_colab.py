@@ -1,7 +1,7 @@
 """The Colab path: each notebook's setup cells on a simulated fresh Colab runtime.
 
 The runtime: a fresh venv (no system site-packages) with ``torch==2.13.0`` preinstalled, as Colab ships its own
-torch, and a fake ``google.colab`` package imported before the cells run, as Colab's kernel does. The cells
+torch, an older ``diffusers`` (0.37, whose unCLIP lives elsewhere) that the install must upgrade, and a fake ``google.colab`` package imported before the cells run, as Colab's kernel does. The cells
 are the notebooks' own, byte for byte: the ``lw-setup`` cell, the versions cell, the parameters cell
 (``BACKEND = "auto"``) and the device cell that calls ``choose_backend``.
 
@@ -38,6 +38,9 @@ nbtools = load_tool("notebooks")
 
 NOTEBOOKS = nbtools.notebook_paths()
 TORCH_SPEC = os.environ.get("LW_COLAB_TORCH", "torch==2.13.0")
+#: A runtime that already has an older diffusers (0.37 keeps unCLIP in diffusers.pipelines.unclip, not
+#: .deprecated.unclip): installing the package must lift it to the declared floor.
+OLD_DIFFUSERS = os.environ.get("LW_COLAB_OLD_DIFFUSERS", "diffusers==0.37.0")
 #: The teaching model each ``choose_backend`` kind loads (see helpers.backends.TEACHING).
 TEACHING_MODEL = {"text2img": "teaching", "unclip": "teaching-unclip"}
 
@@ -122,6 +125,7 @@ def runtime(tmp_path_factory):
     _run([base, "-m", "venv", str(venv)], env, work)
     python = str(venv / "bin" / "python")
     _run([python, "-m", "pip", "install", "-q", TORCH_SPEC], env, work)  # Colab's own torch, there first
+    _run([python, "-m", "pip", "install", "-q", OLD_DIFFUSERS], env, work)  # and an older diffusers
 
     fake = work / "fake_colab" / "google" / "colab"  # no google/__init__.py: a namespace package, like Colab's
     fake.mkdir(parents=True)
@@ -173,6 +177,10 @@ def test_setup_cells_on_a_fresh_colab_runtime(notebook: Path, runtime) -> None:
 
     pip_list = _run([python, "-m", "pip", "list", "--format=json"], env, work).stdout
     names = {d["name"].lower() for d in json.loads(pip_list)}
+    from packaging.version import Version
+
+    diffusers = next(d["version"] for d in json.loads(pip_list) if d["name"].lower() == "diffusers")
+    assert Version(diffusers) >= Version("0.38"), f"the older diffusers {diffusers} was kept: unCLIP would not import"
     assert "latent-walks-helpers" in names
     assert not {n for n in names if n.startswith("nvidia-")}, "a CUDA build crept in"
     assert "torchvision" not in names

@@ -85,3 +85,28 @@ def test_environment_yml_mirrors_the_lock_file():
     lock.update(torch_pin)  # torch is installed first by the Makefile, not from the lock file
     wrong = {name: (version, lock.get(name)) for name, version in env.items() if lock.get(name) != version}
     assert not wrong, f"environment.yml pins that differ from requirements/lock.txt: {wrong}"
+
+
+def test_floors_file_pins_exactly_the_declared_floors():
+    """requirements/floors.txt (make test-floors) installs the lowest version pyproject.toml allows, for every
+    dependency but torch (whose CPU build stands in, see the file)."""
+    import tomllib
+
+    def name(spec: str) -> str:
+        return re.split(r"[\[<>=!~ ]", spec, maxsplit=1)[0].lower()
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {name(d): re.search(r">=([^,\s]+)", d).group(1) for d in declared}
+    pinned = {}
+    for line in (ROOT / "requirements" / "floors.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            pinned[name(line)] = line.split("==")[1].strip()
+    assert set(floors) <= set(pinned)
+    from packaging.version import Version
+
+    for dist, low in floors.items():
+        if dist != "torch":
+            assert Version(pinned[dist]) == Version(low) or (
+                Version(pinned[dist]).release[: len(Version(low).release)] == Version(low).release
+            ), f"{dist}: pyproject says >= {low}, floors.txt installs {pinned[dist]}"
