@@ -353,6 +353,9 @@ def load_pipeline(
     (from the free GPU memory, see :func:`memory_plan`), ``"none"``, or a list of option names. Extra
     keyword arguments go to ``from_pretrained`` (e.g. ``cache_dir=``, ``safety_checker=None``).
 
+    The pipeline's own per-step progress bars are off (:func:`helpers.render_frames` shows one bar over the
+    frames; ``pipe.set_progress_bar_config(disable=False)`` brings them back).
+
     Raises :class:`ModelUnavailableError` (one readable message, no chained traceback) when the weights can
     be neither downloaded nor found in the cache, and ``ValueError`` for unknown names.
 
@@ -366,7 +369,10 @@ def load_pipeline(
     if name in TEACHING_MODELS or name in RETIRED_MODELS:
         from helpers.teaching import load_teaching_pipeline
 
-        return load_teaching_pipeline(name, device=device, dtype=dtype)
+        pipe = load_teaching_pipeline(name, device=device, dtype=dtype)
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        return pipe
     kind, source, is_local = _resolve(name)
     options = resolve_memory_options(memory, device)  # fail on bad options before a long download
     if _offline():
@@ -387,6 +393,8 @@ def load_pipeline(
         # Raised outside the except block and `from None`: the user sees one message, not a chained trace.
         raise ModelUnavailableError(message, model=name, reason=reason) from None
     apply_memory_options(pipe, options, device)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)  # render_frames shows one bar over frames instead
     return pipe
 
 

@@ -46,6 +46,7 @@ def test_consumers_read_the_registry():
 def test_every_teaching_model_loads_as_its_kinds_class(name):
     pipe = load_pipeline(name, device="cpu")
     assert type(pipe).__name__ == CLASS_OF_KIND[models.MODELS[name].kind]
+    assert pipe._progress_bar_config.get("disable") is True  # no per-step bars after load_pipeline
 
 
 @pytest.mark.parametrize("kind", ["text2img", "unclip"])
