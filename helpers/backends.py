@@ -4,7 +4,7 @@ Introduced in notebook 01_diffusion_basics (the Setup section of every notebook)
 papermill parameter ``BACKEND`` and then runs the same code whatever it says:
 
 * ``"auto"`` — the real model (Stable Diffusion 1.5 or Karlo unCLIP) when a CUDA GPU is there *and* its
-  weights load, otherwise the teaching models;
+  weights load, otherwise (whatever stopped the load) the teaching models, with one sentence saying why;
 * ``"teaching"`` — the small models trained by this project (32x32 emoji scenes), on any device;
 * ``"real"`` — the real model, or a clear error saying why it cannot load;
 * ``"tiny-random"`` — the real pipelines' classes with tiny random weights: pictures of noise, but the real
@@ -292,8 +292,9 @@ def choose_backend(
     if has_cuda:
         try:
             pipe, dev, dt = _load_real(kind, wanted, dtype)
-        except ModelUnavailableError as err:
-            why = (f"A CUDA GPU is here but {real_name} could not be loaded ({err.reason or 'weights unavailable'}), "
+        except Exception as err:  # "auto" must always end with a model: any load failure falls back, saying why
+            reason = err.reason if isinstance(err, ModelUnavailableError) and err.reason else _one_line(err)
+            why = (f"A CUDA GPU is here but {real_name} could not be loaded ({reason or 'weights unavailable'}), "
                    f"so the teaching model {TEACHING[kind]!r} (32x32 emoji scenes) runs instead")
         else:
             reason = f"A CUDA GPU is here and {real_name}'s weights loaded, so the real model runs on {_device_sentence(dev)}."
@@ -306,6 +307,12 @@ def choose_backend(
                f"{TEACHING[kind]!r} (32x32 emoji scenes, trained by this project on a CPU) runs instead")
     pipe, dev, dt = _load_teaching(kind, wanted, dtype)
     return _make("teaching", kind, TEACHING[kind], pipe, dev, dt, f"{why}, on {_device_sentence(dev)}.")
+
+
+def _one_line(err: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    text = f"{type(err).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _make(name: str, kind: str, model: str, pipe: Any, device: torch.device, dtype: torch.dtype, reason: str) -> Backend:

@@ -101,6 +101,26 @@ def test_auto_with_cuda_but_no_weights_falls_back(monkeypatch, tiny_text) -> Non
     assert "CUDA GPU is here" in b.reason and "not in the cache" in b.reason
 
 
+@pytest.mark.parametrize("failure", [
+    ValueError("You are trying to load model files of the `variant=fp16`, but no such modeling files are available."),
+    ModuleNotFoundError("No module named 'diffusers.pipelines.deprecated'"),
+    TypeError("CLIPVisionModelWithProjection.__init__() got an unexpected keyword argument 'dtype'"),
+])
+def test_auto_falls_back_whatever_stops_the_real_model(monkeypatch, tiny_text, failure) -> None:
+    # Regression (issue 16, item 4): only "weights unavailable" fell back; other load errors crashed the notebook.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+    def broken(kind, device, dtype):
+        raise failure
+
+    monkeypatch.setattr(backends, "_load_real", broken)
+    monkeypatch.setattr(backends, "_load_teaching",
+                        lambda kind, device, dtype: (tiny_text.pipe, torch.device("cpu"), torch.float32))
+    b = choose_backend("auto", "text2img")
+    assert b.name == "teaching" and "could not be loaded" in b.reason
+    assert type(failure).__name__ in b.reason and "\n" not in b.reason.split(" runs instead")[0]
+
+
 def test_auto_with_cuda_and_weights_runs_the_real_model(monkeypatch, tiny_text) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
