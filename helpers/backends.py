@@ -233,14 +233,8 @@ def _load_real(kind: str, device: torch.device | None, dtype: torch.dtype | None
 
     device = get_device() if device is None else torch.device(device)
     dtype = pick_dtype(device) if dtype is None else dtype
-    extra = {"safety_checker": None, "requires_safety_checker": False} if kind == "text2img" else {}
-    pipe = load_pipeline(REAL_MODELS[kind], device=device, dtype=dtype, **extra)
-    if kind == "text2img":
-        from diffusers import DDIMScheduler
-
-        # DDIM (deterministic with eta = 0) is what DDIM inversion undoes; SD 1.5 ships with PNDM.
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    return pipe, device, dtype
+    # load_pipeline applies the walk policy (DDIM instead of PNDM, no safety checker): helpers.pipelines.walk_policy
+    return load_pipeline(REAL_MODELS[kind], device=device, dtype=dtype), device, dtype
 
 
 def choose_backend(

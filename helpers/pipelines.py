@@ -328,10 +328,34 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
 
         if dtype == torch.float16:
             kwargs.setdefault("variant", "fp16")
-        return StableDiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
+        kwargs.setdefault("safety_checker", None)  # the walk policy: see walk_policy
+        kwargs.setdefault("requires_safety_checker", False)
+        return walk_policy(StableDiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs))
     from diffusers import DiffusionPipeline
 
-    return DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
+    keep_checker = "safety_checker" in kwargs
+    return walk_policy(DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs),
+                       keep_checker=keep_checker)
+
+
+def walk_policy(pipe: Any, *, keep_checker: bool = False) -> Any:
+    """The one policy every entry point applies to a loaded pipeline (``load_pipeline``, ``choose_backend``, walk
+    files, ``make demo``): a PNDM scheduler (Stable Diffusion 1.5 ships with it) becomes DDIM, deterministic with
+    eta = 0 and what DDIM inversion undoes; the safety checker is removed unless the caller passed one, because
+    its false positives black out frames of harmless walks (the user stays bound by the model's licence, see the
+    README). Whichever way, :func:`helpers.render.render_walk` never commits a frame the checker flagged.
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+    from diffusers import DDIMScheduler, PNDMScheduler
+
+    if isinstance(getattr(pipe, "scheduler", None), PNDMScheduler):
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if not keep_checker and getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None
+        if "requires_safety_checker" in getattr(pipe, "config", {}):
+            pipe.register_to_config(requires_safety_checker=False)
+    return pipe
 
 
 def load_pipeline(

@@ -232,6 +232,7 @@ def render_frames(
     seed: int | None = None,
     progress: bool = True,
     output_type: str = "pil",
+    flags_out: list[bool] | None = None,
     **pipe_kwargs: Any,
 ) -> Any:
     """Render an interpolation path: row i of the per-frame tensors becomes frame i.
@@ -246,7 +247,9 @@ def render_frames(
     depend on ``batch_size``. ``batch_size=None`` picks one: up to 8 frames per call on the CPU, from free
     memory on CUDA. Other keyword arguments go to the pipeline (``num_inference_steps``, ``guidance_scale``,
     ``decoder_num_inference_steps``, …). Returns a list of PIL images for ``output_type="pil"``, else the
-    pipeline's arrays/tensors concatenated along the first axis.
+    pipeline's arrays/tensors concatenated along the first axis. A pipeline that still has a safety checker
+    (see :func:`helpers.pipelines.walk_policy`) returns flagged frames black: a warning says how many, and
+    ``flags_out`` (a list) receives one bool per frame.
 
     Introduced in notebook 01_diffusion_basics.
     """
@@ -367,7 +370,10 @@ def render_frames(
                 **inputs, generator=generators, output_type=output_type, return_dict=True, **pipe_kwargs
             )
             chunks.append(out.images)
-            flagged += sum(bool(f) for f in (getattr(out, "nsfw_content_detected", None) or []))
+            marks = [bool(f) for f in (getattr(out, "nsfw_content_detected", None) or [False] * count)]
+            flagged += sum(marks)
+            if flags_out is not None:
+                flags_out.extend(marks)
             bar.update(count)
     if flagged:
         warnings.warn(f"the safety checker blacked out {flagged} of {n} frames", stacklevel=2)
@@ -487,6 +493,10 @@ class WalkFolderError(ValueError):
 class WalkWriteError(WalkFolderError):
     """Frames could not be written (a full disk, a read-only folder): what was committed is kept, and the
     same walk resumes when run again."""
+
+
+class SafetyCheckerError(WalkFolderError):
+    """The pipeline's safety checker blacked out frames: they are refused, never committed as frames."""
 
 
 class ForeignFolderError(WalkFolderError):
@@ -1002,9 +1012,21 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
         for chunk in mine:
             rows = slice(chunk[0], chunk[-1] + 1)
             inputs = {k: v if v.shape[0] == 1 else v[rows] for k, v in per_frame.items()}
-            images = render_frames(
-                pipe, **inputs, seed=seed, batch_size=len(chunk), progress=False, **pipe_kwargs
-            )
+            flags: list[bool] = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # flagged frames are refused below, with the reason
+                images = render_frames(
+                    pipe, **inputs, seed=seed, batch_size=len(chunk), progress=False, flags_out=flags,
+                    **pipe_kwargs
+                )
+            if any(flags):
+                bad = [i for i, f in zip(chunk, flags) if f]
+                raise SafetyCheckerError(
+                    f"the pipeline's safety checker blacked out frame(s) {bad}; they were not committed (nor the "
+                    f"rest of their chunk), and the {len(skipped) + len(rendered)} frame(s) committed so far are "
+                    "kept. Load the model with load_pipeline or choose_backend, which remove the checker (see the "
+                    "README, \"Safety checker\"), or change the prompts, and run the same walk again."
+                )
             todo = [i for i in chunk if entries[i]["status"] != "done"]
             blobs = {i: _png_bytes(images[i - chunk[0]]) for i in todo}
             records = [{"index": i, "sha256": _sha256(blobs[i]), "renders": entries[i].get("renders", 0) + 1}

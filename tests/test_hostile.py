@@ -360,3 +360,57 @@ def test_weights_never_fall_back_to_pickle_silently(tmp_path, capsys, monkeypatc
     pipe.save_pretrained(tmp_path / "safe")
     pipelines.load_pipeline(tmp_path / "safe", device="cpu", dtype=torch.float32, memory="none")
     assert "safetensors" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------- safety checker
+
+
+def test_frames_the_safety_checker_flags_are_never_committed(sd, tmp_path, monkeypatch):
+    """Regression (issue 16, item 3): blacked-out frames were committed as done and ended up in the videos."""
+    from helpers.render import SafetyCheckerError
+
+    pipe, embeds, negative = sd
+    path = slerp(embeds[0], embeds[1], [0.0, 0.5, 1.0])
+    kwargs = dict(negative_prompt_embeds=negative[:1], num_inference_steps=2, progress=False, batch_size=1)
+    reference = render_walk(pipe, tmp_path / "reference", prompt_embeds=path, **kwargs)
+    calls = []
+
+    def checker(image, device, dtype):  # flags the second call's frame, as a false positive would
+        calls.append(1)
+        flagged = len(calls) == 2
+        return (image * 0 if flagged else image), [flagged] * len(image)
+
+    monkeypatch.setattr(pipe, "run_safety_checker", checker)
+    with pytest.raises(SafetyCheckerError, match=r"blacked out frame\(s\) \[1\]; they were not committed"):
+        render_walk(pipe, tmp_path / "walk", prompt_embeds=path, **kwargs)
+    assert [f["status"] for f in read_manifest(tmp_path / "walk")["frames"]] == ["done", "pending", "pending"]
+    monkeypatch.undo()
+    again = render_walk(pipe, tmp_path / "walk", prompt_embeds=path, **kwargs)
+    assert again.skipped == [0] and again.rendered == [1, 2]
+    assert [p.read_bytes() for p in again.frames] == [p.read_bytes() for p in reference.frames]
+
+
+def test_one_walk_policy_deterministic_scheduler_and_no_checker(tmp_path, monkeypatch):
+    from diffusers import DDIMScheduler, PNDMScheduler, StableDiffusionPipeline
+
+    import helpers.pipelines as pipelines
+
+    pipe = tiny_pipeline("text2img")
+    pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config)  # what SD 1.5 ships with
+    pipe.save_pretrained(tmp_path / "pndm")
+    loaded = pipelines.load_pipeline(tmp_path / "pndm", device="cpu", dtype=torch.float32, memory="none")
+    assert isinstance(loaded.scheduler, DDIMScheduler)
+    loaded.safety_checker = torch.nn.Identity()
+    assert pipelines.walk_policy(loaded, keep_checker=True).safety_checker is not None
+    assert pipelines.walk_policy(loaded).safety_checker is None
+
+    seen: list[dict] = []
+
+    def fake(source, **kwargs):
+        seen.append(kwargs)
+        raise OSError("offline")
+
+    monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", fake)
+    with pytest.raises(pipelines.ModelUnavailableError):
+        pipelines.load_pipeline("sd15", device="cpu", dtype=torch.float32, memory="none")
+    assert seen and seen[0]["safety_checker"] is None and seen[0]["requires_safety_checker"] is False
