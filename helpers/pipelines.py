@@ -4,13 +4,14 @@ Introduced in notebook 01_diffusion_basics (the Setup cell, through ``helpers.ba
 1.5 and Karlo on a GPU, the teaching models or the tiny random pipelines elsewhere. Heavy imports
 (diffusers, transformers) happen inside the functions, never at import time.
 
-Memory options are chosen from the GPU's free memory (:func:`memory_plan`), thresholds in GiB of *free*
-memory before loading:
+Memory options are chosen from the GPU's free memory before loading and the model's measured footprint
+(:func:`memory_plan`, :data:`FOOTPRINTS`): half-precision weights plus the peak activations of one frame.
 
-* 12 or more: nothing (SD 1.5 and Karlo in half precision need about 3–5 GiB plus activations);
-* 6 to 12: VAE slicing (the VAE decodes a batch of frames one image at a time);
-* under 6: also VAE tiling, attention slicing and model CPU offload (each sub-model moves to the GPU only
-  while it runs; slower, but fits a 4 GiB card);
+* the weights and four frames fit: nothing (diffusers' SDPA attention is already memory-efficient);
+* the weights and one frame fit: VAE slicing (the VAE decodes a batch one image at a time; unCLIP has no VAE);
+* the weights and one frame do not fit: VAE slicing and tiling and model CPU offload (each sub-model moves to
+  the GPU only while it runs). Attention slicing never replaces SDPA on CUDA: diffusers warns of serious
+  slow-downs, and it saves little over SDPA;
 * Apple MPS: attention slicing (diffusers' advice for Macs); CPU: nothing (slicing only slows it down).
 """
 
@@ -35,10 +36,11 @@ RETIRED_MODELS = RETIRED
 
 MEMORY_OPTIONS = ("vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload")
 GIB = 1024**3
-#: Free GPU memory at or above which no memory option is needed.
-NO_OPTIONS_ABOVE = 12 * GIB
-#: Free GPU memory under which every option (CPU offload included) is used.
-ALL_OPTIONS_BELOW = 6 * GIB
+#: Measured half-precision footprints, (weights, peak activations of one frame), from the full-size check of
+#: issue 16: SD 1.5 at 512x512 (2.13 GB of fp16 weights; one frame ~1 GiB with guidance, as
+#: helpers.render.frame_bytes_estimate says), Karlo at 256x256 (5.04 GiB of fp16 weights; its super-resolution
+#: stage peaks at 0.59 GiB per frame).
+FOOTPRINTS = {"text2img": (int(2.13e9), 1 * GIB), "unclip": (int(5.04 * GIB), int(0.59 * GIB))}
 
 _UNCLIP_COMPONENTS = (
     "decoder",
@@ -71,11 +73,12 @@ class ModelUnavailableError(RuntimeError):
 # memory options
 
 
-def memory_plan(free_bytes: int | None, device: str | torch.device) -> list[str]:
-    """The memory options for ``device`` given ``free_bytes`` of free GPU memory (``None``: unknown).
+def memory_plan(free_bytes: int | None, device: str | torch.device, kind: str = "text2img") -> list[str]:
+    """The memory options for a ``kind`` model (:data:`FOOTPRINTS`) on ``device`` with ``free_bytes`` free.
 
-    Pure function; thresholds in the module docstring. Options, in the order they are applied:
-    ``"vae_slicing"``, ``"vae_tiling"``, ``"attention_slicing"``, ``"model_cpu_offload"``.
+    Pure function; the policy is in the module docstring. ``free_bytes=None`` (unknown) gives VAE slicing.
+    Options, in the order they are applied: ``"vae_slicing"``, ``"vae_tiling"``, ``"attention_slicing"``,
+    ``"model_cpu_offload"``.
 
     Introduced in notebook 01_diffusion_basics.
     """
@@ -84,15 +87,19 @@ def memory_plan(free_bytes: int | None, device: str | torch.device) -> list[str]
         return ["attention_slicing"]
     if device.type != "cuda":
         return []
+    if kind not in FOOTPRINTS:
+        raise ValueError(f"kind must be one of {sorted(FOOTPRINTS)}, got {kind!r}")
+    vae = ["vae_slicing"] if kind == "text2img" else []  # unCLIP pipelines have no VAE to slice
     if free_bytes is None:  # unknown: be moderately careful
-        return ["vae_slicing"]
+        return vae
     if free_bytes < 0:
         raise ValueError(f"free_bytes must be >= 0 or None, got {free_bytes}")
-    if free_bytes >= NO_OPTIONS_ABOVE:
+    weights, frame = FOOTPRINTS[kind]
+    if free_bytes >= weights + 4 * frame:
         return []
-    if free_bytes >= ALL_OPTIONS_BELOW:
-        return ["vae_slicing"]
-    return list(MEMORY_OPTIONS)
+    if free_bytes >= weights + frame:
+        return vae
+    return vae + (["vae_tiling"] if vae else []) + ["model_cpu_offload"]
 
 
 def free_gpu_memory(device: str | torch.device) -> int | None:
@@ -107,12 +114,14 @@ def free_gpu_memory(device: str | torch.device) -> int | None:
     return int(free)
 
 
-def resolve_memory_options(memory: str | Iterable[str] | None, device: str | torch.device) -> list[str]:
+def resolve_memory_options(
+    memory: str | Iterable[str] | None, device: str | torch.device, kind: str = "text2img"
+) -> list[str]:
     """``"auto"``: :func:`memory_plan` of the free memory; ``"none"``/``None``: ``[]``; lists are checked."""
     if memory is None or memory == "none":
         return []
     if memory == "auto":
-        return memory_plan(free_gpu_memory(device), device)
+        return memory_plan(free_gpu_memory(device), device, kind)
     if isinstance(memory, str):
         memory = [memory]
     options = list(memory)
@@ -398,7 +407,7 @@ def load_pipeline(
             pipe.set_progress_bar_config(disable=True)
         return pipe
     kind, source, is_local = _resolve(name)
-    options = resolve_memory_options(memory, device)  # fail on bad options before a long download
+    options = resolve_memory_options(memory, device, "unclip" if kind == "unclip" else "text2img")  # before a download
     if _offline():
         kwargs.setdefault("local_files_only", True)
 

@@ -42,22 +42,29 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(
-    ("free_gib", "expected"),
+    ("free_gib", "kind", "expected"),
     [
-        (80, []),
-        (12, []),
-        (11.9, ["vae_slicing"]),
-        (6, ["vae_slicing"]),
-        (5.9, ["vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload"]),
-        (0, ["vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload"]),
+        (80, "text2img", []),
+        (14.5, "text2img", []),  # a T4's free memory
+        (6.2, "text2img", []),  # 2.1 GB of fp16 SD weights and four 1-GiB frames fit a 6-8 GB card
+        (5.0, "text2img", ["vae_slicing"]),
+        (2.5, "text2img", ["vae_slicing", "vae_tiling", "model_cpu_offload"]),  # weights + one frame do not fit
+        (0, "text2img", ["vae_slicing", "vae_tiling", "model_cpu_offload"]),
+        (14.5, "unclip", []),  # Karlo: 5.04 GiB of fp16 weights + 4 x 0.59 GiB
+        (6.0, "unclip", []),  # no VAE to slice
+        (5.5, "unclip", ["model_cpu_offload"]),
     ],
 )
-def test_memory_plan_cuda_thresholds(free_gib, expected):
-    assert memory_plan(int(free_gib * GIB), "cuda") == expected
+def test_memory_plan_follows_the_measured_footprints(free_gib, kind, expected):
+    # Regression (issue 16, item 5): under 6 GiB, attention slicing replaced SDPA and SD 1.5 was offloaded
+    # although its weights fit.
+    assert memory_plan(int(free_gib * GIB), "cuda", kind) == expected
+    assert "attention_slicing" not in memory_plan(int(free_gib * GIB), "cuda", kind)
 
 
-def test_memory_plan_is_monotone_in_free_memory():
-    sizes = [memory_plan(int(g * GIB), torch.device("cuda")) for g in np.linspace(0, 40, 81)]
+@pytest.mark.parametrize("kind", ["text2img", "unclip"])
+def test_memory_plan_is_monotone_in_free_memory(kind):
+    sizes = [memory_plan(int(g * GIB), torch.device("cuda"), kind) for g in np.linspace(0, 40, 81)]
     for more_free, less_free in zip(sizes[1:], sizes[:-1]):
         assert set(more_free) <= set(less_free)
 
@@ -67,8 +74,11 @@ def test_memory_plan_other_devices():
     assert memory_plan(10**12, "cpu") == []
     assert memory_plan(None, "mps") == ["attention_slicing"]
     assert memory_plan(None, "cuda") == ["vae_slicing"]
+    assert memory_plan(None, "cuda", "unclip") == []
     with pytest.raises(ValueError):
         memory_plan(-1, "cuda")
+    with pytest.raises(ValueError, match="kind"):
+        memory_plan(10, "cuda", "sdxl")
 
 
 def test_resolve_memory_options():
