@@ -155,6 +155,7 @@ def decode(
     eta: float = 0.0,
     generator: torch.Generator | list[torch.Generator] | None = None,
     output_type: str = "pt",
+    batch_size: int | None = None,
 ) -> Any:
     """Render ``(image_embeddings, decoder_latents, super_res_latents)`` with DDIM through the stock pipeline.
 
@@ -162,8 +163,11 @@ def decode(
     function of the inputs (the same inputs give identical frames, in any batch); ``eta > 0`` adds fresh
     noise in the decoder (drawn from ``generator``), which makes variations. ``guidance_scale > 1`` applies
     the pipeline's classifier-free guidance with its learned null embedding. Latent rows broadcast (1 row for
-    all frames). Returns (N, 3, H, W) float32 in [0, 1] on the CPU for ``output_type="pt"``, else what the
-    pipeline returns for ``"np"`` / ``"pil"``.
+    all frames). Frames go through the pipeline ``batch_size`` at a time (default: up to 8, on CUDA as many as
+    the free memory holds at Karlo's measured 0.59 GiB per frame, :data:`helpers.pipelines.FOOTPRINTS`), so a
+    long morph fits a small GPU; a single ``generator`` with ``eta > 0`` keeps all frames in one call (its noise
+    is drawn for the whole batch). Returns (N, 3, H, W) float32 in [0, 1] on the CPU for ``output_type="pt"``,
+    else what the pipeline returns for ``"np"`` / ``"pil"``.
     """
     _check_unclip(pipe)
     if output_type not in ("pt", "np", "pil"):
@@ -187,16 +191,34 @@ def decode(
             raise ValueError(f"{name} rows must have shape {want} for this pipeline, got {tuple(x.shape[1:])}")
     lat = lat.to(device=device, dtype=dtype).expand(n, -1, -1, -1).contiguous()
     sr = sr.to(device=device, dtype=dtype).expand(n, -1, -1, -1).contiguous()
-    out = with_ddim(pipe, eta=eta)(
-        image_embeddings=emb.to(device=device, dtype=dtype),
-        decoder_latents=lat,
-        super_res_latents=sr,
-        decoder_num_inference_steps=num_inference_steps,
-        super_res_num_inference_steps=super_res_num_inference_steps,
-        decoder_guidance_scale=guidance_scale,
-        generator=generator,
-        output_type="pil" if output_type == "pil" else "np",
-    ).images
+    emb = emb.to(device=device, dtype=dtype)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if isinstance(generator, torch.Generator) and eta > 0:
+        batch_size = n  # one generator draws the step noise of the whole batch: splitting it would change frames
+    elif batch_size is None:
+        from helpers.pipelines import FOOTPRINTS
+        from helpers.render import MAX_AUTO_BATCH, auto_batch_size, free_memory_bytes
+
+        free = free_memory_bytes(device) if torch.device(device).type == "cuda" else None
+        batch_size = min(n, auto_batch_size(free, FOOTPRINTS["unclip"][1], cap=MAX_AUTO_BATCH))
+    sampler = with_ddim(pipe, eta=eta)
+    chunks = []
+    for start in range(0, n, batch_size):
+        rows = slice(start, min(start + batch_size, n))
+        chunks.append(sampler(
+            image_embeddings=emb[rows],
+            decoder_latents=lat[rows],
+            super_res_latents=sr[rows],
+            decoder_num_inference_steps=num_inference_steps,
+            super_res_num_inference_steps=super_res_num_inference_steps,
+            decoder_guidance_scale=guidance_scale,
+            generator=generator[rows] if isinstance(generator, list) else generator,
+            output_type="pil" if output_type == "pil" else "np",
+        ).images)
+    if output_type == "pil":
+        return [im for chunk in chunks for im in chunk]
+    out = np.concatenate(chunks)
     if output_type == "pt":
         return torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2).float()
     return out

@@ -53,6 +53,34 @@ def test_decode_is_deterministic_and_batch_independent(pipe):
     torch.testing.assert_close(alone[0], a[1], atol=1e-4, rtol=0)  # float batching noise only
 
 
+def test_decode_renders_in_chunks_that_do_not_change_the_frames(pipe, monkeypatch):
+    """Regression (issue 16, item 2): every frame went through one pipeline call (9.4 GiB for Karlo's 16-frame
+    morph). Chunks of any size give the same frames, up to float batching noise."""
+    emb = encode_images(pipe, _images(5))
+    dec, sr = _latents(pipe, 5)
+    calls = []
+    real = type(pipe).__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(len(kwargs["image_embeddings"]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", counting)
+    whole = decode(pipe, emb, dec, sr, num_inference_steps=3, super_res_num_inference_steps=2, batch_size=5)
+    chunked = decode(pipe, emb, dec, sr, num_inference_steps=3, super_res_num_inference_steps=2, batch_size=2)
+    assert calls == [5, 2, 2, 1]
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)
+    gens = [torch.Generator().manual_seed(k) for k in range(5)]
+    varied = decode(pipe, emb, dec, sr, num_inference_steps=3, super_res_num_inference_steps=2, eta=1.0,
+                    generator=gens, batch_size=2)  # one generator per frame: sliced with the chunks
+    gens = [torch.Generator().manual_seed(k) for k in range(5)]
+    varied_whole = decode(pipe, emb, dec, sr, num_inference_steps=3, super_res_num_inference_steps=2, eta=1.0,
+                          generator=gens, batch_size=5)
+    torch.testing.assert_close(varied, varied_whole, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        decode(pipe, emb, dec, sr, num_inference_steps=3, super_res_num_inference_steps=2, batch_size=0)
+
+
 def test_decode_guidance_uses_learned_variance_split(pipe):
     emb = encode_images(pipe, _images(2))
     dec, sr = _latents(pipe, 2)
