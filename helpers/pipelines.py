@@ -254,7 +254,7 @@ def _load_unclip_components(source: str, dtype: torch.dtype, **hub_kwargs: Any) 
     weights = {"use_safetensors": hub_kwargs.pop("use_safetensors", _safetensors_choice(source))}
 
     def diffusers_model(cls: Any, sub: str) -> Any:
-        return cls.from_pretrained(source, subfolder=sub, torch_dtype=dtype, **weights, **hub_kwargs)
+        return cls.from_pretrained(source, subfolder=sub, **dtype_kwarg(dtype), **weights, **hub_kwargs)
 
     def transformers_model(cls: Any, sub: str) -> Any:
         return cls.from_pretrained(source, subfolder=sub, dtype=dtype, **weights, **hub_kwargs)
@@ -339,12 +339,22 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
             kwargs.setdefault("variant", "fp16")
         kwargs.setdefault("safety_checker", None)  # the walk policy: see walk_policy
         kwargs.setdefault("requires_safety_checker", False)
-        return walk_policy(StableDiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs))
+        return walk_policy(StableDiffusionPipeline.from_pretrained(source, **dtype_kwarg(dtype), **kwargs))
     from diffusers import DiffusionPipeline
 
     keep_checker = "safety_checker" in kwargs
-    return walk_policy(DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs),
+    return walk_policy(DiffusionPipeline.from_pretrained(source, **dtype_kwarg(dtype), **kwargs),
                        keep_checker=keep_checker)
+
+
+def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """diffusers' ``from_pretrained`` keyword for ``dtype``: ``dtype=`` where diffusers knows it (it deprecates
+    ``torch_dtype=`` with a FutureWarning from 0.42 on), ``torch_dtype=`` before (0.38 ignores ``dtype=``)."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (the release that added dtype=)
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}
 
 
 def walk_policy(pipe: Any, *, keep_checker: bool = False) -> Any:

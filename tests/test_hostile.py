@@ -414,3 +414,16 @@ def test_one_walk_policy_deterministic_scheduler_and_no_checker(tmp_path, monkey
     with pytest.raises(pipelines.ModelUnavailableError):
         pipelines.load_pipeline("sd15", device="cpu", dtype=torch.float32, memory="none")
     assert seen and seen[0]["safety_checker"] is None and seen[0]["requires_safety_checker"] is False
+
+
+def test_loading_in_half_precision_warns_nothing_and_casts(tmp_path):
+    """Regression (issue 16, item 6): torch_dtype= gave a FutureWarning on every load in diffusers 0.42."""
+    import helpers.pipelines as pipelines
+
+    tiny_pipeline("text2img").save_pretrained(tmp_path / "sd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe = pipelines.load_pipeline(tmp_path / "sd", device="cpu", dtype=torch.float16, memory="none")
+        teaching = pipelines.load_pipeline("teaching", device="cpu", dtype=torch.bfloat16)
+    assert pipe.unet.dtype == torch.float16 and pipe.vae.dtype == torch.float16
+    assert teaching.unet.dtype == torch.bfloat16

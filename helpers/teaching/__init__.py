@@ -51,8 +51,9 @@ def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) 
         import torch
 
         from helpers.devices import quiet_libraries
+        from helpers.pipelines import dtype_kwarg
 
-        cast = {"torch_dtype": dtype} if dtype is not None and dtype != torch.float32 else {}  # weights: float32
+        cast = dtype_kwarg(dtype) if dtype is not None and dtype != torch.float32 else {}  # the weights: float32
         with quiet_libraries():  # loads in well under a second: no loading bars
             from diffusers import StableDiffusionPipeline
 
