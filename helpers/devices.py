@@ -52,7 +52,9 @@ def pick_dtype(device: str | torch.device | None = None) -> torch.dtype:
 
     bfloat16 where the CUDA GPU's compute capability is 8.0 or above, float16 on older CUDA GPUs, float32
     on MPS and the CPU. The capability is checked directly, not ``torch.cuda.is_bf16_supported()``, which
-    is true on a T4 although bf16 is only emulated there.
+    is true on a T4 although bf16 is only emulated there. GeForce GTX 16xx cards (capability 7.5 like the T4,
+    but without its tensor cores) are widely reported to render NaN, i.e. black, frames in float16: they get
+    float32.
 
     Introduced in notebook 01_diffusion_basics.
     """
@@ -60,7 +62,10 @@ def pick_dtype(device: str | torch.device | None = None) -> torch.dtype:
     if device.type != "cuda":
         return torch.float32
     capability = tuple(torch.cuda.get_device_capability(device))
-    return torch.bfloat16 if capability >= BF16_MIN_CAPABILITY else torch.float16
+    if capability >= BF16_MIN_CAPABILITY:
+        return torch.bfloat16
+    name = torch.cuda.get_device_name(device)
+    return torch.float32 if "GTX 16" in name else torch.float16
 
 
 def _check_seed(seed: object) -> int:

@@ -51,6 +51,15 @@ def test_pick_dtype_by_compute_capability(fake_cuda, capability, expected):
     assert pick_dtype(torch.device("cuda", 0)) == expected
 
 
+@pytest.mark.parametrize("name", ["NVIDIA GeForce GTX 1650", "NVIDIA GeForce GTX 1660 SUPER"])
+def test_gtx_16xx_cards_get_float32(fake_cuda, name):
+    # Regression (issue 16, item 6): capability 7.5 like a T4, but widely reported to give black fp16 frames.
+    fake_cuda((7, 5), name)
+    assert pick_dtype("cuda") == torch.float32
+    fake_cuda((7, 5), "Tesla T4")
+    assert pick_dtype("cuda") == torch.float16
+
+
 def test_pick_dtype_float32_off_cuda():
     assert pick_dtype("cpu") == torch.float32
     assert pick_dtype(torch.device("mps")) == torch.float32

@@ -414,6 +414,11 @@ def test_one_walk_policy_deterministic_scheduler_and_no_checker(tmp_path, monkey
     with pytest.raises(pipelines.ModelUnavailableError):
         pipelines.load_pipeline("sd15", device="cpu", dtype=torch.float32, memory="none")
     assert seen and seen[0]["safety_checker"] is None and seen[0]["requires_safety_checker"] is False
+    for dtype in (torch.float16, torch.bfloat16):  # bf16 GPUs fetched the 4.3 GB fp32 files (issue 16, item 6)
+        seen.clear()
+        with pytest.raises(pipelines.ModelUnavailableError):
+            pipelines.load_pipeline("sd15", device="cpu", dtype=dtype, memory="none")
+        assert seen[0]["variant"] == "fp16"
 
 
 def test_loading_in_half_precision_warns_nothing_and_casts(tmp_path):
