@@ -1,0 +1,147 @@
+"""Block diagrams of the two architectures the course walks through, drawn with matplotlib.
+
+Introduced in notebook 01_diffusion_basics (latent diffusion) and 03_unclip_image_interpolation (unCLIP). Each
+function returns a ``matplotlib.figure.Figure``: boxes for the parts, arrows for what flows between them,
+labelled with the tensor each arrow carries. Shapes are optional annotations, so a notebook can print the
+backend's real ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Box", "draw", "latent_diffusion", "unclip"]
+
+
+@dataclass(frozen=True)
+class Box:
+    """One part of a diagram: its label, centre (x, y) in axis units, and colour.
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+
+    label: str
+    x: float
+    y: float
+    colour: str = "#dde8f5"
+
+
+def _edge(box: Box, towards: Box, half: tuple[float, float]) -> tuple[float, float]:
+    """Where the line from ``box``'s centre towards ``towards``'s centre leaves ``box``."""
+    dx, dy = towards.x - box.x, towards.y - box.y
+    scale = min(half[0] / abs(dx) if dx else float("inf"), half[1] / abs(dy) if dy else float("inf"))
+    return box.x + scale * dx, box.y + scale * dy
+
+
+def draw(boxes: dict[str, Box], arrows: list[tuple[str, str, str]], *, title: str, size=(11, 4.2)) -> Any:
+    """A figure with ``boxes`` and labelled ``arrows`` ``(from, to, label)`` between them; an arrow from a box
+    to one on its left is drawn as a loop below (the sampler's steps).
+
+    Introduced in notebook 01_diffusion_basics.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    unknown = sorted({a for a, b, _ in arrows for a in (a, b)} - set(boxes))
+    if unknown:
+        raise ValueError(f"arrows name boxes that do not exist: {unknown}")
+    fig, ax = plt.subplots(figsize=size)
+    width, height = 1.8, 0.8
+    half = (width / 2 + 0.06, height / 2 + 0.06)
+    for box in boxes.values():
+        ax.add_patch(FancyBboxPatch((box.x - width / 2, box.y - height / 2), width, height,
+                                    boxstyle="round,pad=0.05", facecolor=box.colour, edgecolor="#345"))
+        ax.text(box.x, box.y, box.label, ha="center", va="center", fontsize=8.5)
+    for a, b, label in arrows:
+        start, end = boxes[a], boxes[b]
+        back = end.x < start.x and end.y == start.y  # a loop back: below the boxes
+        if back:
+            p0, p1 = (start.x, start.y - half[1]), (end.x, end.y - half[1])
+            style = "arc3,rad=-0.5"
+        else:
+            p0, p1 = _edge(start, end, half), _edge(end, start, half)
+            style = "arc3,rad=0.0"
+        ax.add_patch(FancyArrowPatch(p0, p1, arrowstyle="-|>", mutation_scale=14, color="#345",
+                                     connectionstyle=style))
+        if not label:
+            continue
+        mx, my = (p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2
+        if back:
+            ax.text(mx, my - 0.62, label, ha="center", va="top", fontsize=7.5, color="#234", style="italic")
+        elif abs(p1[0] - p0[0]) >= abs(p1[1] - p0[1]):
+            ax.text(mx, my + 0.08, label, ha="center", va="bottom", fontsize=7.5, color="#234", style="italic")
+        else:
+            ax.text(mx + 0.08, my, label, ha="left", va="center", fontsize=7.5, color="#234", style="italic")
+    xs = [b.x for b in boxes.values()]
+    ys = [b.y for b in boxes.values()]
+    ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
+    ax.set_ylim(min(ys) - 1.5, max(ys) + 0.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def latent_diffusion(shapes: dict[str, str] | None = None) -> Any:
+    """Stable Diffusion as blocks: tokenizer → text encoder → (cross-attention) U-Net ⟲ scheduler → VAE decoder.
+
+    ``shapes`` may give the arrows' tensor shapes: keys ``"tokens"``, ``"text"``, ``"latent"``, ``"image"``.
+    Introduced in notebook 01_diffusion_basics.
+    """
+    s = {"tokens": "token ids", "text": "text embeddings", "latent": "latent $x_t$", "image": "image",
+         **(shapes or {})}
+    boxes = {
+        "prompt": Box("prompt", 0, 2, "#f4f4f4"),
+        "tokenizer": Box("tokenizer", 2.4, 2),
+        "encoder": Box("CLIP text\nencoder", 4.8, 2),
+        "noise": Box("noise $x_T$", 0, 0, "#f4f4f4"),
+        "unet": Box("U-Net\n(cross-attention\nreads the text)", 4.8, 0, "#fde7c8"),
+        "scheduler": Box("scheduler\n(guidance,\nDDIM step)", 7.6, 0, "#fde7c8"),
+        "vae": Box("VAE decoder", 10.4, 0),
+        "image": Box("picture", 10.4, 2, "#f4f4f4"),
+    }
+    arrows = [
+        ("prompt", "tokenizer", ""),
+        ("tokenizer", "encoder", s["tokens"]),
+        ("encoder", "unet", s["text"]),
+        ("noise", "unet", s["latent"]),
+        ("unet", "scheduler", "noise $\\hat\\varepsilon$"),
+        ("scheduler", "unet", "$x_{t-1}$: the next step"),
+        ("scheduler", "vae", "$x_0$"),
+        ("vae", "image", s["image"]),
+    ]
+    return draw(boxes, arrows, title="Latent diffusion (Stable Diffusion): the U-Net and the scheduler loop "
+                "over the steps")
+
+
+def unclip(shapes: dict[str, str] | None = None) -> Any:
+    """unCLIP (DALL-E 2, Karlo) as blocks: text encoder → prior → image embedding → decoder → two upsamplers.
+
+    ``shapes`` may give the arrows' shapes: keys ``"text"``, ``"embedding"``, ``"low"``, ``"image"``.
+    Introduced in notebook 03_unclip_image_interpolation.
+    """
+    s = {"text": "text embedding $z_t$", "embedding": "image embedding $z_i$", "low": "small picture",
+         "image": "picture", **(shapes or {})}
+    boxes = {
+        "caption": Box("caption", 0, 2, "#f4f4f4"),
+        "text": Box("CLIP text\nencoder", 2.8, 2),
+        "prior": Box("diffusion\nprior", 5.6, 2, "#fde7c8"),
+        "picture_in": Box("a picture", 0, 0, "#f4f4f4"),
+        "image_enc": Box("CLIP image\nencoder", 2.8, 0),
+        "decoder": Box("decoder\n(text_proj: $z_i$ →\ntime + 4 tokens)", 8.6, 1, "#fde7c8"),
+        "sr": Box("upsamplers\n(super-res)", 11.4, 1, "#fde7c8"),
+        "out": Box("picture", 14.2, 1, "#f4f4f4"),
+    }
+    arrows = [
+        ("caption", "text", ""),
+        ("text", "prior", s["text"]),
+        ("prior", "decoder", s["embedding"]),
+        ("picture_in", "image_enc", ""),
+        ("image_enc", "decoder", s["embedding"]),
+        ("decoder", "sr", s["low"]),
+        ("sr", "out", s["image"]),
+    ]
+    return draw(boxes, arrows, title="unCLIP: the prior proposes $z_i$ from text, an image's own $z_i$ comes from "
+                "CLIP, and the decoder paints $z_i$", size=(14, 4.2))
