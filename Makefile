@@ -57,7 +57,7 @@ browser-deps: ## install Debian's chromium for the browser test (root + apt-get 
 test-browser: $(STAMP) browser-deps ## notebook 06 in JupyterLab in headless Chromium (screenshot: outputs/)
 	$(PY) -m pytest -m browser tests/test_browser.py
 
-test-floors: ## the test suite (quality gates and training aside) on the lowest declared versions (needs PyPI, ~12 min)
+test-floors: ## the test suite (quality gates and training aside) on the lowest declared versions (needs PyPI; 8.5 min measured, install included)
 	@test -x .venv-floors/bin/python || $(PYTHON) -m venv .venv-floors
 	.venv-floors/bin/python -m pip install -q --disable-pip-version-check -r requirements/floors.txt
 	.venv-floors/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
