@@ -331,9 +331,9 @@ def test_a_full_disk_mid_render_is_one_clear_error_and_resumes_identically(sd, s
 # ------------------------------------------------------------------------------------------ loading weights
 
 
-def test_weights_never_fall_back_to_pickle_silently(tmp_path, capsys, monkeypatch):
-    """Hub checkpoints load with use_safetensors=True (diffusers then refuses a .bin instead of falling back);
-    Karlo (.bin only on the hub) and a folder with pickled components load with one line naming them."""
+@pytest.fixture
+def sd15_load_kwargs(monkeypatch):
+    """``load(dtype)``: the keyword arguments ``load_pipeline("sd15")`` hands ``from_pretrained`` (offline)."""
     from diffusers import StableDiffusionPipeline
 
     import helpers.pipelines as pipelines
@@ -345,9 +345,23 @@ def test_weights_never_fall_back_to_pickle_silently(tmp_path, capsys, monkeypatc
         raise OSError("offline")
 
     monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", fake)
-    with pytest.raises(pipelines.ModelUnavailableError):
-        pipelines.load_pipeline("sd15", device="cpu", dtype=torch.float32, memory="none")
-    assert seen and all(kw["use_safetensors"] is True for kw in seen)
+
+    def load(dtype: torch.dtype = torch.float32) -> dict:
+        seen.clear()
+        with pytest.raises(pipelines.ModelUnavailableError):
+            pipelines.load_pipeline("sd15", device="cpu", dtype=dtype, memory="none")
+        assert len(seen) == 1
+        return seen[0]
+
+    return load
+
+
+def test_weights_never_fall_back_to_pickle_silently(tmp_path, capsys, sd15_load_kwargs):
+    """Hub checkpoints load with use_safetensors=True (diffusers then refuses a .bin instead of falling back);
+    Karlo (.bin only on the hub) and a folder with pickled components load with one line naming them."""
+    import helpers.pipelines as pipelines
+
+    assert sd15_load_kwargs()["use_safetensors"] is True
     assert pipelines._safetensors_choice(pipelines.KARLO_ID) is None
     assert "no safetensors weights, only pickled .bin files, for kakaobrain" in capsys.readouterr().out
 
@@ -390,8 +404,8 @@ def test_frames_the_safety_checker_flags_are_never_committed(sd, tmp_path, monke
     assert [p.read_bytes() for p in again.frames] == [p.read_bytes() for p in reference.frames]
 
 
-def test_one_walk_policy_deterministic_scheduler_and_no_checker(tmp_path, monkeypatch):
-    from diffusers import DDIMScheduler, PNDMScheduler, StableDiffusionPipeline
+def test_one_walk_policy_deterministic_scheduler_and_no_checker(tmp_path, sd15_load_kwargs):
+    from diffusers import DDIMScheduler, PNDMScheduler
 
     import helpers.pipelines as pipelines
 
@@ -404,21 +418,10 @@ def test_one_walk_policy_deterministic_scheduler_and_no_checker(tmp_path, monkey
     assert pipelines.walk_policy(loaded, keep_checker=True).safety_checker is not None
     assert pipelines.walk_policy(loaded).safety_checker is None
 
-    seen: list[dict] = []
-
-    def fake(source, **kwargs):
-        seen.append(kwargs)
-        raise OSError("offline")
-
-    monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", fake)
-    with pytest.raises(pipelines.ModelUnavailableError):
-        pipelines.load_pipeline("sd15", device="cpu", dtype=torch.float32, memory="none")
-    assert seen and seen[0]["safety_checker"] is None and seen[0]["requires_safety_checker"] is False
+    kwargs = sd15_load_kwargs()
+    assert kwargs["safety_checker"] is None and kwargs["requires_safety_checker"] is False
     for dtype in (torch.float16, torch.bfloat16):  # bf16 GPUs fetched the 4.3 GB fp32 files (issue 16, item 6)
-        seen.clear()
-        with pytest.raises(pipelines.ModelUnavailableError):
-            pipelines.load_pipeline("sd15", device="cpu", dtype=dtype, memory="none")
-        assert seen[0]["variant"] == "fp16"
+        assert sd15_load_kwargs(dtype)["variant"] == "fp16"
 
 
 def test_loading_in_half_precision_warns_nothing_and_casts(tmp_path):
