@@ -338,38 +338,18 @@ def ddim_invert(
     latents towards noise with the UNet conditioned on ``prompt``. Rendering the result with the same
     prompt, steps and ``guidance_scale=1`` reconstructs the images approximately. ``images``: PIL images or
     anything :func:`helpers.media.to_pil_list` accepts; resized to ``height`` x ``width`` (default: the
-    model's size).
+    model's size; centre-cropped, never stretched).
 
-    Introduced in notebook 02_slerp_and_latent_geometry.
+    Introduced in notebook 02_slerp_and_latent_geometry; the same as :func:`helpers.morph.invert_images`
+    (which also keeps the embeddings for a morph), where the inversion lives.
     """
-    import numpy as np
-    from diffusers import DDIMInverseScheduler
-    from PIL import Image
-
-    from helpers.embeddings import encode_prompts
-    from helpers.media import to_pil_list
+    from helpers.morph import invert_images
 
     if getattr(pipe, "vae", None) is None or getattr(pipe, "unet", None) is None:
         raise TypeError(f"ddim_invert needs a Stable-Diffusion-style pipeline with a VAE and a UNet, got "
                         f"{type(pipe).__name__}")
     steps = _positive_int(num_inference_steps, "num_inference_steps")
-    scale = int(getattr(pipe, "vae_scale_factor", 8))
-    sample = pipe.unet.config.sample_size
-    height = height or sample * scale
-    width = width or sample * scale
-    pil = [im.convert("RGB").resize((width, height), Image.Resampling.BICUBIC) for im in to_pil_list(images)]
-    pixels = torch.from_numpy(np.stack([np.asarray(im, dtype=np.float32) / 127.5 - 1.0 for im in pil]))
-    device, dtype = pipe._execution_device, pipe.unet.dtype
-    pixels = pixels.permute(0, 3, 1, 2).to(device=device, dtype=pipe.vae.dtype)
-    latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
-    cond = encode_prompts(pipe, [prompt] * len(pil))[0].to(device=device, dtype=dtype)
-    inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
-    inverse.set_timesteps(steps, device=device)
-    latents = latents.to(dtype)
-    for t in inverse.timesteps:
-        eps = pipe.unet(latents, t, encoder_hidden_states=cond).sample
-        latents = inverse.step(eps, t, latents).prev_sample
-    return latents.float().cpu()
+    return invert_images(pipe, images, prompt, num_inference_steps=steps, height=height, width=width).latents
 
 
 def library_versions() -> dict[str, str]:

@@ -1,0 +1,570 @@
+"""Morphing your own images with a Stable Diffusion pipeline, without training (notebook 08).
+
+The lesson's data flow, one function per stage:
+
+1. :func:`prepare_images` — the user's pictures (files, PIL images of any mode and size) as RGB at the model's
+   size: transparent pixels over white, centre-cropped to the aspect ratio, then resized (never stretched).
+2. :func:`invert_images` — DDIM inversion (diffusers' ``DDIMInverseScheduler``) of each image, conditioned on its
+   caption or on the empty prompt: the initial noise that DDIM turns back into the image.
+3. :func:`morph_inputs` — the path between the two endpoints: slerp (or AdaIN, :func:`helpers.adain_interpolate`)
+   of the inverted noises and slerp of the caption embeddings.
+4. :func:`render_morph` — DDIM from those inputs, optionally with **attention interpolation**
+   (:func:`attention_interpolation`): while frame t is denoised, every self-attention layer attends to keys and
+   values mixed from the two endpoint trajectories, which are denoised in the same batch (AID's inner/outer
+   interpolation, FreeMorph's use of the endpoints' keys and values). Re-timing is :func:`helpers.retime` with a
+   ``render_morph`` call as its render function.
+5. :func:`chained_img2img` — the "contextual" alternative: each frame is an img2img of the previous frame.
+
+Metrics (:func:`endpoint_error`, :func:`helpers.walk_report`) need no network weights.
+
+Introduced in notebook 08_morph_your_own_images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: How the self-attention layers mix the endpoints' keys and values (see :class:`AttentionInterpolation`).
+ATTENTION_MODES = ("inner", "outer", "fused")
+#: How the inverted noises are interpolated.
+NOISE_PATHS = ("slerp", "adain")
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Images in
+# --------------------------------------------------------------------------------------------------
+
+
+def _one_image(item: Any) -> Any:
+    from PIL import Image
+
+    from helpers import media
+
+    if isinstance(item, (str, os.PathLike)):
+        return media.load_image(item, mode="RGBA")
+    if isinstance(item, Image.Image):
+        return item
+    return media.to_pil(item)  # arrays and tensors; its errors name what was wrong
+
+
+def prepare_images(images: Any, size: int | tuple[int, int]) -> list[Any]:
+    """Images as the model sees them: RGB PIL images of exactly ``size`` (an int or ``(width, height)``).
+
+    ``images`` is a list of file paths, PIL images (any mode: greyscale, palette, RGBA, 16-bit), arrays or
+    tensors. Transparent pixels are put on white, then each image is centre-cropped to the target aspect ratio
+    and resized with Lanczos (``PIL.ImageOps.fit``): a 640x480 photo loses a band on its long side, it is never
+    stretched.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    from PIL import Image, ImageOps
+
+    from helpers.media import _normalise_pil_mode
+
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        images = [images]
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        images = list(images)
+    if not isinstance(images, Sequence) or not images:
+        raise ValueError(f"images must be a non-empty list of images or file paths, got {type(images).__name__}")
+    wh = (size, size) if isinstance(size, int) else tuple(size)
+    if len(wh) != 2 or not all(isinstance(s, int) and s > 0 for s in wh):
+        raise ValueError(f"size must be a positive int or a (width, height) pair, got {size!r}")
+    out = []
+    for item in images:
+        im = _normalise_pil_mode(_one_image(item))
+        if im.mode in ("RGBA", "LA"):
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im.convert("RGBA"))
+        out.append(ImageOps.fit(im.convert("RGB"), wh, method=Image.Resampling.LANCZOS))
+    return out
+
+
+def images_to_array(images: Any) -> np.ndarray:
+    """PIL images → (N, H, W, 3) float64 in [0, 1], the layout :func:`render_morph` returns."""
+    return np.stack([np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0 for im in images])
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. DDIM inversion
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_sd(pipe: Any, what: str) -> None:
+    for part in ("vae", "unet", "scheduler", "text_encoder"):
+        if getattr(pipe, part, None) is None:
+            raise TypeError(
+                f"{what} needs a Stable-Diffusion-style text-to-image pipeline (VAE, UNet, text encoder, "
+                f"scheduler); {type(pipe).__name__} has no {part}. Use choose_backend(BACKEND, 'text2img')."
+            )
+
+
+def _model_size(pipe: Any, height: int | None, width: int | None) -> tuple[int, int]:
+    scale = int(getattr(pipe, "vae_scale_factor", 8))
+    sample = pipe.unet.config.sample_size
+    sample = sample if isinstance(sample, int) else sample[0]
+    height, width = height or sample * scale, width or sample * scale
+    for name, value in (("height", height), ("width", width)):
+        if not isinstance(value, int) or value <= 0 or value % scale:
+            raise ValueError(f"{name} must be a positive multiple of {scale} for this VAE, got {value!r}")
+    return height, width
+
+
+def _steps(value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"num_inference_steps must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True, eq=False)
+class ImageInversion:
+    """What :func:`invert_images` found: the inputs as the model saw them and the noises that rebuild them.
+
+    ``latents`` (N, C, h, w) are the inverted initial noises, ``prompt_embeds`` (N, seq, dim) the caption
+    embeddings each image was inverted with, ``negative_prompt_embeds`` (1, seq, dim) the empty prompt's (for
+    guidance). Render with the same ``steps`` and guidance 1 to reconstruct the images.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+
+    images: list[Any]
+    prompts: list[str]
+    latents: torch.Tensor
+    prompt_embeds: torch.Tensor
+    negative_prompt_embeds: torch.Tensor
+    steps: int
+    height: int
+    width: int
+
+
+def _ddim_config(pipe: Any) -> dict[str, Any]:
+    return dict(pipe.scheduler.config)
+
+
+@torch.no_grad()
+def invert_images(
+    pipe: Any,
+    images: Any,
+    prompts: str | Sequence[str] | None = None,
+    *,
+    num_inference_steps: int = 20,
+    height: int | None = None,
+    width: int | None = None,
+) -> ImageInversion:
+    """DDIM-invert ``images`` (see :func:`prepare_images`) with ``pipe``'s VAE and UNet.
+
+    Each image is encoded by the VAE (the mean of its latent distribution), then ``DDIMInverseScheduler`` runs
+    the DDIM update upwards, from the clean latent at t = 0 towards noise, with the UNet conditioned on the
+    image's caption (``prompts``: one per image, one for all, or ``None`` for the empty prompt) and no
+    guidance. The one approximation is DDIM inversion's own: the noise predicted at the lower timestep is used
+    for the step up. ``height``/``width`` default to the model's size.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    from diffusers import DDIMInverseScheduler
+
+    from helpers.embeddings import encode_prompts
+
+    _check_sd(pipe, "invert_images")
+    steps = _steps(num_inference_steps)
+    height, width = _model_size(pipe, height, width)
+    pil = prepare_images(images, (width, height))
+    if prompts is None:
+        prompts = [""] * len(pil)
+    elif isinstance(prompts, str):
+        prompts = [prompts] * len(pil)
+    prompts = list(prompts)
+    if len(prompts) != len(pil) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompts must be one string, or one string per image ({len(pil)}), got {prompts!r}")
+
+    device, dtype = pipe._execution_device, pipe.unet.dtype
+    pixels = pipe.image_processor.preprocess(pil, height=height, width=width)
+    pixels = pixels.to(device=device, dtype=pipe.vae.dtype)
+    latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
+    embeds, negative = encode_prompts(pipe, prompts)
+    cond = embeds.to(device=device, dtype=dtype)
+    inverse = DDIMInverseScheduler.from_config(_ddim_config(pipe))
+    inverse.set_timesteps(steps, device=device)
+    latents = latents.to(dtype)
+    for t in inverse.timesteps:
+        eps = pipe.unet(latents, t, encoder_hidden_states=cond).sample
+        latents = inverse.step(eps, t, latents).prev_sample
+    return ImageInversion(images=pil, prompts=prompts, latents=latents.float().cpu(),
+                          prompt_embeds=embeds.float().cpu(), negative_prompt_embeds=negative[:1].float().cpu(),
+                          steps=steps, height=height, width=width)
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. The path between the endpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_ts(ts: Any) -> np.ndarray:
+    arr = np.asarray(ts, dtype=np.float64).reshape(-1) if not isinstance(ts, (int, float)) else np.array([ts], float)
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"ts must be finite values in [0, 1] (0 = the first image, 1 = the second), got {ts!r}")
+    return arr
+
+
+def _check_pair(inversion: Any) -> None:
+    if not isinstance(inversion, ImageInversion):
+        raise TypeError(f"expected the ImageInversion of invert_images(pipe, [image_a, image_b]), got "
+                        f"{type(inversion).__name__}")
+    if inversion.latents.shape[0] != 2:
+        raise ValueError(f"a morph needs exactly 2 images, this inversion has {inversion.latents.shape[0]}; "
+                         "invert them as invert_images(pipe, [image_a, image_b])")
+
+
+def morph_inputs(inversion: ImageInversion, ts: Any, *, noise: str = "slerp") -> tuple[torch.Tensor, torch.Tensor]:
+    """The initial noises (T, C, h, w) and caption embeddings (T, seq, dim) of the frames at ``ts``.
+
+    Noises: ``noise="slerp"`` (:func:`helpers.slerp`) or ``"adain"`` (slerp, then each channel given the mean and
+    standard deviation interpolated linearly between the endpoints', :func:`helpers.adain_interpolate`).
+    Embeddings: slerp of the two captions' embeddings, token by token.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    from helpers.interpolation import slerp
+    from helpers.smooth import adain_interpolate
+
+    _check_pair(inversion)
+    t = _check_ts(ts).tolist()
+    if noise not in NOISE_PATHS:
+        raise ValueError(f"noise must be one of {NOISE_PATHS}, got {noise!r}")
+    a, b = inversion.latents[0], inversion.latents[1]
+    latents = slerp(a, b, t, dim=(-3, -2, -1)) if noise == "slerp" else adain_interpolate(a, b, t)
+    embeds = slerp(inversion.prompt_embeds[0], inversion.prompt_embeds[1], t, dim=-1)
+    return torch.as_tensor(latents).float(), torch.as_tensor(embeds).float()
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Attention interpolation
+# --------------------------------------------------------------------------------------------------
+
+
+class AttentionInterpolation:
+    """A diffusers attention processor for self-attention layers that mixes two endpoint trajectories.
+
+    The UNet batch holds ``n = len(weights)`` rows per guidance group (1 group, or 2 with classifier-free
+    guidance: diffusers stacks the unconditional rows first). Row ``anchors[0]`` is the first endpoint's
+    trajectory (weight 0) and row ``anchors[1]`` the second's (weight 1); for every other row i with weight
+    w = ``weights[i]`` and its own query Q_i:
+
+    * ``"inner"`` — attend to mixed keys and values:
+      softmax(Q_i K_w^T / √d) V_w with K_w = (1−w) K_A + w K_B and V_w = (1−w) V_A + w V_B;
+    * ``"outer"`` — mix the two attention outputs: (1−w) Attn(Q_i, K_A, V_A) + w Attn(Q_i, K_B, V_B);
+    * ``"fused"`` — attend to the row's own keys and values and the mixed ones together (the two sets
+      concatenated along the sequence), so the frame keeps some of its own structure.
+
+    At w = 0 every mode reduces to the first endpoint's self-attention (and at w = 1 to the second's), so the
+    endpoint rows render exactly as without the processor. ``enabled = False`` turns every row back into
+    plain self-attention (PyTorch SDPA, as diffusers' ``AttnProcessor2_0``).
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+
+    def __init__(self, weights: Any, *, mode: str = "inner", anchors: tuple[int, int] = (0, 1)) -> None:
+        if mode not in ATTENTION_MODES:
+            raise ValueError(f"mode must be one of {ATTENTION_MODES}, got {mode!r}")
+        w = torch.as_tensor(_check_ts(weights), dtype=torch.float32)
+        a, b = anchors
+        if not (0 <= a < len(w) and 0 <= b < len(w) and a != b) or w[a] != 0 or w[b] != 1:
+            raise ValueError(f"anchors {anchors} must be two different rows with weights 0 and 1")
+        self.weights, self.mode, self.anchors, self.enabled = w, mode, (a, b), True
+
+    def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args: Any,
+                 **kwargs: Any) -> torch.Tensor:
+        if encoder_hidden_states is not None:
+            raise RuntimeError("AttentionInterpolation is a self-attention processor; it was installed on a "
+                               "cross-attention layer (install it with attention_interpolation())")
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+        batch, seq, _ = hidden_states.shape
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, seq, batch)
+            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # (B, seq, heads*d) -> (B, heads, seq, d)
+            return x.view(batch, -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+
+        query, key, value = (heads(f(hidden_states)) for f in (attn.to_q, attn.to_k, attn.to_v))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        if self.enabled:
+            out = self._mixed(query, key, value, attention_mask)
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[-1]).to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if input_ndim == 4:
+            out = out.transpose(-1, -2).reshape(batch, channel, height, width)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+    def _mixed(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        n = len(self.weights)
+        if q.shape[0] % n:
+            raise RuntimeError(f"the UNet batch has {q.shape[0]} rows, not a multiple of the {n} rows this "
+                               "processor was made for; render through render_morph()")
+        g = q.shape[0] // n
+        shape = (g, n) + q.shape[1:]
+        q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
+        a, b = self.anchors
+        w = self.weights.to(device=q.device, dtype=q.dtype).view(1, n, 1, 1, 1)
+        ka, kb, va, vb = k[:, a : a + 1], k[:, b : b + 1], v[:, a : a + 1], v[:, b : b + 1]
+        m = None if mask is None else mask.reshape((g, n) + mask.shape[1:])
+
+        def sdpa(q_, k_, v_, m_):
+            flat = (g * n,) + q_.shape[2:]
+            out = F.scaled_dot_product_attention(
+                q_.reshape(flat), k_.expand(g, n, *k_.shape[2:]).reshape((g * n,) + k_.shape[2:]),
+                v_.expand(g, n, *v_.shape[2:]).reshape((g * n,) + v_.shape[2:]),
+                attn_mask=None if m_ is None else m_.reshape((g * n,) + m_.shape[2:]))
+            return out.reshape(shape)
+
+        if self.mode == "outer":
+            out = (1 - w) * sdpa(q, ka, va, m) + w * sdpa(q, kb, vb, m)
+        else:
+            k_mix, v_mix = (1 - w) * ka + w * kb, (1 - w) * va + w * vb
+            if self.mode == "inner":
+                out = sdpa(q, k_mix, v_mix, m)
+            else:  # fused: own keys/values and the mixed ones, side by side
+                m2 = None if m is None else torch.cat([m, m], dim=-1)
+                out = sdpa(q, torch.cat([k, k_mix], dim=-2), torch.cat([v, v_mix], dim=-2), m2)
+        return out.reshape((g * n,) + q.shape[2:])
+
+
+def self_attention_layers(unet: Any) -> list[str]:
+    """The names (as in ``unet.attn_processors``) of the UNet's self-attention layers.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    modules = dict(unet.named_modules())
+    names = []
+    for name in getattr(unet, "attn_processors", {}):
+        module = modules.get(name.removesuffix(".processor"))
+        if module is not None and not getattr(module, "is_cross_attention", True):
+            names.append(name)
+    return names
+
+
+@contextlib.contextmanager
+def attention_interpolation(unet: Any, weights: Any, *, mode: str = "inner",
+                            anchors: tuple[int, int] = (0, 1)) -> Iterator[AttentionInterpolation]:
+    """Install :class:`AttentionInterpolation` on every self-attention layer of ``unet``; restore on exit.
+
+    ``weights`` holds one interpolation weight per row of the UNet batch (per guidance group), with the two
+    endpoint trajectories at ``anchors`` (weights 0 and 1). The cross-attention layers keep their processors,
+    and every processor the UNet had is put back when the block ends, also after an error. A UNet without
+    self-attention layers is refused.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    names = self_attention_layers(unet)
+    if not names:
+        raise ValueError(f"{type(unet).__name__} has no self-attention layers to interpolate (it needs diffusers "
+                         "Attention modules that are not cross-attention, as in Stable Diffusion's UNet); "
+                         "morph without attention=")
+    processor = AttentionInterpolation(weights, mode=mode, anchors=anchors)
+    saved = dict(unet.attn_processors)
+    unet.set_attn_processor({name: processor if name in names else proc for name, proc in saved.items()})
+    try:
+        yield processor
+    finally:
+        unet.set_attn_processor(saved)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _ddim(pipe: Any) -> Iterator[None]:
+    """Render with DDIM (eta 0) from the pipeline's scheduler config: the sampler the inversion ran backwards."""
+    from diffusers import DDIMScheduler
+
+    saved = pipe.scheduler
+    if not isinstance(saved, DDIMScheduler):
+        pipe.scheduler = DDIMScheduler.from_config(saved.config)
+    try:
+        yield
+    finally:
+        pipe.scheduler = saved
+
+
+def _chunks(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+@torch.no_grad()
+def render_morph(
+    pipe: Any,
+    inversion: ImageInversion,
+    ts: Any,
+    *,
+    noise: str = "slerp",
+    attention: str | None = None,
+    attention_steps: float = 1.0,
+    guidance_scale: float = 1.0,
+    num_inference_steps: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """The morph's frames at ``ts`` (0 = first image, 1 = second): an (T, H, W, 3) float array in [0, 1].
+
+    DDIM (eta 0) from :func:`morph_inputs` (``noise="slerp"`` or ``"adain"``), with the inversion's steps unless
+    ``num_inference_steps`` is given. ``attention="inner"|"outer"|"fused"`` turns on
+    :class:`AttentionInterpolation` for the first ``attention_steps`` fraction of the steps (1.0: all of them);
+    the endpoint trajectories are then rendered in every chunk beside the frames (two extra UNet rows per call)
+    and dropped. ``guidance_scale`` 1 reconstructs the endpoints best; above 1 the captions are enforced against
+    the empty prompt. Deterministic: no noise is drawn, so the frames depend neither on a seed nor on
+    ``batch_size`` (frames per pipeline call, default all).
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    from tqdm.auto import tqdm
+
+    _check_sd(pipe, "render_morph")
+    _check_pair(inversion)
+    t = _check_ts(ts)
+    if attention is not None and attention not in ATTENTION_MODES:
+        raise ValueError(f"attention must be None or one of {ATTENTION_MODES}, got {attention!r}")
+    if attention is not None and not self_attention_layers(pipe.unet):
+        raise ValueError(f"{type(pipe.unet).__name__} has no self-attention layers to interpolate; use "
+                         "attention=None")
+    if not (isinstance(attention_steps, (int, float)) and 0 <= attention_steps <= 1):
+        raise ValueError(f"attention_steps must be a fraction of the steps in [0, 1], got {attention_steps!r}")
+    if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 0):
+        raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+    steps = inversion.steps if num_inference_steps is None else _steps(num_inference_steps)
+    size = len(t) if batch_size is None else batch_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+
+    latents, embeds = morph_inputs(inversion, t, noise=noise)
+    device, dtype = pipe._execution_device, pipe.unet.dtype
+    ends = inversion.latents.to(latents.dtype), inversion.prompt_embeds.to(embeds.dtype)
+    cutoff = attention_steps * steps
+    frames = []
+    bar = tqdm(total=len(t), desc="morph frames", unit="frame", disable=not progress, leave=False)
+    with _ddim(pipe):
+        for rows in _chunks(len(t), size):
+            x, e, w = latents[rows.start:rows.stop], embeds[rows.start:rows.stop], t[rows.start:rows.stop]
+            if attention is not None:  # the two endpoint trajectories ride along as rows 0 and 1
+                x, e = torch.cat([ends[0], x]), torch.cat([ends[1], e])
+                w = np.concatenate([[0.0, 1.0], w])
+            with contextlib.ExitStack() as stack:
+                callback = None
+                if attention is not None:
+                    proc = stack.enter_context(attention_interpolation(pipe.unet, w, mode=attention))
+                    proc.enabled = cutoff > 0
+
+                    def callback(_pipe, i, _t, kwargs, proc=proc):
+                        proc.enabled = (i + 1) < cutoff
+                        return kwargs
+                out = pipe(prompt_embeds=e.to(device, dtype),
+                           negative_prompt_embeds=inversion.negative_prompt_embeds.expand(len(e), -1, -1)
+                           .to(device, dtype),
+                           latents=x.to(device, dtype), num_inference_steps=steps, guidance_scale=guidance_scale,
+                           height=inversion.height, width=inversion.width, output_type="np",
+                           callback_on_step_end=callback)
+            images = np.asarray(out.images, dtype=np.float64)
+            flagged = getattr(out, "nsfw_content_detected", None)
+            if flagged and any(flagged):
+                raise RuntimeError(f"the pipeline's safety checker blacked out {sum(map(bool, flagged))} frame(s); "
+                                   "load the pipeline as helpers.load_pipeline does (no safety checker) or "
+                                   "choose other images")
+            frames.append(images[2:] if attention is not None else images)
+            bar.update(len(rows))
+    bar.close()
+    return np.concatenate(frames)
+
+
+def endpoint_error(frames: Any, inversion: ImageInversion) -> float:
+    """Mean squared pixel error (in [0, 1] units) of a morph's first and last frames against the two inputs.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    arr = np.asarray(frames, dtype=np.float64)
+    target = images_to_array(inversion.images)
+    if arr.ndim != 4 or arr.shape[1:] != target.shape[1:]:
+        raise ValueError(f"frames must be (T, H, W, 3) like render_morph's output at "
+                         f"{inversion.height}x{inversion.width}, got {arr.shape}")
+    return float(np.mean([(arr[0] - target[0]) ** 2, (arr[-1] - target[-1]) ** 2]))
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Chained img2img
+# --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def chained_img2img(
+    pipe: Any,
+    inversion: ImageInversion,
+    ts: Any,
+    *,
+    strength: float = 0.4,
+    guidance_scale: float = 1.0,
+    num_inference_steps: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> np.ndarray:
+    """The "contextual" morph: frame 0 is the first image, and each later frame is an img2img of the frame
+    before it with the captions' embeddings slerped at its t (diffusers' ``StableDiffusionImg2ImgPipeline``
+    built from ``pipe``'s components). ``strength`` is the fraction of the steps that are re-noised and
+    re-denoised per frame. The chain never looks at the second image, only at its caption, so its last frame
+    need not match it: :func:`endpoint_error` says by how much. Frame i draws its noise from ``seed + i``.
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from tqdm.auto import tqdm
+
+    from helpers.devices import make_generator
+
+    _check_sd(pipe, "chained_img2img")
+    _check_pair(inversion)
+    t = _check_ts(ts)
+    if not (isinstance(strength, (int, float)) and 0 < strength <= 1):
+        raise ValueError(f"strength must be in (0, 1], got {strength!r}")
+    steps = inversion.steps if num_inference_steps is None else _steps(num_inference_steps)
+    wanted = inspect.signature(StableDiffusionImg2ImgPipeline.__init__).parameters
+    parts = {k: v for k, v in pipe.components.items() if k in wanted}
+    parts["requires_safety_checker"] = parts.get("safety_checker") is not None  # no notice when there is none
+    img2img = StableDiffusionImg2ImgPipeline(**parts)
+    img2img.set_progress_bar_config(disable=True)
+    _, embeds = morph_inputs(inversion, t)
+    device, dtype = pipe._execution_device, pipe.unet.dtype
+    negative = inversion.negative_prompt_embeds.to(device, dtype)
+    frames = [images_to_array(inversion.images[:1])[0]]
+    with _ddim(img2img):
+        for i in tqdm(range(1, len(t)), desc="img2img chain", unit="frame", disable=not progress, leave=False):
+            out = img2img(prompt_embeds=embeds[i : i + 1].to(device, dtype), negative_prompt_embeds=negative,
+                          image=torch.from_numpy(frames[-1]).permute(2, 0, 1)[None].float(), strength=strength,
+                          num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",
+                          generator=make_generator(seed + i))
+            frames.append(np.asarray(out.images[0], dtype=np.float64))
+    return np.stack(frames)
