@@ -13,7 +13,7 @@ TORCH_PIP_ARGS ?=
 MODEL ?= teaching
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint pytest lab demo bench teaching-models badges strip lock clean browser-deps test-browser \
+.PHONY: help venv test lint pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
 	test-colab test-floors
 
 help: ## list the targets
@@ -76,6 +76,9 @@ teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed se
 
 bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md
 	$(PY) -m benchmarks.bench --out benchmarks/RESULTS.md
+
+bench-morph: $(STAMP) ## morphing 10 image pairs: naive DDIM slerp vs each added technique -> benchmarks/MORPH.md (72 s measured)
+	$(PY) -m benchmarks.morph --out benchmarks/MORPH.md
 
 badges: $(STAMP) ## regenerate the notebooks' headers, Colab badges, setup cells and navigation
 	$(PY) tools/notebooks.py write

@@ -414,10 +414,15 @@ class SummaryTable:
     Introduced in notebook 07_smooth_interpolation.
     """
 
-    def __init__(self, reports: Sequence[WalkReport]):
+    def __init__(self, reports: Sequence[WalkReport], extra: Mapping[str, Sequence[Any]] | None = None):
         self.reports = list(reports)
-        self.header = [title for title, _ in _COLUMNS]
-        self.rows = [[_fmt(getattr(r, key)) for _, key in _COLUMNS] for r in self.reports]
+        extra = dict(extra or {})
+        for title, values in extra.items():
+            if len(values) != len(self.reports):
+                raise ValueError(f"extra column {title!r} has {len(values)} values for {len(self.reports)} walks")
+        self.header = [title for title, _ in _COLUMNS] + list(extra)
+        self.rows = [[_fmt(getattr(r, key)) for _, key in _COLUMNS] + [_fmt(v[i]) for v in extra.values()]
+                     for i, r in enumerate(self.reports)]
 
     def __str__(self) -> str:
         widths = [max(len(h), *(len(row[i]) for row in self.rows)) for i, h in enumerate(self.header)]
@@ -467,17 +472,20 @@ def _renamed(report: WalkReport, name: str) -> WalkReport:
     return replace(report, name=name)
 
 
-def summary_table(reports: WalkReport | Sequence[WalkReport] | Mapping[str, Any]) -> SummaryTable:
+def summary_table(
+    reports: WalkReport | Sequence[WalkReport] | Mapping[str, Any], *, extra: Mapping[str, Sequence[Any]] | None = None
+) -> SummaryTable:
     """A one-line-per-walk comparison table of :class:`WalkReport` objects (a list, or a dict name → report).
 
-    ``print(table)`` gives plain text; a notebook cell ending in ``table`` shows an HTML table.
+    ``extra`` adds columns, title → one value per walk (notebook 08 adds the endpoint error). ``print(table)``
+    gives plain text; a notebook cell ending in ``table`` shows an HTML table.
 
     Introduced in notebook 07_smooth_interpolation.
     """
     items = _as_reports(reports)
     if not items:
         raise ValueError("summary_table needs at least one report")
-    return SummaryTable(items)
+    return SummaryTable(items, extra)
 
 
 def plot_distances(reports_or_d: Any, ax: Any = None, *, x: str = "step", title: str | None = None) -> Any:

@@ -107,3 +107,22 @@ def test_the_teaching_case_is_skipped_with_its_reason_without_weights(tmp_path, 
     monkeypatch.setattr(teaching, "WEIGHTS_DIR", tmp_path)
     case, why = bench.teaching_case(frames=3, steps=1)
     assert case is None and "make teaching-models" in why
+
+
+def test_morph_bench_writes_every_method_and_the_verdict(tmp_path):
+    from benchmarks import morph as morph_bench
+
+    out = tmp_path / "MORPH.md"
+    path, results = morph_bench.run(out, model="tiny-random", frames=3, coarse=3, budget=6,
+                                    pairs=morph_bench.PAIRS[:2], command="python -m benchmarks.morph --smoke")
+    text = path.read_text()
+    assert "- Command: `python -m benchmarks.morph --smoke`" in text and "torch " + torch.__version__ in text
+    names = [m.name for m in morph_bench.methods(3, 3, 6)]
+    assert list(results) == names and all(len(rows) == 2 for rows in results.values())
+    for name in names:
+        assert re.search(rf"^\| {re.escape(name)} \|", text, flags=re.M)
+    assert re.search(r"Met on [0-2] of 2 pairs\.", text)
+    # the same inversion feeds every method, and every morph except the img2img chain starts at the first input
+    # and ends at the second, so their endpoint errors agree
+    ends = [rows[0]["endpoint"] for name, rows in results.items() if "img2img" not in name]
+    assert max(ends) - min(ends) < 1e-5

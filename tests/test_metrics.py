@@ -242,6 +242,11 @@ def test_summary_table_text_and_html():
     assert [r.name for r in named.reports] == ["A", "B"]
     with pytest.raises(TypeError):
         summary_table(["not a report"])
+    extra = summary_table([r1, r2], extra={"endpoint MSE": [0.0012, 0.25]})
+    assert str(extra).splitlines()[0].endswith("endpoint MSE")
+    assert str(extra).splitlines()[2].endswith("0.0012") and extra._repr_html_().count("<th>") == 12
+    with pytest.raises(ValueError, match="2 walks"):
+        summary_table([r1, r2], extra={"endpoint MSE": [0.1]})
 
 
 def test_plot_distances_draws_one_labelled_line_per_walk():
