@@ -8,6 +8,8 @@ The modules follow the lesson's data flow:
   and tiny random pipelines for tests.
 * :mod:`helpers.embeddings` — prompts, images and seeds turned into embeddings and latents.
 * :mod:`helpers.unclip` — unCLIP's bipartite latent: DDIM inversion and deterministic decoding.
+* :mod:`helpers.morph` — morphing the user's own images with a text-to-image pipeline: inversion with captions,
+  attention interpolation, img2img chains (notebook 08).
 * :mod:`helpers.interpolation` — slerp, lerp and interpolation paths (notebook 02 onwards).
 * :mod:`helpers.metrics`, :mod:`helpers.smooth` — how evenly a walk moves, and re-timing it (notebook 07).
 * :mod:`helpers.render` — batched, resumable rendering of a whole path into frames
