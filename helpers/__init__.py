@@ -12,8 +12,9 @@ The modules follow the lesson's data flow:
   attention interpolation, img2img chains (notebook 08).
 * :mod:`helpers.interpolation` — slerp, lerp and interpolation paths (notebook 02 onwards).
 * :mod:`helpers.metrics`, :mod:`helpers.smooth` — how evenly a walk moves, and re-timing it (notebook 07).
-* :mod:`helpers.render` — batched, resumable rendering of a whole path into frames
-  (``python -m helpers.render WALK.yaml``, walk files in :mod:`helpers.walkfile`).
+* :mod:`helpers.render` — batched rendering of a whole path into frames; :mod:`helpers.walks` — whole walks on
+  disk, resumable
+  (``python -m helpers.walks WALK.yaml``, walk files in :mod:`helpers.walks.spec`).
 * :mod:`helpers.media` — GIF/MP4 export, contact sheets and inline animations.
 * :mod:`helpers.widgets` — the ipywidgets explorers, with static fallbacks.
 * :mod:`helpers.teaching` — the small diffusion models trained by this project on CPU.
@@ -68,7 +69,7 @@ _EXPORTS: dict[str, str] = {
     "encode_text": "embeddings",
     # rendering
     "render_frames": "render",
-    "render_walk": "render",
+    "render_walk": "walks",
     "speed_options": "render",
     # metrics (notebook 07)
     "rmse": "metrics",

@@ -182,3 +182,13 @@ def quiet_libraries(*, progress_bars: bool = False) -> Iterator[None]:
         if not progress_bars:
             for module, enabled in zip((transformers_logging, diffusers_logging), bars):
                 (module.enable_progress_bar if enabled else module.disable_progress_bar)()
+
+
+def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """diffusers' ``from_pretrained`` keyword for ``dtype``: ``dtype=`` where diffusers knows it (it deprecates
+    ``torch_dtype=`` with a FutureWarning from 0.42 on), ``torch_dtype=`` before (0.38 ignores ``dtype=``)."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (the release that added dtype=)
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}

@@ -18,6 +18,13 @@ KINDS = ("text2img", "unclip", "unclip-text")
 SD15_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 KARLO_ID = "kakaobrain/karlo-v1-alpha-image-variations"
 
+GIB = 1024**3
+#: Half-precision footprints per kind, (weights, peak activations of one frame), from the full-size check of
+#: issue 16: SD 1.5 at 512x512 (2.13 GB of fp16 weights; one frame ~1 GiB with guidance, as
+#: helpers.render.frame_bytes_estimate estimates), Karlo at 256x256 (5.04 GiB of fp16 weights; its
+#: super-resolution stage peaks at 0.59 GiB per frame). :func:`helpers.pipelines.memory_plan` reads them.
+FOOTPRINTS = {"text2img": (int(2.13e9), 1 * GIB), "unclip": (int(5.04 * GIB), int(0.59 * GIB))}
+
 
 @dataclass(frozen=True)
 class Model:
@@ -28,7 +35,7 @@ class Model:
     kind: str
     title: str  # how the notebooks' device cell names it
     source: str | None = None  # the hub id of a real model
-    walkable: bool = True  # walk files (``python -m helpers.render``) may name it
+    walkable: bool = True  # walk files (``python -m helpers.walks``) may name it
 
 
 MODELS: dict[str, Model] = {m.name: m for m in (
@@ -61,4 +68,4 @@ def names(*, backend: str | None = None, kind: str | None = None, walkable: bool
             and (walkable is None or m.walkable == walkable)]
 
 
-__all__ = ["BACKENDS", "KARLO_ID", "KINDS", "MODELS", "Model", "RETIRED", "SD15_ID", "model_for", "names"]
+__all__ = ["BACKENDS", "FOOTPRINTS", "GIB", "KARLO_ID", "KINDS", "MODELS", "Model", "RETIRED", "SD15_ID", "model_for", "names"]

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from helpers.devices import get_device, pick_dtype
-from helpers.models import KARLO_ID, MODELS, RETIRED, SD15_ID, names
+from helpers.devices import dtype_kwarg, get_device, pick_dtype
+from helpers.models import FOOTPRINTS, KARLO_ID, MODELS, RETIRED, SD15_ID, names
 
 #: Registry names of the real models and their hub ids; the teaching models; retired names.
 MODEL_ALIASES = {m.name: m.source for m in MODELS.values() if m.source}
@@ -35,12 +35,6 @@ TEACHING_MODELS = tuple(names(backend="teaching"))
 RETIRED_MODELS = RETIRED
 
 MEMORY_OPTIONS = ("vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload")
-GIB = 1024**3
-#: Measured half-precision footprints, (weights, peak activations of one frame), from the full-size check of
-#: issue 16: SD 1.5 at 512x512 (2.13 GB of fp16 weights; one frame ~1 GiB with guidance, as
-#: helpers.render.frame_bytes_estimate says), Karlo at 256x256 (5.04 GiB of fp16 weights; its super-resolution
-#: stage peaks at 0.59 GiB per frame).
-FOOTPRINTS = {"text2img": (int(2.13e9), 1 * GIB), "unclip": (int(5.04 * GIB), int(0.59 * GIB))}
 
 _UNCLIP_COMPONENTS = (
     "decoder",
@@ -347,22 +341,12 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
                        keep_checker=keep_checker)
 
 
-def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
-    """diffusers' ``from_pretrained`` keyword for ``dtype``: ``dtype=`` where diffusers knows it (it deprecates
-    ``torch_dtype=`` with a FutureWarning from 0.42 on), ``torch_dtype=`` before (0.38 ignores ``dtype=``)."""
-    try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (the release that added dtype=)
-    except ImportError:
-        return {"torch_dtype": dtype}
-    return {"dtype": dtype}
-
-
 def walk_policy(pipe: Any, *, keep_checker: bool = False) -> Any:
     """The one policy every entry point applies to a loaded pipeline (``load_pipeline``, ``choose_backend``, walk
     files, ``make demo``): a PNDM scheduler (Stable Diffusion 1.5 ships with it) becomes DDIM, deterministic with
     eta = 0 and what DDIM inversion undoes; the safety checker is removed unless the caller passed one, because
     its false positives black out frames of harmless walks (the user stays bound by the model's licence, see the
-    README). Whichever way, :func:`helpers.render.render_walk` never commits a frame the checker flagged.
+    README). Whichever way, :func:`helpers.walks.render_walk` never commits a frame the checker flagged.
 
     Introduced in notebook 01_diffusion_basics.
     """

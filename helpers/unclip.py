@@ -164,7 +164,7 @@ def decode(
     noise in the decoder (drawn from ``generator``), which makes variations. ``guidance_scale > 1`` applies
     the pipeline's classifier-free guidance with its learned null embedding. Latent rows broadcast (1 row for
     all frames). Frames go through the pipeline ``batch_size`` at a time (default: up to 8, on CUDA as many as
-    the free memory holds at Karlo's measured 0.59 GiB per frame, :data:`helpers.pipelines.FOOTPRINTS`), so a
+    the free memory holds at Karlo's measured 0.59 GiB per frame, :data:`helpers.models.FOOTPRINTS`), so a
     long morph fits a small GPU; a single ``generator`` with ``eta > 0`` keeps all frames in one call (its noise
     is drawn for the whole batch). Returns (N, 3, H, W) float32 in [0, 1] on the CPU for ``output_type="pt"``,
     else what the pipeline returns for ``"np"`` / ``"pil"``.
@@ -197,7 +197,7 @@ def decode(
     if isinstance(generator, torch.Generator) and eta > 0:
         batch_size = n  # one generator draws the step noise of the whole batch: splitting it would change frames
     elif batch_size is None:
-        from helpers.pipelines import FOOTPRINTS
+        from helpers.models import FOOTPRINTS
         from helpers.render import MAX_AUTO_BATCH, auto_batch_size, free_memory_bytes
 
         free = free_memory_bytes(device) if torch.device(device).type == "cuda" else None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-from helpers.walkfile import MODELS, load_walk_spec
+from helpers.walks.spec import MODELS, load_walk_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
@@ -45,7 +45,7 @@ def test_readme_make_targets_exist():
 def test_readme_paths_exist():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     links = [p for p in re.findall(r"\]\(([^)#]+)\)", readme) if "://" not in p]
-    walks = re.findall(r"helpers\.render (walks/[\w.]+)", readme)
+    walks = re.findall(r"helpers\.walks (walks/[\w.]+)", readme)
     assert links and walks
     missing = [p for p in links + walks if not (ROOT / p).exists()]
     assert not missing, missing
@@ -62,7 +62,7 @@ def test_example_walk_files_are_valid(path):
 
 @pytest.mark.parametrize("name", ["scenes.yaml", "scene_morph.yaml"])
 def test_offline_example_walks_render(name, tmp_path, capsys):
-    from helpers.render import main, read_manifest
+    from helpers.walks import main, read_manifest
 
     assert main([str(ROOT / "walks" / name), "--out", str(tmp_path), "--no-progress"]) == 0
     spec = load_walk_spec(ROOT / "walks" / name)

@@ -22,12 +22,13 @@ import pytest
 import torch
 from PIL import Image
 
-import helpers.walkfile as walkfile
+import helpers.walks.spec as walkfile
 from helpers.embeddings import encode_images, encode_prompts
 from helpers.interpolation import circular_walk, interpolation_path, lerp, slerp
 from helpers.media import load_image
 from helpers.pipelines import tiny_pipeline
-from helpers.render import WalkFolderError, WalkWriteError, read_manifest, render_frames, render_walk
+from helpers.render import render_frames
+from helpers.walks import WalkFolderError, WalkWriteError, read_manifest, render_walk
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -258,7 +259,7 @@ def test_load_image_scales_16_bit_and_float_images_by_their_range(world):
 
 
 def test_a_large_walk_warns(sd, world, monkeypatch):
-    import helpers.render as render
+    import helpers.walks.folder as render
 
     monkeypatch.setattr(render, "LARGE_WALK_FRAMES", 2)
     pipe, embeds, negative = sd
@@ -271,7 +272,7 @@ def test_a_commit_costs_the_same_however_long_the_walk(sd, world, monkeypatch):
     """The manifest is written twice per run (start, end) and each chunk appends one line to the commit log, so
     the work per chunk does not grow with the walk (it was a full manifest rewrite: 119 MB per chunk at a
     million frames)."""
-    import helpers.render as render
+    import helpers.walks.folder as render
 
     pipe, embeds, negative = sd
     writes: list[int] = []
@@ -381,7 +382,7 @@ def test_weights_never_fall_back_to_pickle_silently(tmp_path, capsys, sd15_load_
 
 def test_frames_the_safety_checker_flags_are_never_committed(sd, tmp_path, monkeypatch):
     """Regression (issue 16, item 3): blacked-out frames were committed as done and ended up in the videos."""
-    from helpers.render import SafetyCheckerError
+    from helpers.walks import SafetyCheckerError
 
     pipe, embeds, negative = sd
     path = slerp(embeds[0], embeds[1], [0.0, 0.5, 1.0])

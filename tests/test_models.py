@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import backends, demo, models, walkfile
+from helpers import backends, demo, models
 from helpers.pipelines import MODEL_ALIASES, TEACHING_MODELS, load_pipeline
+from helpers.walks import spec as walkfile
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,8 +8,8 @@ import torch
 
 import helpers.teaching
 from helpers.devices import make_generator
+from helpers.models import GIB
 from helpers.pipelines import (
-    GIB,
     KARLO_ID,
     MEMORY_OPTIONS,
     SD15_ID,

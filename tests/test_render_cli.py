@@ -1,4 +1,4 @@
-"""`python -m helpers.render WALK.yaml`: walk-file validation, an end-to-end render, and two processes."""
+"""`python -m helpers.walks WALK.yaml`: walk-file validation, an end-to-end render, and two processes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.render import read_manifest
-from helpers.walkfile import WalkSpecError, load_walk_spec, main, parse_walk_spec
+from helpers.walks import read_manifest
+from helpers.walks.spec import WalkSpecError, load_walk_spec, main, parse_walk_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """\
@@ -185,7 +185,7 @@ def test_the_text_to_image_unclip_is_not_a_walk_file_model():
 
 def test_named_models_are_the_backends_models():
     from helpers.backends import TEACHING
-    from helpers.walkfile import MODELS
+    from helpers.walks.spec import MODELS
 
     for name, (backend, kind) in MODELS.items():
         if backend == "teaching":
@@ -202,12 +202,12 @@ def test_two_processes_split_the_frames_and_match_one_process(tmp_path):
     walk = tmp_path / "walk.yaml"
     walk.write_text(TINY)
     # accelerate's launcher: --multi_gpu starts the processes with torchrun (the only multi-process path
-    # without a GPU); helpers.walkfile then asks accelerate for a CPU (gloo) process group.
+    # without a GPU); helpers.walks.spec then asks accelerate for a CPU (gloo) process group.
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "--main_process_port", str(_free_port()),
-        "-m", "helpers.render", str(walk), "--out", str(tmp_path / "two"), "--no-progress",
+        "-m", "helpers.walks", str(walk), "--out", str(tmp_path / "two"), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""Resumable renders (helpers.render.render_walk): a real kill -9 mid-render, then resume.
+"""Resumable renders (helpers.walks.render_walk): a real kill -9 mid-render, then resume.
 
 The subprocess logs every UNet call's frame indices (found by matching the conditioning rows against the
 path), independently of the manifest, so the tests can count how often each frame was really rendered.
@@ -22,7 +22,7 @@ import torch
 from helpers.embeddings import encode_prompts
 from helpers.interpolation import slerp
 from helpers.pipelines import tiny_pipeline
-from helpers.render import WalkFolderError, read_manifest, render_walk
+from helpers.walks import WalkFolderError, read_manifest, render_walk
 
 N_FRAMES, BATCH, STEPS, SEED = 8, 2, 2, 5
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def log_unet_calls(log, delay):
 SCRIPT = WALK + textwrap.dedent(
     """
     import sys
-    from helpers.render import render_walk
+    from helpers.walks import render_walk
 
     out, log, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
     log_unet_calls(log, delay)
@@ -319,7 +319,7 @@ def test_a_second_render_into_a_busy_folder_is_refused_and_a_killed_ones_lock_is
 def test_changing_a_few_weights_is_a_different_walk(tmp_path):
     # Regression (issue 12, defect 4): the fingerprint hashed 64 values per component, so editing eight attention
     # weights kept the old frames on resume.
-    from helpers.render import _weights_fingerprint
+    from helpers.walks.folder import _weights_fingerprint
 
     pipe, kwargs = _small_walk()
     render_walk(pipe, tmp_path, **kwargs)

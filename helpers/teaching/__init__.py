@@ -16,19 +16,9 @@ Nothing is loaded at import time.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from helpers.models import RETIRED as RETIRED_MODELS
-from helpers.models import names
-
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: The teaching models of the registry (:mod:`helpers.models`).
-TEACHING_MODELS = tuple(names(backend="teaching"))
-
-
-class TeachingWeightsMissingError(FileNotFoundError):
-    """The shipped weights of a teaching model are not where the package expects them."""
+from helpers.teaching.common import RETIRED_MODELS, TEACHING_MODELS, WEIGHTS_DIR, TeachingWeightsMissingError
 
 
 def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) -> Any:
@@ -50,8 +40,7 @@ def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) 
             )
         import torch
 
-        from helpers.devices import quiet_libraries
-        from helpers.pipelines import dtype_kwarg
+        from helpers.devices import dtype_kwarg, quiet_libraries
 
         cast = dtype_kwarg(dtype) if dtype is not None and dtype != torch.float32 else {}  # the weights: float32
         with quiet_libraries():  # loads in well under a second: no loading bars

@@ -347,7 +347,7 @@ def defaults(folder: str | Path | None = None) -> dict:
     """
     import json
 
-    from helpers.teaching import WEIGHTS_DIR
+    from helpers.teaching.common import WEIGHTS_DIR
 
     path = Path(folder or WEIGHTS_DIR / NAME) / CARD
     card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -389,7 +389,7 @@ def load_teaching_unclip(
     folder = Path(path) if path is not None else WEIGHTS_DIR
     missing = [name for name in COMPONENTS if not (folder / name).is_dir()]
     if missing:
-        from helpers.teaching import TeachingWeightsMissingError
+        from helpers.teaching.common import TeachingWeightsMissingError
 
         raise TeachingWeightsMissingError(
             f"{folder} is not a teaching-unCLIP folder (missing {', '.join(missing)}). Retrain it with "

@@ -1,8 +1,8 @@
-"""Walk files: a whole walk described in YAML, rendered by ``python -m helpers.render WALK.yaml``.
+"""Walk files: a whole walk described in YAML, rendered by ``python -m helpers.walks WALK.yaml``.
 
 Introduced in notebook 04_prompt_walks. A walk file names a model, the keypoints (prompts, or images for
 unCLIP), the noise seeds and how to render; the command renders the frames resumably into a folder
-(:func:`helpers.render.render_walk`) and writes a GIF, an MP4 and a contact sheet::
+(:func:`helpers.walks.render_walk`) and writes a GIF, an MP4 and a contact sheet::
 
     model: tiny-sd            # teaching | teaching-unclip | sd15 | karlo | tiny-sd | tiny-unclip
     prompts: [a photo of a red house, a watercolor painting of a blue boat]
@@ -19,12 +19,12 @@ unCLIP), the noise seeds and how to render; the command renders the frames resum
 example scene of the teaching world (a big object on white, :meth:`helpers.backends.Backend.example_images`;
 any object of :data:`helpers.teaching.scenes.OBJECT_NAMES`). Run it again after an interruption and it continues
 where it stopped. Under
-``accelerate launch --num_processes 2 -m helpers.render WALK.yaml`` (one process per GPU) the chunks of
+``accelerate launch --num_processes 2 -m helpers.walks WALK.yaml`` (one process per GPU) the chunks of
 frames are split between the processes (``PartialState.split_between_processes``), each writes its frames
 into the shared folder, and the main process writes the videos. Without a GPU, accelerate starts several
 processes only with ``--multi_gpu`` (despite the name; they then form a CPU "gloo" group)::
 
-    accelerate launch --multi_gpu --num_processes 2 -m helpers.render walk.yaml
+    accelerate launch --multi_gpu --num_processes 2 -m helpers.walks walk.yaml
 """
 
 from __future__ import annotations
@@ -420,7 +420,7 @@ def load_model(spec: WalkSpec, device: Any = None) -> Any:
 
 
 def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
-    """(pipeline, keyword arguments for :func:`helpers.render.render_walk`) for a walk file."""
+    """(pipeline, keyword arguments for :func:`helpers.walks.render_walk`) for a walk file."""
     import torch
 
     from helpers.backends import Backend
@@ -504,7 +504,8 @@ def run_walk(
     """
     import torch
 
-    from helpers.render import render_walk, speed_options
+    from helpers.render import speed_options
+    from helpers.walks.folder import render_walk
 
     check_runtime(spec, out)
     state = _distributed_state()
@@ -532,15 +533,15 @@ def run_walk(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.render WALK.yaml [--out DIR] [--overwrite] [--no-progress]``."""
+    """``python -m helpers.walks WALK.yaml [--out DIR] [--overwrite] [--no-progress]``."""
     from helpers.media import ExportError
     from helpers.pipelines import ModelUnavailableError
-    from helpers.render import WalkFolderError
+    from helpers.walks.folder import WalkFolderError
 
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.render",
+        prog="python -m helpers.walks",
         description="Render a walk file (YAML) into frames, a GIF and an MP4; rerun to resume.",
-        epilog="Several GPUs: accelerate launch --num_processes N -m helpers.render WALK.yaml "
+        epilog="Several GPUs: accelerate launch --num_processes N -m helpers.walks WALK.yaml "
         "(without a GPU add --multi_gpu to get N CPU processes).",
     )
     parser.add_argument("walk", help="the walk file, e.g. walks/scenes.yaml")
