@@ -13,7 +13,7 @@ TORCH_PIP_ARGS ?=
 MODEL ?= teaching
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
+.PHONY: help venv test test-fast lint typecheck pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
 	test-colab test-floors
 
 help: ## list the targets
@@ -34,11 +34,18 @@ venv: $(STAMP) ## create .venv and install the pinned dependencies (fast when no
 lint: $(STAMP) ## ruff on the package, tests, tools and notebooks
 	$(VENV)/bin/ruff check .
 
+typecheck: $(STAMP) ## mypy on helpers/ (settings in pyproject.toml)
+	$(VENV)/bin/mypy
+
 pytest: $(STAMP) ## the pytest suite only
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-test: lint browser-deps pytest ## lint + the whole test suite (what CI runs; the browser test when Chromium is here)
+test: lint typecheck browser-deps pytest ## lint + types + the whole test suite (what CI runs; the browser test when Chromium is here)
+
+test-fast: $(STAMP) ## lint + the suite without notebooks, browser, Colab, quality gates and training (the inner loop)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not notebooks and not browser and not colab and not slow" $(PYTEST_ARGS)
 
 # Debian's Chromium for tests/test_browser.py, installed quietly where we are root and apt-get exists;
 # anywhere else the browser test is skipped with its reason. Playwright itself comes from the lock file.
@@ -67,7 +74,7 @@ test-floors: ## the test suite (quality gates and training aside) on the lowest 
 test-colab: $(STAMP) ## the notebooks' setup cells on a simulated fresh Colab runtime (needs PyPI, ~3.5 min)
 	LW_COLAB=1 $(PY) -m pytest -m colab tests/test_colab.py
 
-demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 on a CUDA GPU) + executed notebooks
+demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 / sdxl / sdxl-turbo on a CUDA GPU) + executed notebooks
 	$(PY) -m helpers.demo --model $(MODEL) --out outputs
 	$(PY) tools/notebooks.py execute --backend $(if $(filter teaching,$(MODEL)),teaching,auto) --out outputs/notebooks
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from helpers.models import model_for
+from helpers.models import MODELS, model_for
 
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
 KINDS = ("text2img", "unclip")
@@ -33,6 +33,7 @@ REAL_MODELS = {kind: model_for("real", kind).name for kind in KINDS}
 TEACHING = {kind: model_for("teaching", kind).name for kind in KINDS}
 TINY = {kind: model_for("tiny-random", kind).name for kind in KINDS}
 REAL_NAMES = {kind: model_for("real", kind).title for kind in KINDS}
+_TINY_OF = {"sdxl": "Stable Diffusion XL", "sd2": "Stable Diffusion 2.x"}
 
 #: The teaching world's example prompts: the first two make a colour walk (one object, two colours), the next
 #: pairs an object walk within a family and one across families.
@@ -188,12 +189,22 @@ def _check(backend: str, kind: str) -> None:
         raise ValueError(f"unknown pipeline kind {kind!r}; choose 'text2img' or 'unclip'")
 
 
-def _defaults(name: str, kind: str, pipe: Any) -> dict[str, Any]:
-    """Image size, steps, guidance and prompts that suit each backend (the teaching models': their cards)."""
+def _native_size(pipe: Any) -> int:
+    sample = pipe.unet.config.sample_size
+    return int(sample if isinstance(sample, int) else sample[0]) * int(getattr(pipe, "vae_scale_factor", 8))
+
+
+def _defaults(name: str, kind: str, pipe: Any, model: str = "") -> dict[str, Any]:
+    """Image size, steps, guidance and prompts that suit each backend (the teaching models': their cards; the
+    real ones': the registry's, else the pipeline's native size with 25 steps at guidance 7.5)."""
     if name == "real":
         if kind == "text2img":
-            return {"height": 512, "width": 512, "steps": 25, "guidance_scale": 7.5, "prompts": _REAL_PROMPTS,
-                    "negative_prompt": "blurry, low quality"}
+            entry = MODELS.get(model)
+            size = (entry.size if entry and entry.size else None) or _native_size(pipe)
+            steps = entry.steps if entry and entry.steps else 25
+            guidance = entry.guidance if entry and entry.guidance is not None else 7.5
+            return {"height": size, "width": size, "steps": steps, "guidance_scale": guidance,
+                    "prompts": _REAL_PROMPTS, "negative_prompt": "blurry, low quality"}
         return {"steps": 25, "super_res_steps": 7, "guidance_scale": 8.0, "prompts": _REAL_PROMPTS}
     if name == "teaching":
         if kind == "text2img":
@@ -218,7 +229,7 @@ def _device_sentence(device: torch.device) -> str:
     return "the CPU"
 
 
-def _load_teaching(kind: str, device: torch.device | None, dtype: torch.dtype | None):
+def _load_teaching(kind: str, device: str | torch.device | None, dtype: torch.dtype | None):
     from helpers.devices import get_device
     from helpers.pipelines import load_pipeline
 
@@ -227,27 +238,53 @@ def _load_teaching(kind: str, device: torch.device | None, dtype: torch.dtype | 
     return load_pipeline(TEACHING[kind], device=device, dtype=dtype), device, dtype
 
 
-def _load_real(kind: str, device: torch.device | None, dtype: torch.dtype | None):
+def _load_real(kind: str, device: str | torch.device | None, dtype: torch.dtype | None, model: str):
     from helpers.devices import get_device, pick_dtype
     from helpers.pipelines import load_pipeline
 
     device = get_device() if device is None else torch.device(device)
     dtype = pick_dtype(device) if dtype is None else dtype
     # load_pipeline applies the walk policy (DDIM instead of PNDM, no safety checker): helpers.pipelines.walk_policy
-    return load_pipeline(REAL_MODELS[kind], device=device, dtype=dtype), device, dtype
+    pipe = load_pipeline(model, device=device, dtype=dtype)
+    from helpers.embeddings import is_unclip
+
+    if is_unclip(pipe) != (kind == "unclip"):
+        raise ValueError(f"model {model!r} is {'an unCLIP' if is_unclip(pipe) else 'a text-to-image'} pipeline, "
+                         f"not the {kind!r} kind this notebook asks for")
+    return pipe, device, dtype
+
+
+def _choose_model(backend: str, kind: str, model: str | None) -> str:
+    """The model a backend loads: the registry's default for ``kind``, or the one asked for (checked)."""
+    if backend == "teaching":
+        if model not in (None, TEACHING[kind]):
+            raise ValueError(f"the teaching backend has one {kind!r} model, {TEACHING[kind]!r}; model={model!r} "
+                             "needs BACKEND='real' (or 'auto')")
+        return TEACHING[kind]
+    if backend == "tiny-random":
+        name = model or TINY[kind]
+        entry = MODELS.get(name)
+        if entry is None or entry.backend != "tiny-random" or entry.kind != kind:
+            tiny = [m.name for m in MODELS.values() if m.backend == "tiny-random" and m.kind == kind]
+            raise ValueError(f"the tiny-random backend has these {kind!r} models: {', '.join(tiny)}; got {model!r}")
+        return name
+    return model or REAL_MODELS[kind]  # a registry name, a hub id or a folder: load_pipeline says if it is none
 
 
 def choose_backend(
     backend: str = "auto",
     kind: str = "text2img",
     *,
+    model: str | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
 ) -> Backend:
     """Load the pipeline a notebook runs on, and say why (see the module docstring for the four backends).
 
     ``kind``: ``"text2img"`` (Stable Diffusion 1.5 / ``teaching``) or ``"unclip"`` (Karlo /
-    ``teaching-unclip``). ``device``/``dtype`` default to the best available (the teaching and tiny models
+    ``teaching-unclip``). ``model`` picks another model for the real backend (and for ``"auto"`` on a GPU): a
+    registry name such as ``"sdxl"`` or ``"sdxl-turbo"``, a hub id (SD 1.x / 2.x, SDXL) or a local folder; for
+    ``"tiny-random"``, ``"tiny-sdxl"`` or ``"tiny-sd2"``. ``device``/``dtype`` default to the best available (the teaching and tiny models
     always run in float32; the tiny ones on the CPU). On the CPU it sets torch's threads to
     :func:`helpers.devices.cpu_threads` and says so. Raises ``ValueError`` for unknown names, and
     :class:`helpers.pipelines.ModelUnavailableError` when ``backend="real"`` cannot load the weights.
@@ -255,17 +292,21 @@ def choose_backend(
     Introduced in notebook 01_diffusion_basics.
     """
     _check(backend, kind)
-    real_name = REAL_NAMES[kind]
+    chosen = _choose_model(backend, kind, model)
+    if backend in ("real", "auto"):  # how the device cell names the real model
+        real_name = MODELS[chosen].title if chosen in MODELS else repr(chosen)
+    else:  # the real model whose code path a tiny model runs
+        real_name = _TINY_OF.get(MODELS[chosen].tiny or "", REAL_NAMES[kind]) if chosen in MODELS else REAL_NAMES[kind]
     if backend == "tiny-random":
         from helpers.pipelines import tiny_pipeline
 
         dev = torch.device("cpu") if device is None else torch.device(device)
         dt = torch.float32 if dtype is None else dtype
-        pipe = tiny_pipeline("text2img" if kind == "text2img" else "unclip", device=dev, dtype=dt)
+        pipe = tiny_pipeline(MODELS[chosen].tiny or kind, device=dev, dtype=dt)
         reason = (f"Tiny random weights in the real model's own pipeline class ({type(pipe).__name__}) on "
                   f"{_device_sentence(dev)}: the pictures are noise, but {real_name}'s code path runs in "
                   "a fraction of a second (this is what CI runs).")
-        return _make("tiny-random", kind, TINY[kind], pipe, dev, dt, reason)
+        return _make("tiny-random", kind, chosen, pipe, dev, dt, reason)
 
     if backend == "teaching":
         pipe, dev, dt = _load_teaching(kind, device, dtype)
@@ -274,9 +315,9 @@ def choose_backend(
         return _make("teaching", kind, TEACHING[kind], pipe, dev, dt, reason)
 
     if backend == "real":
-        pipe, dev, dt = _load_real(kind, device, dtype)
+        pipe, dev, dt = _load_real(kind, device, dtype, chosen)
         reason = f"{real_name} on {_device_sentence(dev)}, as asked for with BACKEND='real'."
-        return _make("real", kind, REAL_MODELS[kind], pipe, dev, dt, reason)
+        return _make("real", kind, chosen, pipe, dev, dt, reason)
 
     # auto
     from helpers.pipelines import ModelUnavailableError
@@ -285,14 +326,14 @@ def choose_backend(
     has_cuda = torch.cuda.is_available() and (wanted is None or wanted.type == "cuda")
     if has_cuda:
         try:
-            pipe, dev, dt = _load_real(kind, wanted, dtype)
+            pipe, dev, dt = _load_real(kind, wanted, dtype, chosen)
         except Exception as err:  # "auto" must always end with a model: any load failure falls back, saying why
             reason = err.reason if isinstance(err, ModelUnavailableError) and err.reason else _one_line(err)
             why = (f"A CUDA GPU is here but {real_name} could not be loaded ({reason or 'weights unavailable'}), "
                    f"so the teaching model {TEACHING[kind]!r} (32x32 emoji scenes) runs instead")
         else:
             reason = f"A CUDA GPU is here and {real_name}'s weights loaded, so the real model runs on {_device_sentence(dev)}."
-            return _make("real", kind, REAL_MODELS[kind], pipe, dev, dt, reason)
+            return _make("real", kind, chosen, pipe, dev, dt, reason)
     elif wanted is not None:
         why = (f"device={str(wanted)!r} was asked for and {real_name} needs a CUDA GPU to be practical, so the "
                f"teaching model {TEACHING[kind]!r} (32x32 emoji scenes) runs instead")
@@ -319,7 +360,7 @@ def _make(name: str, kind: str, model: str, pipe: Any, device: torch.device, dty
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)  # render_frames shows one bar over frames instead
     return Backend(name=name, kind=kind, model=model, pipe=pipe, device=device, dtype=dtype, reason=reason,
-                   **_defaults(name, kind, pipe))
+                   **_defaults(name, kind, pipe, model))
 
 
 @torch.no_grad()

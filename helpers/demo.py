@@ -1,6 +1,6 @@
 """``make demo``: render the cookbook's signature walks into ``outputs/`` and say what was written.
 
-    python -m helpers.demo [--model teaching|sd15] [--out outputs] [--frames 16]
+    python -m helpers.demo [--model teaching|sd15|sdxl|sdxl-turbo] [--out outputs] [--frames 16]
 
 With ``--model teaching`` (the default) everything runs offline on a CPU in a few minutes with the bundled
 teaching models (32x32 emoji scenes): a colour walk (a red heart turning blue), a closed walk through one object
@@ -31,6 +31,12 @@ from helpers.media import export_gif, export_mp4, image_grid, save_image
 from helpers.render import render_frames
 
 
+def _real_text2img() -> list[str]:
+    from helpers.models import names
+
+    return names(backend="real", kind="text2img")
+
+
 def _backend_models(backend: str) -> dict[str, str]:
     """The registry's text-to-image, unCLIP and (where there is one) prior model of one backend."""
     from helpers.models import MODELS as REGISTRY
@@ -41,8 +47,10 @@ def _backend_models(backend: str) -> dict[str, str]:
     return {**found, "prior": prior[0]} if prior else found  # Karlo's image-variation checkpoint has no prior
 
 
-#: ``--model`` names a backend by its text-to-image model: ``teaching`` or ``sd15`` (with Karlo).
+#: ``--model`` names a backend by its text-to-image model: ``teaching``, or a real one (``sd15``, ``sdxl``,
+#: ``sdxl-turbo``), whose image walks run on Karlo.
 MODELS = {names["text2img"]: names for names in map(_backend_models, ("teaching", "real"))}
+MODELS.update({name: {**MODELS["sd15"], "text2img": name} for name in _real_text2img() if name != "sd15"})
 #: The teaching walks' objects (big, on white): a colour walk, one object per family (a closed loop), the
 #: unCLIP image pair (helpers.backends.EXAMPLE_OBJECTS) and the prior walk's two prompts.
 COLOUR_PAIR = ("red heart", "blue heart")
@@ -98,7 +106,10 @@ def _text2img_kwargs(pipe: Any, s: Settings) -> dict[str, Any]:
 
         guidance = defaults()["guidance_scale"]
     else:
-        guidance = 7.5
+        from helpers.models import MODELS as REGISTRY
+
+        entry = REGISTRY[s.model]  # the model card's guidance (SDXL 5, SDXL-Turbo 0, SD 1.5 7.5)
+        guidance = entry.guidance if entry.guidance is not None else 7.5
     return {"num_inference_steps": s.steps, "guidance_scale": guidance}
 
 

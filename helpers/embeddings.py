@@ -22,10 +22,53 @@ def is_unclip(pipe: Any) -> bool:
     return hasattr(pipe, "decoder") and hasattr(pipe, "super_res_first")
 
 
+def is_sdxl(pipe: Any) -> bool:
+    """Whether ``pipe`` is SDXL-like: a second text encoder and pooled text embeddings (``StableDiffusionXLPipeline``)."""
+    import inspect
+
+    return (getattr(pipe, "text_encoder_2", None) is not None and callable(pipe)
+            and "pooled_prompt_embeds" in inspect.signature(pipe).parameters)
+
+
+def pooled_width(pipe: Any) -> int:
+    """The width of an SDXL pipeline's pooled text embedding (the second encoder's projection)."""
+    return int(pipe.text_encoder_2.config.projection_dim)
+
+
+def pack_pooled(embeds: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """SDXL's two text embeddings as one tensor: the pooled row, zero-padded to the token width, appended as a
+    last token. ``(N, seq, dim)`` and ``(N, p)`` with ``p <= dim`` → ``(N, seq + 1, dim)``.
+
+    Every walk (slerp, lerp, paths, walk files, widgets) then interpolates the token embeddings of both encoders
+    and the pooled embedding together, and :func:`unpack_pooled` splits them again: linear combinations keep
+    the padding zero. Introduced in notebook 04_prompt_walks.
+    """
+    if pooled.shape[-1] > embeds.shape[-1]:
+        raise ValueError(f"the pooled embedding ({pooled.shape[-1]}) is wider than the tokens ({embeds.shape[-1]})")
+    row = torch.zeros(embeds.shape[0], 1, embeds.shape[-1], dtype=embeds.dtype, device=embeds.device)
+    row[:, 0, : pooled.shape[-1]] = pooled.to(embeds.dtype)
+    return torch.cat([embeds, row], dim=1)
+
+
+def unpack_pooled(packed: torch.Tensor, width: int, tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prompt_embeds, pooled_prompt_embeds)`` from :func:`pack_pooled`'s layout: the last token's first
+    ``width`` values are the pooled embedding, the rest of it is padding and dropped (a walk that moves in every
+    direction, such as :func:`helpers.walk_around`, may have moved it). ``tokens`` is the encoders' sequence
+    length: ``packed`` must have one more, else it was not packed (one clear error)."""
+    if packed.ndim != 3 or packed.shape[1] < 2 or (tokens is not None and packed.shape[1] != tokens + 1):
+        raise ValueError(
+            f"these prompt_embeds ({tuple(packed.shape)}) do not carry an SDXL pooled embedding as their last token"
+            f"{f' (want {tokens} + 1 tokens)' if tokens else ''}; encode the prompts with "
+            "helpers.encode_prompts(pipe, prompts) on this SDXL pipeline"
+        )
+    return packed[:, :-1], packed[:, -1, :width]
+
+
 def _device_of(pipe: Any, device: str | torch.device | None) -> torch.device:
     if device is not None:
         return torch.device(device)
-    return getattr(pipe, "_execution_device", None) or getattr(pipe, "device", torch.device("cpu"))
+    found = getattr(pipe, "_execution_device", None) or getattr(pipe, "device", None)
+    return torch.device(found) if found is not None else torch.device("cpu")
 
 
 def _as_prompt_list(prompts: str | Sequence[str], what: str = "prompts") -> list[str]:
@@ -47,7 +90,9 @@ def encode_prompts(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Text embeddings ``(prompt_embeds, negative_prompt_embeds)``, each ``(N, seq, dim)``, for N prompts.
 
-    Uses the pipeline's own tokenizer and text encoder (``pipe.encode_prompt`` for Stable Diffusion). The
+    Uses the pipeline's own tokenizer and text encoder (``pipe.encode_prompt`` for Stable Diffusion). For SDXL
+    both encoders' token embeddings come with the pooled embedding packed in as a last token
+    (:func:`pack_pooled`), so every walk interpolates all of them; :func:`helpers.render_frames` unpacks them. The
     negative embeddings are what classifier-free guidance pushes away from; pass both to
     :func:`~helpers.render.render_frames` (with guidance > 1 diffusers needs both once you give embeddings).
 
@@ -67,6 +112,11 @@ def encode_prompts(
         )
     device = _device_of(pipe, device)
     with torch.no_grad():
+        if is_sdxl(pipe):  # two encoders' tokens and the pooled embedding, packed (see pack_pooled)
+            embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
+                prompts, device=device, num_images_per_prompt=1, do_classifier_free_guidance=True,
+                negative_prompt=negatives)
+            return pack_pooled(embeds, pooled), pack_pooled(negative, negative_pooled)
         if hasattr(pipe, "encode_prompt"):
             embeds, negative = pipe.encode_prompt(
                 prompts, device, 1, True, negative_prompt=negatives
@@ -132,16 +182,16 @@ def _to_pil_list(images: Any) -> list[Any]:
             raise ValueError("images is empty: give at least one image")
         return [im for item in images for im in _to_pil_list(item)]
     if isinstance(images, torch.Tensor):
-        x = images.detach().to("cpu", torch.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
+        t = images.detach().to("cpu", torch.float32)
+        if t.ndim == 3:
+            t = t[None]
+        if t.ndim != 4 or t.shape[1] not in (1, 3):
             raise ValueError(
                 f"image tensors must be (C, H, W) or (N, C, H, W) with C = 1 or 3; got {tuple(images.shape)}"
             )
-        images = x.permute(0, 2, 3, 1).numpy()
+        images = t.permute(0, 2, 3, 1).numpy()
     if isinstance(images, np.ndarray):
-        x = images
+        x: np.ndarray = images
         if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] in (1, 3, 4)):
             x = x[None]
         if x.ndim == 3:  # (N, H, W) grey

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TypeVar, overload
 
 import numpy as np
 import torch
 
 Array = torch.Tensor | np.ndarray
+# The kind of the first input, which every function returns (a tensor for a tensor, an array for an array).
+ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 Schedule = None | str | Callable[[np.ndarray], np.ndarray] | Sequence[float] | np.ndarray
 
 __all__ = [
@@ -53,7 +56,7 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _restore(result: torch.Tensor, like: Array) -> Array:
+def _restore(result: torch.Tensor, like: ArrayT) -> ArrayT:
     """Cast back to the first input's kind, dtype and device."""
     if isinstance(like, np.ndarray):
         return result.detach().cpu().numpy().astype(like.dtype, copy=False)
@@ -154,7 +157,7 @@ def _stack_t(tt: torch.Tensor, ndim: int) -> torch.Tensor:
 # point-to-point interpolation
 
 
-def lerp(a: Array, b: Array, t: float | Sequence[float] | Array) -> Array:
+def lerp(a: ArrayT, b: Array, t: float | Sequence[float] | Array) -> ArrayT:
     """Linear interpolation ``(1 - t)·a + t·b``.
 
     Introduced in notebook 02_slerp_and_latent_geometry, where its midpoints of Gaussian latents are shown to
@@ -169,13 +172,13 @@ def lerp(a: Array, b: Array, t: float | Sequence[float] | Array) -> Array:
 
 
 def slerp(
-    a: Array,
+    a: ArrayT,
     b: Array,
     t: float | Sequence[float] | Array,
     *,
     dim: int | Sequence[int] | None = None,
     dot_threshold: float = 0.9995,
-) -> Array:
+) -> ArrayT:
     """Spherical linear interpolation from ``a`` (t=0) to ``b`` (t=1).
 
     Introduced in notebook 02_slerp_and_latent_geometry. The direction moves along the great circle through
@@ -232,7 +235,7 @@ def slerp(
     return _restore(out[0] if scalar else out, a)
 
 
-def normalize(x: Array, *, dim: int | Sequence[int] | None = None) -> Array:
+def normalize(x: ArrayT, *, dim: int | Sequence[int] | None = None) -> ArrayT:
     """``x / |x|`` (whole tensor, or per slice along ``dim`` like :func:`slerp`).
 
     Introduced in notebook 03_unclip_image_interpolation (CLIP embeddings are compared as unit vectors).
@@ -357,6 +360,28 @@ def _allocate(lengths: np.ndarray, frames: int) -> np.ndarray:
     return counts
 
 
+@overload
+def interpolation_path(
+    keypoints: Sequence[torch.Tensor] | torch.Tensor,
+    num_frames: int,
+    *,
+    method: str = ...,
+    closed: bool = ...,
+    schedule: Schedule = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def interpolation_path(
+    keypoints: Sequence[np.ndarray] | np.ndarray,
+    num_frames: int,
+    *,
+    method: str = ...,
+    closed: bool = ...,
+    schedule: Schedule = ...,
+) -> np.ndarray: ...
+
+
 def interpolation_path(
     keypoints: Sequence[Array] | Array,
     num_frames: int,
@@ -429,7 +454,7 @@ def interpolation_path(
     return _restore(torch.cat(frames), like)
 
 
-def circular_walk(x: Array, y: Array, num_frames: int) -> Array:
+def circular_walk(x: ArrayT, y: Array, num_frames: int) -> ArrayT:
     """A seamless loop ``cos(θ)·x + sin(θ)·y`` for θ over [0, 2π) with the endpoint excluded.
 
     Introduced in notebook 05_circular_noise_walks. For two independent Gaussian noises every frame is again a
@@ -453,12 +478,12 @@ def circular_walk(x: Array, y: Array, num_frames: int) -> Array:
 
 
 def walk_around(
-    center: Array,
+    center: ArrayT,
     num_frames: int,
     *,
     radius: float,
     generator: torch.Generator | None = None,
-) -> Array:
+) -> ArrayT:
     """A small closed loop around one point: ``center + radius·|center|·(cos θ·u + sin θ·v)``.
 
     Introduced in notebook 04_prompt_walks ("walking around a prompt"). ``u`` and ``v`` are random unit
@@ -491,7 +516,7 @@ def walk_around(
     return _restore(loop.reshape(n, *work.shape).to(work.device), center)
 
 
-def text_diff(image_embed: Array, text_embed: Array, base_text_embed: Array, thetas) -> Array:
+def text_diff(image_embed: ArrayT, text_embed: Array, base_text_embed: Array, thetas) -> ArrayT:
     """DALL-E 2's text diff: ``slerp(z_i, z_d, θ)`` with ``z_d = normalize(z_t − z_t0)``.
 
     Introduced in notebook 03_unclip_image_interpolation. ``z_i`` is a CLIP image embedding, ``z_t`` the

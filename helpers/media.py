@@ -120,6 +120,8 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
         return a
     if a.dtype == np.bool_:
         return a.astype(np.uint8) * 255
+    lo: float  # an int for integer frames
+    hi: float
     if np.issubdtype(a.dtype, np.integer):
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi > 255:
@@ -493,7 +495,7 @@ def _count_frames(path: Path) -> int | None:
         import imageio.v2 as iio
 
         with iio.get_reader(path, format="FFMPEG") as reader:
-            return int(reader.count_frames())
+            return int(reader.count_frames())  # type: ignore[attr-defined]  # typed as the base reader
     except Exception:  # any decoder failure means the file is not what we wrote
         return None
 
@@ -739,6 +741,7 @@ def load_image(
         raise ValueError(
             f"{str(p)!r} is a folder, not an image file; give the path of a .png or .jpg inside it."
         )
+    im: Image.Image
     try:
         with Image.open(p) as im:
             im.load()
@@ -750,6 +753,7 @@ def load_image(
             "BMP, GIF or TIFF file (any format Pillow can open)."
         ) from None
     if size is not None:
+        assert len(wh) == 2  # checked above
         im = ImageOps.fit(im, wh, method=Image.Resampling.LANCZOS)
     return im
 

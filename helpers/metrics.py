@@ -65,11 +65,14 @@ def _channels_last(arr: np.ndarray, prefer_first: bool) -> np.ndarray:
 
 def _image_array(frame: Any) -> np.ndarray:
     """One frame as a float64 HxWxC array in [0, 1]."""
+    pil_image: type | None
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(frame, Image.Image):
+        pil_image = None
+    else:
+        pil_image = Image.Image
+    if pil_image is not None and isinstance(frame, pil_image):
         mode = "L" if frame.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
         arr = np.asarray(frame.convert(mode), dtype=np.float64) / 255.0
         return arr[..., None] if arr.ndim == 2 else arr

@@ -554,7 +554,7 @@ def chained_img2img(
     wanted = inspect.signature(StableDiffusionImg2ImgPipeline.__init__).parameters
     parts = {k: v for k, v in pipe.components.items() if k in wanted}
     parts["requires_safety_checker"] = parts.get("safety_checker") is not None  # no notice when there is none
-    img2img = StableDiffusionImg2ImgPipeline(**parts)
+    img2img: Any = StableDiffusionImg2ImgPipeline(**parts)  # a pipeline, like `pipe` (mypy sees a dummy class)
     img2img.set_progress_bar_config(disable=True)
     _, embeds = morph_inputs(inversion, t)
     device, dtype = pipe._execution_device, pipe.unet.dtype

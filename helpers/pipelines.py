@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from helpers.devices import dtype_kwarg, get_device, pick_dtype
-from helpers.models import FOOTPRINTS, KARLO_ID, MODELS, RETIRED, SD15_ID, names
+from helpers.models import FOOTPRINTS, KARLO_ID, MODELS, RETIRED, SD15_ID, SDXL_ID, SDXL_TURBO_ID, names
 
 #: Registry names of the real models and their hub ids; the teaching models; retired names.
 MODEL_ALIASES = {m.name: m.source for m in MODELS.values() if m.source}
@@ -83,7 +83,9 @@ def memory_plan(free_bytes: int | None, device: str | torch.device, kind: str = 
         return []
     if kind not in FOOTPRINTS:
         raise ValueError(f"kind must be one of {sorted(FOOTPRINTS)}, got {kind!r}")
-    vae = ["vae_slicing"] if kind == "text2img" else []  # unCLIP pipelines have no VAE to slice
+    vae = [] if kind == "unclip" else ["vae_slicing"]  # unCLIP pipelines have no VAE to slice
+    if kind == "sdxl":  # a 1024x1024 decode (in float32: its VAE upcasts) is SDXL's peak: tile it too
+        vae.append("vae_tiling")
     if free_bytes is None:  # unknown: be moderately careful
         return vae
     if free_bytes < 0:
@@ -93,7 +95,7 @@ def memory_plan(free_bytes: int | None, device: str | torch.device, kind: str = 
         return []
     if free_bytes >= weights + frame:
         return vae
-    return vae + (["vae_tiling"] if vae else []) + ["model_cpu_offload"]
+    return vae + (["vae_tiling"] if vae and "vae_tiling" not in vae else []) + ["model_cpu_offload"]
 
 
 def free_gpu_memory(device: str | torch.device) -> int | None:
@@ -146,7 +148,7 @@ def apply_memory_options(
         applied.append("model_cpu_offload")
     elif device is not None:
         pipe.to(device)
-    vae = getattr(pipe, "vae", None)
+    vae: Any = getattr(pipe, "vae", None)
     if "vae_slicing" in options and hasattr(vae, "enable_slicing"):
         vae.enable_slicing()
         applied.append("vae_slicing")
@@ -169,9 +171,10 @@ def _offline() -> bool:
 
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
-    while exc is not None and all(exc is not s for s in seen):
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    cur: BaseException | None = exc
+    while cur is not None and all(cur is not s for s in seen):
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
     return seen
 
 
@@ -288,6 +291,8 @@ def _resolve(model: str) -> tuple[str, str, bool]:
         return "text2img", repo_id, False
     if repo_id == KARLO_ID:
         return "unclip", repo_id, False
+    if repo_id in (SDXL_ID, SDXL_TURBO_ID):
+        return "sdxl", repo_id, False
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
     if looks_like_path or path.exists():
         raise ValueError(f"no model folder at {model!r} ({valid})")
@@ -326,6 +331,13 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
         kwargs.setdefault("use_safetensors", _safetensors_choice(source))
     if kind == "unclip":
         return _load_unclip_components(source, dtype, **kwargs)
+    if kind == "sdxl":
+        from diffusers import StableDiffusionXLPipeline
+
+        if dtype in (torch.float16, torch.bfloat16):  # the fp16 files: 6.9 GB instead of 13.9 GB
+            kwargs.setdefault("variant", "fp16")
+        # Its VAE says force_upcast: diffusers decodes in float32, so fp16 frames do not come out black (NaN).
+        return walk_policy(StableDiffusionXLPipeline.from_pretrained(source, **dtype_kwarg(dtype), **kwargs))
     if kind == "text2img":
         from diffusers import StableDiffusionPipeline
 
@@ -359,6 +371,19 @@ def walk_policy(pipe: Any, *, keep_checker: bool = False) -> Any:
         if "requires_safety_checker" in getattr(pipe, "config", {}):
             pipe.register_to_config(requires_safety_checker=False)
     return pipe
+
+
+def _check_walkable(pipe: Any, name: str) -> None:
+    """Refuse a pipeline the walks cannot drive (one clear error, not a deep one at the first frame)."""
+    from helpers.embeddings import is_unclip
+
+    walkable = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
+    if is_unclip(pipe) or any(cls.__name__ in walkable for cls in type(pipe).__mro__):
+        return
+    raise ValueError(
+        f"{name!r} loaded as {type(pipe).__name__}, which helpers cannot walk: it renders Stable Diffusion 1.x/2.x "
+        "and SDXL text-to-image pipelines and unCLIP (Karlo) pipelines"
+    )
 
 
 def load_pipeline(
@@ -401,7 +426,8 @@ def load_pipeline(
             pipe.set_progress_bar_config(disable=True)
         return pipe
     kind, source, is_local = _resolve(name)
-    options = resolve_memory_options(memory, device, "unclip" if kind == "unclip" else "text2img")  # before a download
+    memory_kind = kind if kind in ("unclip", "sdxl") else "text2img"
+    options = resolve_memory_options(memory, device, memory_kind)  # before a download
     if _offline():
         kwargs.setdefault("local_files_only", True)
 
@@ -419,6 +445,7 @@ def load_pipeline(
     if message is not None:
         # Raised outside the except block and `from None`: the user sees one message, not a chained trace.
         raise ModelUnavailableError(message, model=name, reason=reason) from None
+    _check_walkable(pipe, name)
     apply_memory_options(pipe, options, device)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)  # render_frames shows one bar over frames instead
@@ -445,7 +472,7 @@ def _tiny_tokenizer() -> Any:
 def _tiny_text_config(tokenizer: Any, hidden: int, projection: int | None = None) -> Any:
     from transformers import CLIPTextConfig
 
-    extra = {} if projection is None else {"projection_dim": projection}
+    extra: dict[str, Any] = {} if projection is None else {"projection_dim": projection}
     return CLIPTextConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -507,6 +534,56 @@ def _tiny_sd() -> Any:
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def _tiny_vae() -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(32, 64),
+                         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+                         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, sample_size=32,
+                         norm_num_groups=32)
+
+
+def _tiny_sd2() -> Any:
+    """SD 2.x in miniature: v-prediction, linear projections in the transformer blocks, GELU text encoder."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    tokenizer = _tiny_tokenizer()
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+                                layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=(2, 4), use_linear_projection=True, norm_num_groups=32)
+    config = _tiny_text_config(tokenizer, hidden=32)
+    config.hidden_act = "gelu"
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction")
+    return StableDiffusionPipeline(vae=_tiny_vae(), text_encoder=CLIPTextModel(config), tokenizer=tokenizer,
+                                   unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+
+
+def _tiny_sdxl() -> Any:
+    """SDXL in miniature, as diffusers' own tests build it: two CLIP text encoders (the second with a projection
+    that gives the pooled embedding) and a UNet with ``addition_embed_type="text_time"``."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = _tiny_tokenizer()
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+                                layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+                                projection_class_embeddings_input_dim=80,  # 6 time ids x 8 + the pooled 32
+                                cross_attention_dim=64, norm_num_groups=32)  # 32 + 32: both encoders' tokens
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading")
+    return StableDiffusionXLPipeline(
+        vae=_tiny_vae(), text_encoder=CLIPTextModel(_tiny_text_config(tokenizer, hidden=32)), tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(_tiny_text_config(tokenizer, hidden=32, projection=32)),
+        tokenizer_2=_tiny_tokenizer(), unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True)
 
 
 def _tiny_unclip() -> Any:
@@ -585,7 +662,7 @@ def _tiny_unclip() -> Any:
     )
 
 
-TINY_KINDS = {"text2img": _tiny_sd, "unclip": _tiny_unclip}
+TINY_KINDS = {"text2img": _tiny_sd, "unclip": _tiny_unclip, "sd2": _tiny_sd2, "sdxl": _tiny_sdxl}
 
 
 def tiny_pipeline(
@@ -600,7 +677,8 @@ def tiny_pipeline(
 
     ``kind="text2img"``: ``StableDiffusionPipeline`` (16x16x4 latents → 32x32 images, DDIM, no safety checker).
     ``kind="unclip"``: ``UnCLIPImageVariationPipeline`` (16x16 decoder → 32x32 super-res, CLIP 32-dim
-    embeddings). Same ``seed`` → identical weights; the global torch RNG is left untouched. The outputs are
+    embeddings). ``kind="sd2"``: an SD 2.x-style ``StableDiffusionPipeline`` (v-prediction); ``kind="sdxl"``:
+    ``StableDiffusionXLPipeline`` (two text encoders, pooled embeddings, added time ids; Euler). Same ``seed`` → identical weights; the global torch RNG is left untouched. The outputs are
     noise-like pictures: these exist to run the real-model code path in tests and CI in a fraction of a
     second. Defaults: CPU, float32, per-step progress bar off.
 

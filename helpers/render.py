@@ -133,6 +133,21 @@ def _check_embedding_width(pipe: Any, kind: str, cond: torch.Tensor) -> None:
         )
 
 
+def _unpack_sdxl(pipe: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """SDXL takes its pooled text embeddings apart: split :func:`helpers.embeddings.pack_pooled`'s last token."""
+    from helpers.embeddings import is_sdxl, pooled_width, unpack_pooled
+
+    if not is_sdxl(pipe):
+        return inputs
+    width, tokens = pooled_width(pipe), int(pipe.tokenizer.model_max_length)
+    out = dict(inputs)
+    for name, pooled_name in (("prompt_embeds", "pooled_prompt_embeds"),
+                              ("negative_prompt_embeds", "negative_pooled_prompt_embeds")):
+        if name in out:
+            out[name], out[pooled_name] = unpack_pooled(out[name], width, tokens)
+    return out
+
+
 def _model_dtype(pipe: Any) -> torch.dtype:
     for name in ("unet", "decoder"):
         module = getattr(pipe, name, None)
@@ -244,6 +259,37 @@ def render_frames(
     Introduced in notebook 01_diffusion_basics.
     """
     kind = _pipeline_kind(pipe)
+    cond = check_inputs(pipe, kind, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+                        image_embeddings=image_embeddings, super_res_latents=super_res_latents,
+                        batch_size=batch_size, pipe_kwargs=pipe_kwargs)
+    n = cond.shape[0]
+    device, dtype = pipe._execution_device, _model_dtype(pipe)
+    base = _base_generator(generator, seed)
+    # Step noise: every frame its own generator, all in one state, on a stream seeded apart from the initial
+    # noise (derived before any draw, so giving latents= or not does not change it).
+    step_seed = int(torch.randint(0, 2**62, (1,), generator=clone_generator(base), device=base.device))
+    step_state = make_generator(step_seed, device=base.device).get_state()
+
+    per_frame = _initial_noise(pipe, kind, base, n, latents, super_res_latents, pipe_kwargs)
+    if kind == "unclip":
+        per_frame["image_embeddings"] = cond
+    else:
+        per_frame["prompt_embeds"] = cond
+        negative = _negative_rows(pipe, cond, negative_prompt_embeds, n, pipe_kwargs)
+        if negative is not None:
+            per_frame["negative_prompt_embeds"] = negative
+    per_frame = {
+        k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]).contiguous() for k, v in per_frame.items()
+    }
+    if batch_size is None:
+        batch_size = _auto_batch(pipe, n, device, *_output_size(pipe, kind, per_frame))
+    return _render_chunks(pipe, per_frame, n, batch_size, step_state, base.device, output_type, progress,
+                          flags_out, pipe_kwargs)
+
+
+def check_inputs(pipe: Any, kind: str, *, prompt_embeds: Any, negative_prompt_embeds: Any, image_embeddings: Any,
+                 super_res_latents: Any, batch_size: Any, pipe_kwargs: dict[str, Any]) -> torch.Tensor:
+    """Everything :func:`render_frames` refuses, checked before any work: returns the per-frame conditioning."""
     clash = sorted(set(pipe_kwargs) & _RESERVED)
     if clash:
         raise TypeError(
@@ -271,79 +317,73 @@ def render_frames(
         cond = _check_rows("image_embeddings", image_embeddings, None)
         if cond.ndim != 2:
             raise ValueError(f"image_embeddings must be (N, dim), got shape {tuple(cond.shape)}")
-    n = cond.shape[0]
     _check_pipe_kwargs(pipe, kind, pipe_kwargs)
     _check_embedding_width(pipe, kind, cond)
+    if kind == "text2img":
+        _unpack_sdxl(pipe, {"prompt_embeds": cond})  # SDXL: refuse embeddings without the pooled token, first
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    return cond
 
-    device = pipe._execution_device
-    dtype = _model_dtype(pipe)
-    base = _base_generator(generator, seed)
-    # Step noise: every frame its own generator, all in one state, on a stream seeded apart from the initial
-    # noise (derived before any draw, so giving latents= or not does not change it).
-    step_seed = int(torch.randint(0, 2**62, (1,), generator=clone_generator(base), device=base.device))
-    step_state = make_generator(step_seed, device=base.device).get_state()
 
-    # Initial noise: given, or one row drawn from the base generator (for a seed: make_latents(pipe, seed)),
-    # shared by every frame.
+def _noise_rows(name: str, given: Any, shape: tuple[int, ...], base: torch.Generator, n: int) -> torch.Tensor:
+    """Given initial noise (N rows or 1), or one row drawn from ``base`` and shared by every frame."""
+    if given is None:
+        given = torch.randn((1, *shape), generator=base, device=base.device, dtype=torch.float32)
+    rows = _check_rows(name, given, n, broadcast=True)
+    if tuple(rows.shape[1:]) != shape:
+        raise ValueError(f"{name} must be (N, {', '.join(map(str, shape))}) for this pipeline, got {tuple(rows.shape)}")
+    return rows
+
+
+def _initial_noise(pipe: Any, kind: str, base: torch.Generator, n: int, latents: Any, super_res_latents: Any,
+                   pipe_kwargs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The initial noise of every frame (for a seed: ``make_latents(pipe, seed)``, shared)."""
     shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
-    if latents is None:
-        latents = torch.randn((1, *shape), generator=base, device=base.device, dtype=torch.float32)
-    latents = _check_rows("latents", latents, n, broadcast=True)
-    if tuple(latents.shape[1:]) != shape:
+    rows = _noise_rows("latents", latents, shape, base, n)
+    if kind == "text2img":
+        return {"latents": rows}
+    sr_shape = latent_shape(pipe, kind="super_res")
+    return {"decoder_latents": rows, "super_res_latents": _noise_rows("super_res_latents", super_res_latents,
+                                                                     sr_shape, base, n)}
+
+
+def _negative_rows(pipe: Any, cond: torch.Tensor, negative: Any, n: int, pipe_kwargs: dict[str, Any]) -> Any:
+    """The negative prompt's rows: given, or the empty prompt's when guidance needs them (diffusers does)."""
+    default = inspect.signature(pipe).parameters.get("guidance_scale")
+    guidance = pipe_kwargs.get("guidance_scale", default.default if default is not None else 1.0)
+    if negative is None and guidance > 1:
+        from helpers.embeddings import encode_prompts
+
+        if getattr(pipe, "tokenizer", None) is None:
+            raise ValueError("guidance_scale > 1 needs negative_prompt_embeds (this pipeline has no tokenizer)")
+        negative = encode_prompts(pipe, [""])[1]
+    if negative is None:
+        return None
+    rows = _check_rows("negative_prompt_embeds", negative, n, broadcast=True)
+    if rows.shape[1:] != cond.shape[1:]:
         raise ValueError(
-            f"latents must be (N, {', '.join(map(str, shape))}) for this pipeline, got {tuple(latents.shape)}"
+            f"negative_prompt_embeds rows are {tuple(rows.shape[1:])} but prompt_embeds rows are "
+            f"{tuple(cond.shape[1:])}; encode both with the same pipeline"
         )
-    per_frame = {"latents" if kind == "text2img" else "decoder_latents": latents}
+    return rows
+
+
+def _output_size(pipe: Any, kind: str, per_frame: dict[str, torch.Tensor]) -> tuple[int, int]:
     if kind == "unclip":
-        sr_shape = latent_shape(pipe, kind="super_res")
-        if super_res_latents is None:
-            super_res_latents = torch.randn(
-                (1, *sr_shape), generator=base, device=base.device, dtype=torch.float32
-            )
-        super_res_latents = _check_rows("super_res_latents", super_res_latents, n, broadcast=True)
-        if tuple(super_res_latents.shape[1:]) != sr_shape:
-            raise ValueError(
-                f"super_res_latents must be (N, {', '.join(map(str, sr_shape))}), "
-                f"got {tuple(super_res_latents.shape)}"
-            )
-        per_frame["super_res_latents"] = super_res_latents
-        per_frame["image_embeddings"] = cond
-    else:
-        per_frame["prompt_embeds"] = cond
-        default = inspect.signature(pipe).parameters.get("guidance_scale")
-        guidance = pipe_kwargs.get("guidance_scale", default.default if default is not None else 1.0)
-        if negative_prompt_embeds is None and guidance > 1:
-            from helpers.embeddings import encode_prompts
+        h, w = per_frame["super_res_latents"].shape[-2:]
+        return int(h), int(w)
+    scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
+    h, w = per_frame["latents"].shape[-2:]
+    return int(h) * scale, int(w) * scale
 
-            if getattr(pipe, "tokenizer", None) is None:
-                raise ValueError(
-                    "guidance_scale > 1 needs negative_prompt_embeds (this pipeline has no tokenizer)"
-                )
-            negative_prompt_embeds = encode_prompts(pipe, [""])[1]
-        if negative_prompt_embeds is not None:
-            negative = _check_rows("negative_prompt_embeds", negative_prompt_embeds, n, broadcast=True)
-            if negative.shape[1:] != cond.shape[1:]:
-                raise ValueError(
-                    f"negative_prompt_embeds rows are {tuple(negative.shape[1:])} but prompt_embeds rows are "
-                    f"{tuple(cond.shape[1:])}; encode both with the same pipeline"
-                )
-            per_frame["negative_prompt_embeds"] = negative
-    per_frame = {
-        k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]).contiguous() for k, v in per_frame.items()
-    }
 
-    if batch_size is None:
-        if kind == "unclip":
-            out_h, out_w = per_frame["super_res_latents"].shape[-2:]
-        else:
-            scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
-            out_h, out_w = shape[1] * scale, shape[2] * scale
-        batch_size = _auto_batch(pipe, n, device, out_h, out_w)
-
+def _render_chunks(pipe: Any, per_frame: dict[str, torch.Tensor], n: int, batch_size: int, step_state: Any,
+                   generator_device: Any, output_type: str, progress: bool, flags_out: list[bool] | None,
+                   pipe_kwargs: dict[str, Any]) -> Any:
+    """One pipeline call per chunk, every frame with its own step-noise generator in the same state."""
     from tqdm.auto import tqdm
 
     chunks, flagged = [], 0
@@ -352,10 +392,10 @@ def render_frames(
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
             count = rows.stop - rows.start
-            generators = [torch.Generator(device=base.device) for _ in range(count)]
+            generators = [torch.Generator(device=generator_device) for _ in range(count)]
             for g in generators:
                 g.set_state(step_state)
-            inputs = {k: v[rows] for k, v in per_frame.items()}
+            inputs = _unpack_sdxl(pipe, {k: v[rows] for k, v in per_frame.items()})
             out = pipe(
                 **inputs, generator=generators, output_type=output_type, return_dict=True, **pipe_kwargs
             )
@@ -366,7 +406,7 @@ def render_frames(
                 flags_out.extend(marks)
             bar.update(count)
     if flagged:
-        warnings.warn(f"the safety checker blacked out {flagged} of {n} frames", stacklevel=2)
+        warnings.warn(f"the safety checker blacked out {flagged} of {n} frames", stacklevel=3)
     return _collect(chunks)
 
 

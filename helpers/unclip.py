@@ -70,7 +70,7 @@ def _ddim_class():
         Karlo's decoder has) keeps only its noise channels; ``eta`` is the scheduler's attribute.
         """
 
-        eta: float = 0.0
+        eta = 0.0
 
         def step(self, model_output, timestep, sample, prev_timestep=None, generator=None, return_dict=True,
                  **kwargs):
@@ -415,8 +415,10 @@ def prior_embeddings(
         raise ValueError(f"num_inference_steps must be an int >= 2 (the prior's schedule), got {steps!r}")
     device = pipe._execution_device
     do_cfg = guidance_scale > 1.0
-    rows = [_prior_sample(pipe, *pipe._encode_prompt([prompt], device, 1, do_cfg), steps, guidance_scale, seed)
-            for prompt in prompts]
+    rows: list[torch.Tensor] = []
+    for prompt in prompts:
+        embeds, hidden, mask = pipe._encode_prompt([prompt], device, 1, do_cfg)
+        rows.append(_prior_sample(pipe, embeds, hidden, mask, steps, guidance_scale, seed))
     return torch.cat(rows).float().cpu()
 
 

@@ -21,29 +21,32 @@ import io
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 DISPLAY_WIDTH = 256
 #: Smallest tile side in the static contact sheet (tiny 32x32 frames are scaled up to stay readable).
 SHEET_TILE = 96
 
 
-class FrameCache:
+KeyT = TypeVar("KeyT", bound=Hashable)
+
+
+class FrameCache(Generic[KeyT]):
     """Memoise ``render(key)``: each key is rendered once, then served from memory.
 
     ``renders`` counts calls of ``render``, ``hits`` answers served from the cache. Introduced in notebook
     06_interactive_explorer.
     """
 
-    def __init__(self, render: Callable[[Hashable], Any]) -> None:
+    def __init__(self, render: Callable[[KeyT], Any]) -> None:
         if not callable(render):
             raise TypeError(f"render must be callable, got {type(render).__name__}")
         self._render = render
-        self._store: dict[Hashable, Any] = {}
+        self._store: dict[KeyT, Any] = {}
         self.renders = 0
         self.hits = 0
 
-    def get(self, key: Hashable) -> Any:
+    def get(self, key: KeyT) -> Any:
         try:
             value = self._store[key]
         except KeyError:
@@ -87,6 +90,8 @@ def _check_name(name: str) -> str:
 
 class _Explorer:
     """Shared parts: the picture, the status line, the export controls and the static fallback."""
+
+    widget: Any  # the whole widget (an ipywidgets box), built by each subclass
 
     def __init__(self, *, name: str, out_dir: str | Path, fps: float, display_width: int) -> None:
         import ipywidgets as w
@@ -193,7 +198,7 @@ class FrameExplorer(_Explorer):
         self._labels = [str(s) for s in labels]
         if not 0 <= start < len(self.values):
             raise ValueError(f"start must be an index into values (0..{len(self.values) - 1}), got {start}")
-        self.cache = FrameCache(lambda i: render(self.values[i]))
+        self.cache: FrameCache[int] = FrameCache(lambda i: render(self.values[i]))
         self.slider = w.SelectionSlider(
             options=list(zip(self._labels, range(len(self.values)))), value=start, description=description,
             continuous_update=True, layout=w.Layout(width=f"{max(self.display_width, 320)}px"),

@@ -90,7 +90,7 @@ def test_auto_with_cuda_but_no_weights_falls_back(monkeypatch, tiny_text) -> Non
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
-    def no_weights(kind, device, dtype):
+    def no_weights(kind, device, dtype, model):
         raise ModelUnavailableError("offline", model="sd15", reason="OSError: not in the cache")
 
     monkeypatch.setattr(backends, "_load_real", no_weights)
@@ -110,7 +110,7 @@ def test_auto_falls_back_whatever_stops_the_real_model(monkeypatch, tiny_text, f
     # Regression (issue 16, item 4): only "weights unavailable" fell back; other load errors crashed the notebook.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
-    def broken(kind, device, dtype):
+    def broken(kind, device, dtype, model):
         raise failure
 
     monkeypatch.setattr(backends, "_load_real", broken)
@@ -125,7 +125,7 @@ def test_auto_with_cuda_and_weights_runs_the_real_model(monkeypatch, tiny_text) 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
     monkeypatch.setattr(backends, "_load_real",
-                        lambda kind, device, dtype: (tiny_text.pipe, torch.device("cuda"), torch.float16))
+                        lambda kind, device, dtype, model: (tiny_text.pipe, torch.device("cuda"), torch.float16))
     b = choose_backend("auto", "text2img")
     assert b.name == "real" and b.model == "sd15" and b.height == 512 and b.guidance_scale > 1
     assert "Fake GPU" in b.reason
@@ -177,12 +177,7 @@ def test_ddim_inversion_with_a_zero_noise_model_is_exactly_undone(tiny_text, mon
 
 
 def test_ddim_inversion_reconstructs_scenes_with_the_teaching_model() -> None:
-    from helpers.teaching import TeachingWeightsMissingError
-
-    try:
-        teaching = choose_backend("teaching", "text2img", device="cpu")
-    except TeachingWeightsMissingError:
-        pytest.skip("teaching weights not trained yet")
+    teaching = choose_backend("teaching", "text2img", device="cpu")  # shipped weights: missing ones fail
     images = teaching.example_images(2)
     inverted = teaching.invert(images)
     empty = teaching.pipe.encode_prompt([""] * 2, "cpu", 1, False)[0]
@@ -222,3 +217,20 @@ def test_example_images_by_name_are_those_objects_big_on_white(tiny_unclip) -> N
         tiny_unclip.example_images(objects=("purple apple",))
     with pytest.raises(ValueError, match="list of object names"):
         tiny_unclip.example_images(objects="red apple")
+
+
+def test_a_chosen_real_model_brings_its_model_cards_settings(monkeypatch, tiny_text) -> None:
+    seen = []
+
+    def fake(kind, device, dtype, model):
+        seen.append(model)
+        return tiny_text.pipe, torch.device("cuda"), torch.float16
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+    monkeypatch.setattr(backends, "_load_real", fake)
+    turbo = choose_backend("real", "text2img", model="sdxl-turbo")
+    assert seen == ["sdxl-turbo"] and turbo.model == "sdxl-turbo" and "SDXL-Turbo" in turbo.reason
+    assert (turbo.height, turbo.steps, turbo.guidance_scale) == (512, 4, 0.0)  # the registry's card values
+    folder = choose_backend("real", "text2img", model="/somewhere/my-finetune")
+    # not in the registry: the pipeline's own native size (the tiny one's 32 px) and the usual 25 steps
+    assert folder.height == 32 and folder.steps == 25 and "'/somewhere/my-finetune'" in folder.reason

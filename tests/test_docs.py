@@ -110,3 +110,19 @@ def test_floors_file_pins_exactly_the_declared_floors():
             assert Version(pinned[dist]) == Version(low) or (
                 Version(pinned[dist]).release[: len(Version(low).release)] == Version(low).release
             ), f"{dist}: pyproject says >= {low}, floors.txt installs {pinned[dist]}"
+
+
+def test_pre_commit_hooks_call_the_projects_own_tools():
+    import shlex
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = [h for repo in config["repos"] for h in repo["hooks"]]
+    assert {h["id"] for h in hooks} == {"ruff", "notebooks-strip", "notebooks-check"}
+    tool = (ROOT / "tools" / "notebooks.py").read_text(encoding="utf-8")
+    for hook in hooks:
+        argv = shlex.split(hook["entry"])
+        assert argv[0].startswith(".venv/bin/"), hook["id"]
+        if argv[1:2] == ["tools/notebooks.py"]:
+            assert (ROOT / argv[1]).is_file() and f'"{argv[2]}"' in tool  # a subcommand the tool has

@@ -30,8 +30,6 @@ from helpers.pipelines import tiny_pipeline
 from helpers.render import render_frames
 from helpers.walks import WalkFolderError, WalkWriteError, read_manifest, render_walk
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 BASE = "model: tiny-sd\nprompts: [a red apple, a green apple]\nframes: 3\nsteps: 2\n"
 UNCLIP = "model: tiny-unclip\nframes: 3\nsteps: 2\n"
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -83,7 +81,7 @@ WALK_CASES = [
     WalkCase("steps-1e9", BASE.replace("steps: 2", "steps: 1000000000"), "steps must be a whole number from 1 to 1000"),
     WalkCase("size-huge", BASE + "size: 100000\n", "size must be a multiple of 8 up to 4096"),
     WalkCase("batch-zero", BASE + "batch_size: 0\n", "batch_size must be a whole number from 1"),
-    WalkCase("unknown-model", BASE.replace("tiny-sd", "tiny-sdx"), "unknown model 'tiny-sdx' (did you mean tiny-sd?)"),
+    WalkCase("unknown-model", BASE.replace("tiny-sd", "tiny-sdd"), "unknown model 'tiny-sdd' (did you mean tiny-sd?)"),
     WalkCase("retired-model", BASE.replace("tiny-sd", "teaching-digits"), "retired"),
     WalkCase("retired-digit-image", UNCLIP + "images: [\"digit:3\", \"digit:8\"]\n", "the digit world was retired"),
     WalkCase("missing-image", UNCLIP + "images: [missing.png, photo.png]\n", "no image file at"),

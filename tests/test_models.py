@@ -8,8 +8,6 @@ from helpers import backends, demo, models
 from helpers.pipelines import MODEL_ALIASES, TEACHING_MODELS, load_pipeline
 from helpers.walks import spec as walkfile
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 #: The pipeline class each kind means (diffusers' own class names: an independent fact).
 CLASS_OF_KIND = {"text2img": "StableDiffusionPipeline", "unclip": "UnCLIPImageVariationPipeline",
                  "unclip-text": "UnCLIPPipeline"}
@@ -29,7 +27,9 @@ def test_entries_are_well_formed_and_every_backend_serves_every_walk_kind():
 
 def test_the_hub_ids_are_the_real_checkpoints():
     assert MODEL_ALIASES == {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-                             "karlo": "kakaobrain/karlo-v1-alpha-image-variations"}
+                             "karlo": "kakaobrain/karlo-v1-alpha-image-variations",
+                             "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+                             "sdxl-turbo": "stabilityai/sdxl-turbo"}
 
 
 def test_consumers_read_the_registry():
@@ -40,7 +40,9 @@ def test_consumers_read_the_registry():
     assert backends.TEACHING == {"text2img": "teaching", "unclip": "teaching-unclip"}
     assert demo.MODELS == {"teaching": {"text2img": "teaching", "unclip": "teaching-unclip",
                                         "prior": "teaching-unclip-text"},
-                           "sd15": {"text2img": "sd15", "unclip": "karlo"}}
+                           "sd15": {"text2img": "sd15", "unclip": "karlo"},
+                           "sdxl": {"text2img": "sdxl", "unclip": "karlo"},  # text walks on SDXL, images on Karlo
+                           "sdxl-turbo": {"text2img": "sdxl-turbo", "unclip": "karlo"}}
 
 
 @pytest.mark.parametrize("name", models.names(backend="teaching"))

@@ -20,8 +20,6 @@ from helpers import morph, tiny_pipeline, walk_report
 from helpers.backends import choose_backend
 from helpers.teaching import scenes
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.fixture(scope="module")
 def teaching():

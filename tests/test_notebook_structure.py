@@ -33,8 +33,7 @@ def test_committed_notebooks_follow_the_conventions() -> None:
 
 
 def test_readme_table_lists_every_notebook() -> None:
-    if not nbtools.readme_links():
-        pytest.xfail("README.md has no notebook rows yet (the lead merges notes/README_notebooks.md)")
+    assert nbtools.readme_links(), "README.md has no notebook table"
     problems = [p for p in nbtools.check() if _readme_problem(p)]
     assert not problems, "\n".join(problems)
 

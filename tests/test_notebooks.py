@@ -50,3 +50,17 @@ def test_notebook_runs(notebook: Path, backend: str, kernel: str, tmp_path: Path
     saved = [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
     assert saved, "the notebook should save its animations and pictures under outputs/"
     assert all(p.stat().st_size > 0 for p in saved)
+
+
+@pytest.mark.parametrize("name", ["04_prompt_walks", "05_circular_noise_walks"])
+def test_walk_notebooks_run_unchanged_on_sdxl(name: str, kernel: str, tmp_path: Path, monkeypatch) -> None:
+    """The same cells on another real class: a tiny random SDXL (two text encoders, pooled embeddings)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    executed, _seconds = nbtools.execute(ROOT / "notebooks" / f"{name}.ipynb", tmp_path / "executed",
+                                         backend="tiny-random", parameters={"MODEL": "tiny-sdxl"}, cwd=tmp_path,
+                                         kernel=kernel)
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("StableDiffusionXLPipeline" in "".join(o.get("text", "")) for o in outputs)
+    assert not [o for o in outputs if o.get("output_type") == "stream" and o["name"] == "stderr"]

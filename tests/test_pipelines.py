@@ -35,9 +35,6 @@ def _same_weights(p1, p2) -> bool:
     return s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 # ---------------------------------------------------------------------------------------------- memory plan
 
 
@@ -78,7 +75,7 @@ def test_memory_plan_other_devices():
     with pytest.raises(ValueError):
         memory_plan(-1, "cuda")
     with pytest.raises(ValueError, match="kind"):
-        memory_plan(10, "cuda", "sdxl")
+        memory_plan(10, "cuda", "flux")
 
 
 def test_resolve_memory_options():
@@ -268,7 +265,7 @@ def test_tiny_pipeline_classes_and_tokenizer():
     assert type(un).__name__ == "UnCLIPImageVariationPipeline"
     assert un.text_encoder.config.projection_dim == un.image_encoder.config.projection_dim
     with pytest.raises(ValueError, match="text2img"):
-        tiny_pipeline("sdxl")
+        tiny_pipeline("flux")
 
 
 def test_tiny_pipelines_run_end_to_end():

@@ -20,9 +20,6 @@ UNCLIP_STEPS = dict(decoder_num_inference_steps=2, super_res_num_inference_steps
 T5 = np.linspace(0.0, 1.0, 5, dtype=np.float32)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture(scope="module")
 def sd():
     return tiny_pipeline("text2img")

@@ -29,9 +29,6 @@ fps: 8
 """
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def _spec(**changes):
     data = {"model": "tiny-sd", "prompts": ["a red cat", "a blue house"], "frames": 4}
     data.update(changes)

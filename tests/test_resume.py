@@ -101,9 +101,6 @@ def _committed(out: Path) -> set[int]:
     return {f["index"] for f in manifest["frames"] if f["status"] == "done"}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture(scope="module")
 def walk():
     namespace: dict = {}

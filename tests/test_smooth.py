@@ -232,20 +232,9 @@ def test_beta_schedule_is_aids_inverse_cdf():
 # ------------------------------------------------------------------------------------------------ teaching models
 
 
-def _teaching_weights(name: str) -> bool:
-    from helpers.teaching import WEIGHTS_DIR
-
-    folder = WEIGHTS_DIR / name
-    return folder.is_dir() and any(folder.iterdir())
 
 
-needs_teaching = pytest.mark.skipif(
-    not _teaching_weights("teaching"),
-    reason="shipped teaching weights are missing (helpers/teaching/weights/); run `make teaching-models`",
-)
 
-
-@needs_teaching
 def test_retime_evens_a_teaching_prompt_walk_cat_to_dog():
     from helpers import encode_prompts, load_pipeline, render_frames, slerp
     from helpers.teaching.text2img import defaults
@@ -269,13 +258,8 @@ def test_retime_evens_a_teaching_prompt_walk_cat_to_dog():
     assert out.report.cv <= before.cv / 2, (before.cv, out.report.cv)
 
 
-needs_teaching_unclip = pytest.mark.skipif(
-    not _teaching_weights("teaching-unclip"),
-    reason="shipped teaching-unclip weights are missing (helpers/teaching/weights/); run `make teaching-models`",
-)
 
 
-@needs_teaching_unclip
 def test_retime_evens_a_teaching_unclip_morph_with_inverted_latents():
     from helpers import load_pipeline, slerp, unclip
     from helpers.teaching.scenes import example_scenes

@@ -15,7 +15,7 @@ import torch
 from helpers.teaching import quality as Q
 from helpers.teaching import scenes as S
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.slow  # left out of `make test-fast`
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,14 @@ from helpers.teaching import WEIGHTS_DIR, load_teaching_pipeline
 from helpers.teaching import scenes as S
 from helpers.teaching.text2img import sample
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.set_flush_denormal(True)
+    torch.set_flush_denormal(True)  # as training does; off again afterwards (hypothesis needs subnormals)
     p = load_teaching_pipeline("teaching", device="cpu")
     p.set_progress_bar_config(disable=True)
-    return p
+    yield p
+    torch.set_flush_denormal(False)
 
 
 def test_is_a_stock_pipeline_of_trained_parts(pipe):

@@ -22,9 +22,10 @@ N = 1000
 
 @pytest.fixture(scope="module")
 def trained():
-    torch.set_flush_denormal(True)
+    torch.set_flush_denormal(True)  # as training does; off again afterwards (hypothesis needs subnormals)
     model, scheduler, losses = train_toy(2000, seed=0, progress=False)
-    return model, scheduler, losses
+    yield model, scheduler, losses
+    torch.set_flush_denormal(False)
 
 
 def test_s_curve_is_reproducible_and_normalised():

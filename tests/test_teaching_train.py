@@ -9,6 +9,8 @@ import torch
 import helpers.teaching as teaching
 from helpers.teaching.train import FOLDERS, main, train_models
 
+pytestmark = pytest.mark.slow  # left out of `make test-fast`
+
 
 def test_smoke_text2img_writes_a_loadable_stable_diffusion_pipeline(tmp_path):
     from diffusers import StableDiffusionPipeline

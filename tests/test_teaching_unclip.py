@@ -19,7 +19,7 @@ from helpers.teaching.clip_model import pixel_values
 from helpers.teaching.unclip_model import WEIGHTS_DIR, load_teaching_unclip, train_teaching_unclip
 from helpers.unclip import decode, invert
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.slow  # the shipped unCLIP's quality, with a judge fitted first: left out of `make test-fast`
 
 
 @pytest.fixture(scope="module")

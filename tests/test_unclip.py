@@ -231,23 +231,46 @@ def test_inversion_with_guidance_runs_on_tiny_pipeline(pipe):
     assert torch.equal(again.super_res_latents, inv.super_res_latents)
 
 
-def test_morph_is_the_decoded_slerp_of_both_parts_of_the_latent(pipe):
-    from helpers.interpolation import lerp, slerp
+def test_morph_decodes_points_at_the_right_angles_on_both_parts_of_the_latent(pipe, monkeypatch):
+    """Independent facts of a slerp at t: the point is at angle t·Ω from the first end and (1 - t)·Ω from the
+    second (Ω the angle between them), with the norm interpolated between theirs; lerp's midpoint is the mean."""
+    import helpers.unclip as unclip_module
+    from helpers.interpolation import lerp
     from helpers.unclip import UnCLIPInversion, morph
 
     emb = encode_images(pipe, _images(2))
     dec, sr = _latents(pipe, 2)
     inv = UnCLIPInversion(emb, dec, sr)
+    seen = []
+    real_decode = unclip_module.decode
+
+    def spy(p, e, d, s, **kw):
+        seen.append((e.clone(), d.clone(), s.clone()))
+        return real_decode(p, e, d, s, **kw)
+
+    monkeypatch.setattr(unclip_module, "decode", spy)
+
+    def angle(x, y):
+        x, y = x.flatten().double(), y.flatten().double()
+        return torch.arccos((x @ y / (x.norm() * y.norm())).clamp(-1, 1))
+
     t = [0.0, 0.3, 1.0]
     got = morph(pipe, inv, t, num_inference_steps=3)
-    # Reference: the three parts interpolated one by one, decoded together.
-    want = decode(pipe, slerp(emb[0], emb[1], t, dim=-1), slerp(dec[0], dec[1], t), slerp(sr[0], sr[1], t),
-                  num_inference_steps=3)
-    assert got.shape == (3, 3, 32, 32) and torch.allclose(got, want, atol=1e-6)
-    # t = 0 and t = 1 decode each image's own latent; `noise` replaces slerp for the two noises only.
-    ends = decode(pipe, emb, dec, sr, num_inference_steps=3)
+    assert got.shape == (3, 3, 32, 32)
+    e, d, s = seen[-1]
+    for ends, point in ((emb, e[1]), (dec, d[1]), (sr, s[1])):
+        whole = angle(ends[0], ends[1])
+        assert float(angle(ends[0], point)) == pytest.approx(0.3 * float(whole), rel=1e-3)
+        assert float(angle(point, ends[1])) == pytest.approx(0.7 * float(whole), rel=1e-3)
+    # t = 0 and t = 1 decode each image's own latent (up to float rounding)
+    for x, y in ((e[0], emb[0]), (e[2], emb[1]), (d[0], dec[0]), (d[2], dec[1]), (s[0], sr[0]), (s[2], sr[1])):
+        assert torch.allclose(x, y, atol=1e-5)
+    ends = real_decode(pipe, emb, dec, sr, num_inference_steps=3)
     assert torch.allclose(got[0], ends[0], atol=1e-5) and torch.allclose(got[-1], ends[1], atol=1e-5)
-    lerped = morph(pipe, inv, [0.5], noise=lerp, num_inference_steps=3)
-    want = decode(pipe, slerp(emb[0], emb[1], 0.5, dim=-1)[None], lerp(dec[0], dec[1], 0.5)[None],
-                  lerp(sr[0], sr[1], 0.5)[None], num_inference_steps=3)
-    assert torch.allclose(lerped, want, atol=1e-6)
+    # `noise` replaces slerp for the two noises only: lerp's midpoint is the plain mean
+    morph(pipe, inv, [0.5], noise=lerp, num_inference_steps=3)
+    e, d, s = seen[-1]
+    assert torch.allclose(d[0], (dec[0] + dec[1]) / 2, atol=1e-6) and torch.allclose(s[0], (sr[0] + sr[1]) / 2,
+                                                                                     atol=1e-6)
+    whole = angle(emb[0], emb[1])
+    assert float(angle(emb[0], e[0])) == pytest.approx(0.5 * float(whole), rel=1e-3)

@@ -287,11 +287,23 @@ def readme_links(readme: Path = README) -> list[str]:
 
 def check(folder: Path = NOTEBOOK_DIR, readme: Path = README, pyproject: Path = PYPROJECT) -> list[str]:
     """Every problem found, as readable lines (empty: all good)."""
-    problems: list[str] = []
     paths = notebook_paths(folder)
     if not paths:
         return [f"no notebooks in {folder}"]
-    numbers = []
+    problems = _check_numbering(paths)
+    entries, repo, package = course(folder), repository_url(pyproject), package_name(pyproject)
+    for i, entry in enumerate(entries):
+        try:
+            nb = _normalise_sources(_read(entry.path))
+        except (json.JSONDecodeError, OSError) as err:
+            problems.append(f"{entry.file}: not readable JSON ({err})")
+            continue
+        problems += _check_notebook(nb, entry, entries, i, repo, package)
+    return problems + _check_readme(entries, folder, readme)
+
+
+def _check_numbering(paths: list[Path]) -> list[str]:
+    problems, numbers = [], []
     for path in paths:
         m = NAME_RE.match(path.name)
         if not m:
@@ -301,57 +313,63 @@ def check(folder: Path = NOTEBOOK_DIR, readme: Path = README, pyproject: Path = 
     if numbers and sorted(numbers) != list(range(1, len(numbers) + 1)):
         problems.append(f"numbering must run 01..{len(numbers):02d} without gaps or repeats, got "
                         f"{', '.join(f'{n:02d}' for n in sorted(numbers))}")
-    entries, repo, package = course(folder), repository_url(pyproject), package_name(pyproject)
-    for i, entry in enumerate(entries):
-        name = entry.file
-        try:
-            nb = _normalise_sources(_read(entry.path))
-        except (json.JSONDecodeError, OSError) as err:
-            problems.append(f"{name}: not readable JSON ({err})")
+    return problems
+
+
+def _check_notebook(nb: dict, entry: Entry, entries: list[Entry], i: int, repo: str, package: str) -> list[str]:
+    name, cells, problems = entry.file, nb.get("cells", []), []
+    if not entry.title:
+        problems.append(f"{name}: metadata.latent_walks.title is missing")
+    if not entry.summary:
+        problems.append(f"{name}: metadata.latent_walks.summary is missing (the README table uses it)")
+    for tag, (kind, source) in expected_cells(entries, i, repo, package).items():
+        found = _find(cells, tag)
+        if len(found) != 1:
+            problems.append(f"{name}: expected one cell tagged {tag!r}, found {len(found)} (run `make badges`)")
+        elif _source(cells[found[0]]) != source or cells[found[0]]["cell_type"] != kind:
+            problems.append(f"{name}: the {tag!r} cell is stale (run `make badges`)")
+    if cells and HEADER not in _tags(cells[0]):
+        problems.append(f"{name}: the first cell must be the {HEADER!r} header (title and badge)")
+    if cells and FOOTER not in _tags(cells[-1]):
+        problems.append(f"{name}: the last cell must be the {FOOTER!r} navigation")
+    params = _find(cells, PARAMETERS)
+    if len(params) != 1:
+        problems.append(f"{name}: expected one code cell tagged 'parameters' (papermill), found {len(params)}")
+    elif not re.search(r'^BACKEND\s*=\s*"auto"', _source(cells[params[0]]), flags=re.M):
+        problems.append(f'{name}: the parameters cell must set BACKEND = "auto"')
+    problems += _check_sections(name, cells)
+    if "widgets" in nb.get("metadata", {}):
+        problems.append(f"{name}: contains widget state (run `python tools/notebooks.py strip`)")
+    for j, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
             continue
-        cells = nb.get("cells", [])
-        if not entry.title:
-            problems.append(f"{name}: metadata.latent_walks.title is missing")
-        if not entry.summary:
-            problems.append(f"{name}: metadata.latent_walks.summary is missing (the README table uses it)")
-        for tag, (kind, source) in expected_cells(entries, i, repo, package).items():
-            found = _find(cells, tag)
-            if len(found) != 1:
-                problems.append(f"{name}: expected one cell tagged {tag!r}, found {len(found)} "
-                                "(run `make badges`)")
-            elif _source(cells[found[0]]) != source or cells[found[0]]["cell_type"] != kind:
-                problems.append(f"{name}: the {tag!r} cell is stale (run `make badges`)")
-        if cells and HEADER not in _tags(cells[0]):
-            problems.append(f"{name}: the first cell must be the {HEADER!r} header (title and badge)")
-        if cells and FOOTER not in _tags(cells[-1]):
-            problems.append(f"{name}: the last cell must be the {FOOTER!r} navigation")
-        params = _find(cells, PARAMETERS)
-        if len(params) != 1:
-            problems.append(f"{name}: expected one code cell tagged 'parameters' (papermill), found {len(params)}")
-        elif not re.search(r'^BACKEND\s*=\s*"auto"', _source(cells[params[0]]), flags=re.M):
-            problems.append(f'{name}: the parameters cell must set BACKEND = "auto"')
-        markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
-        for heading in REQUIRED_HEADINGS:
-            if not re.search(rf"^{re.escape(heading)}\b", markdown, flags=re.M):
-                problems.append(f"{name}: no {heading!r} section")
-        refs = [_source(c) for c in cells if c["cell_type"] == "markdown" and _source(c).startswith("## References")]
-        if refs and not re.search(r"\]\(https://", refs[0]):
-            problems.append(f"{name}: the References section links no paper or source")
-        if refs and len(cells) > 1 and _source(cells[-2]) != refs[0]:
-            problems.append(f"{name}: the References section must end the notebook (just before the navigation)")
-        code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
-        for needle in REQUIRED_CODE:
-            if needle not in code:
-                problems.append(f"{name}: the Setup section must call {needle}")
-        if "widgets" in nb.get("metadata", {}):
-            problems.append(f"{name}: contains widget state (run `python tools/notebooks.py strip`)")
-        for j, cell in enumerate(cells):
-            if cell["cell_type"] != "code":
-                continue
-            if cell.get("outputs"):
-                problems.append(f"{name}: cell {j} has outputs (run `python tools/notebooks.py strip`)")
-            if cell.get("execution_count") is not None:
-                problems.append(f"{name}: cell {j} has an execution count (run `python tools/notebooks.py strip`)")
+        if cell.get("outputs"):
+            problems.append(f"{name}: cell {j} has outputs (run `python tools/notebooks.py strip`)")
+        if cell.get("execution_count") is not None:
+            problems.append(f"{name}: cell {j} has an execution count (run `python tools/notebooks.py strip`)")
+    return problems
+
+
+def _check_sections(name: str, cells: list[dict]) -> list[str]:
+    problems = []
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    for heading in REQUIRED_HEADINGS:
+        if not re.search(rf"^{re.escape(heading)}\b", markdown, flags=re.M):
+            problems.append(f"{name}: no {heading!r} section")
+    refs = [_source(c) for c in cells if c["cell_type"] == "markdown" and _source(c).startswith("## References")]
+    if refs and not re.search(r"\]\(https://", refs[0]):
+        problems.append(f"{name}: the References section links no paper or source")
+    if refs and len(cells) > 1 and _source(cells[-2]) != refs[0]:
+        problems.append(f"{name}: the References section must end the notebook (just before the navigation)")
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    for needle in REQUIRED_CODE:
+        if needle not in code:
+            problems.append(f"{name}: the Setup section must call {needle}")
+    return problems
+
+
+def _check_readme(entries: list[Entry], folder: Path, readme: Path) -> list[str]:
+    problems = []
     linked = readme_links(readme)
     for entry in entries:
         if entry.file not in linked:

@@ -12,18 +12,24 @@ time, so ``prior_guidance_scale`` works in ``UnCLIPPipeline``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    # The defining module: mypy resolves ``from diffusers import X`` to diffusers' dummy placeholder classes.
+    from diffusers.models.transformers.prior_transformer import PriorTransformer
 
 NUM_TRAIN_TIMESTEPS = 1000
 
 
-def build_prior(embedding_dim: int, num_tokens: int) -> torch.nn.Module:
+def build_prior(embedding_dim: int, num_tokens: int) -> PriorTransformer:
     """An untrained ``PriorTransformer`` (4 layers, width 128) for ``embedding_dim`` CLIP embeddings and
     ``num_tokens`` text tokens."""
     from diffusers import PriorTransformer
 
-    return PriorTransformer(
+    return PriorTransformer(  # type: ignore[return-value]  # mypy sees diffusers' dummy class here
         num_attention_heads=4,
         attention_head_dim=32,
         num_layers=4,

@@ -33,7 +33,10 @@ import torch.nn.functional as F
 from helpers.teaching.scenes import load_split
 
 if TYPE_CHECKING:
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    # The defining modules: mypy resolves ``from diffusers import X`` to diffusers' dummy placeholder classes.
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
     from transformers import CLIPTextModel, CLIPTokenizer
 
 NAME = "teaching"
@@ -80,7 +83,7 @@ def build_vae() -> AutoencoderKL:
     """An untrained ``AutoencoderKL``: 32x32x3 → 8x8x8 (three encoder blocks, two downsamplings)."""
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(
+    return AutoencoderKL(  # type: ignore[return-value]  # mypy sees diffusers' dummy class here
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 3,
@@ -115,7 +118,7 @@ def build_unet() -> UNet2DConditionModel:
     """An untrained ``UNet2DConditionModel`` on 8x8x8 latents, cross-attention at 8x8, 4x4 and in the middle."""
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(
+    return UNet2DConditionModel(  # type: ignore[return-value]  # mypy sees diffusers' dummy class here
         sample_size=LATENT_SIZE,
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
@@ -197,7 +200,7 @@ def train_vae(images: torch.Tensor, cfg: TrainConfig, *, progress: bool = True) 
 def _encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         posts = [vae.encode(chunk * 2 - 1).latent_dist for chunk in images.split(1024)]
-    s = vae.config.scaling_factor
+    s = vae.config.scaling_factor  # type: ignore[attr-defined]  # a FrozenDict, typed as a plain dict
     return torch.cat([p.mean for p in posts]) * s, torch.cat([p.std for p in posts]) * s
 
 
@@ -262,7 +265,7 @@ def assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler=None) -> Sta
     """A stock ``StableDiffusionPipeline`` from the parts (no safety checker, no feature extractor)."""
     from diffusers import StableDiffusionPipeline
 
-    return StableDiffusionPipeline(
+    return StableDiffusionPipeline(  # type: ignore[return-value]  # mypy sees diffusers' dummy class here
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,

@@ -138,7 +138,7 @@ def train_parallel(
                 cmd.append("--no-progress")
             env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_POSITION": str(position)}
             procs.append((group, subprocess.Popen(cmd, env=env)))
-        codes = [None]
+        codes: list[int | None] = [None]
         while None in codes and not any(codes):  # until all have finished, or one has failed
             time.sleep(0.5)
             codes = [proc.poll() for _, proc in procs]

@@ -36,6 +36,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +84,7 @@ def build_decoder() -> torch.nn.Module:
     """The untrained 16x16 decoder UNet (Karlo's layout, scaled down)."""
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(
+    return UNet2DConditionModel(  # type: ignore[return-value]  # mypy sees diffusers' dummy class here
         sample_size=DECODER_SIZE,
         in_channels=3,
         out_channels=6,  # noise and learned-range variance, like Karlo
@@ -116,7 +117,7 @@ def build_super_res() -> torch.nn.Module:
     """The untrained 16 → 32 super-resolution UNet (input: noisy image and upsampled low-res, 6 channels)."""
     from diffusers import UNet2DModel
 
-    return UNet2DModel(
+    return UNet2DModel(  # type: ignore[return-value]  # mypy sees diffusers' dummy class here
         sample_size=IMAGE_SIZE,
         in_channels=6,
         out_channels=3,
@@ -419,6 +420,7 @@ def load_teaching_unclip(
             decoder_scheduler=UnCLIPScheduler.from_pretrained(folder / "decoder_scheduler"),
             super_res_scheduler=UnCLIPScheduler.from_pretrained(folder / "super_res_scheduler"),
         )
+        pipe: Any  # either pipeline (mypy sees diffusers' dummy classes for both)
         if text:
             pipe = UnCLIPPipeline(
                 prior=PriorTransformer.from_pretrained(folder / "prior"),

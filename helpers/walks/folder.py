@@ -428,25 +428,11 @@ def render_walk(
 
 def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embeds, image_embeddings, latents,
                  super_res_latents, seed, batch_size, model, overwrite, progress, state, **pipe_kwargs) -> WalkRender:
-    """:func:`render_walk` under its run lock."""
-    kind = _pipeline_kind(pipe)
-    cond = prompt_embeds if kind == "text2img" else image_embeddings
-    if cond is None:
-        name = "prompt_embeds" if kind == "text2img" else "image_embeddings"
-        raise ValueError(f"render_walk needs {name}, one row per frame (see render_frames)")
-    n = _check_rows("prompt_embeds" if kind == "text2img" else "image_embeddings", cond, None).shape[0]
-    _check_pipe_kwargs(pipe, kind, pipe_kwargs)  # before the folder is touched
-    _check_embedding_width(pipe, kind, cond)
-    if n > LARGE_WALK_FRAMES:
-        warnings.warn(f"a walk of {n} frames is large (over {LARGE_WALK_FRAMES}): its inputs stay in memory and "
-                      "its manifest is rewritten at every start; consider fewer frames or several walks",
-                      stacklevel=3)
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    """:func:`render_walk` under its run lock: check, pin the walk in the manifest, render what is pending."""
     from helpers.devices import _check_seed
 
+    kind = _pipeline_kind(pipe)
+    n = _check_walk_inputs(pipe, kind, prompt_embeds, image_embeddings, batch_size, pipe_kwargs)
     seed = _check_seed(seed)
     tensors = {
         "prompt_embeds": prompt_embeds,
@@ -455,8 +441,80 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
         "latents": latents,
         "super_res_latents": super_res_latents,
     }
+    parameters = _walk_parameters(pipe, tensors, n, model, seed, pipe_kwargs)
+    is_main = state is None or state.is_main_process
+    existing, overwrite, batch_size = _existing_walk(folder, parameters, overwrite, batch_size)
+    if batch_size is None:
+        batch_size = _walk_batch_size(pipe, kind, n, pipe_kwargs)
+    parameters["batch_size"] = int(batch_size)
+    if is_main:
+        _prepare_folder(folder, pipe, existing, overwrite, parameters, n)
+    if state is not None:
+        state.wait_for_everyone()
+    manifest = _read_manifest(folder)  # the main process wrote it; every process reads it back
+    if manifest is not None and state is not None:
+        # the main process fixed the batch grid (auto batch sizes may differ between GPUs)
+        parameters["batch_size"] = batch_size = manifest["parameters"].get("batch_size", batch_size)
+    if manifest is None or manifest["parameters"] != parameters:
+        raise WalkFolderError(f"{folder}: this process's walk differs from the main process's")
+    if state is not None:
+        state.wait_for_everyone()  # everyone has read the same pending list before anyone commits
+
+    entries = manifest["frames"]
+    chunks = [
+        list(range(start, min(start + batch_size, n)))
+        for start in range(0, n, batch_size)
+        if any(entries[i]["status"] != "done" for i in range(start, min(start + batch_size, n)))
+    ]
+    skipped = [e["index"] for e in entries if e["status"] == "done"]
+    mine = chunks
+    if state is not None and state.num_processes > 1:
+        with state.split_between_processes(chunks) as part:
+            mine = list(part)
+    per_frame = {k: v for k, v in tensors.items() if v is not None}
+    rendered = _render_pending(pipe, folder, entries, mine, per_frame, seed, progress, len(skipped), pipe_kwargs)
+    if state is not None:
+        state.wait_for_everyone()
+    if is_main:
+        with _locked(folder), contextlib.suppress(OSError):  # fold the log in; kept as is if that fails
+            final = _read_manifest(folder)
+            if final is not None:  # None only if another run replaced the folder meanwhile: leave it be
+                _compact(folder, final)
+    return WalkRender(
+        out_dir=folder,
+        frames=[folder / e["file"] for e in entries],
+        rendered=rendered,
+        skipped=skipped,
+        manifest=folder / MANIFEST_NAME,
+    )
+
+
+def _check_walk_inputs(pipe: Any, kind: str, prompt_embeds: Any, image_embeddings: Any, batch_size: Any,
+                       pipe_kwargs: dict[str, Any]) -> int:
+    """Everything that can be refused before the folder is touched; returns the number of frames."""
+    name = "prompt_embeds" if kind == "text2img" else "image_embeddings"
+    cond = prompt_embeds if kind == "text2img" else image_embeddings
+    if cond is None:
+        raise ValueError(f"render_walk needs {name}, one row per frame (see render_frames)")
+    n = _check_rows(name, cond, None).shape[0]
+    _check_pipe_kwargs(pipe, kind, pipe_kwargs)
+    _check_embedding_width(pipe, kind, cond)
+    if n > LARGE_WALK_FRAMES:
+        warnings.warn(f"a walk of {n} frames is large (over {LARGE_WALK_FRAMES}): its inputs stay in memory and "
+                      "its manifest is rewritten at every start; consider fewer frames or several walks",
+                      stacklevel=4)
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    return int(n)
+
+
+def _walk_parameters(pipe: Any, tensors: dict[str, Any], n: int, model: Any, seed: int,
+                     pipe_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What pins a walk: its inputs' and weights' digests, the scheduler, the seed, dtype and settings."""
     scheduler = getattr(pipe, "scheduler", None) or getattr(pipe, "decoder_scheduler", None)
-    parameters = {
+    return {
         "frames": n,
         "inputs_sha256": _tensor_digest(tensors),
         "model": model or getattr(pipe, "name_or_path", None) or type(pipe).__name__,
@@ -472,7 +530,11 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
         "dtype": str(_model_dtype(pipe)).removeprefix("torch."),
         "pipe_kwargs": _jsonable(pipe_kwargs),
     }
-    is_main = state is None or state.is_main_process
+
+
+def _existing_walk(folder: Path, parameters: dict[str, Any], overwrite: bool,
+                   batch_size: int | None) -> tuple[dict[str, Any] | None, bool, int | None]:
+    """The folder's manifest, refused when it holds another walk; a resumed walk keeps its batch grid."""
     try:
         existing = _read_manifest(folder) if folder.is_dir() else None
     except ForeignFolderError:
@@ -496,86 +558,71 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
             warnings.warn(
                 f"resuming with the folder's batch size {grid} (not {batch_size}) so that every frame is "
                 "rendered in the same batch as an uninterrupted run",
-                stacklevel=2,
+                stacklevel=4,
             )
         batch_size = grid
     if existing is None and folder.is_dir() and not overwrite and any(folder.glob("frame_*.png")):
         raise WalkFolderError(
             f"{folder} holds frame files but no {MANIFEST_NAME}; use a new folder or pass overwrite=True"
         )
-    if batch_size is None:
-        device = pipe._execution_device
-        if kind == "text2img":
-            shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
-            scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
-            out_h, out_w = shape[1] * scale, shape[2] * scale
-        else:
-            out_h = out_w = latent_shape(pipe, kind="super_res")[-1]
-        batch_size = _auto_batch(pipe, n, device, out_h, out_w)
-    parameters["batch_size"] = int(batch_size)
+    return existing, overwrite, batch_size
 
-    if is_main:
-        folder.mkdir(parents=True, exist_ok=True)
-        with _locked(folder):
-            if existing is not None and overwrite:
-                _remove_walk_files(folder, existing)
-                existing = None
-            _clean_partial_files(folder)
-            manifest = existing or {
-                "format": MANIFEST_FORMAT,
-                "version": MANIFEST_VERSION,
-                "parameters": parameters,
-                "frames": [
-                    {"index": i, "file": _frame_name(i, n), "status": "pending", "sha256": None, "renders": 0}
-                    for i in range(n)
-                ],
-            }
-            manifest["info"] = {
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "device": str(pipe._execution_device),
-                "library_versions": _versions(),
-            }
-            for entry in manifest["frames"]:
-                path = folder / entry["file"]
-                if entry["status"] == "done" and not _file_ok(path, entry["sha256"]):
-                    warnings.warn(f"{path.name} is missing or changed since it was rendered: rendering it again",
-                                  stacklevel=2)
-                    entry["status"], entry["sha256"] = "pending", None
-                if entry["status"] != "done" and _own_file(folder, entry["file"]) is not None:
-                    path.unlink(missing_ok=True)  # a PNG of an uncommitted chunk
-            _compact(folder, manifest)
-    if state is not None:
-        state.wait_for_everyone()
-    manifest = _read_manifest(folder)
-    if manifest is not None and state is not None:
-        # the main process fixed the batch grid (auto batch sizes may differ between GPUs)
-        parameters["batch_size"] = batch_size = manifest["parameters"].get("batch_size", batch_size)
-    if manifest is None or manifest["parameters"] != parameters:
-        raise WalkFolderError(f"{folder}: this process's walk differs from the main process's")
-    if state is not None:
-        state.wait_for_everyone()  # everyone has read the same pending list before anyone commits
 
-    entries = manifest["frames"]
-    chunks = [
-        list(range(start, min(start + batch_size, n)))
-        for start in range(0, n, batch_size)
-        if any(entries[i]["status"] != "done" for i in range(start, min(start + batch_size, n)))
-    ]
-    skipped = [e["index"] for e in entries if e["status"] == "done"]
-    mine = chunks
-    if state is not None and state.num_processes > 1:
-        with state.split_between_processes(chunks) as part:
-            mine = list(part)
+def _walk_batch_size(pipe: Any, kind: str, n: int, pipe_kwargs: dict[str, Any]) -> int:
+    if kind == "text2img":
+        shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
+        scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
+        out_h, out_w = shape[1] * scale, shape[2] * scale
+    else:
+        out_h = out_w = latent_shape(pipe, kind="super_res")[-1]
+    return _auto_batch(pipe, n, pipe._execution_device, out_h, out_w)
 
+
+def _prepare_folder(folder: Path, pipe: Any, existing: dict[str, Any] | None, overwrite: bool,
+                    parameters: dict[str, Any], n: int) -> None:
+    """(Main process.) Replace or keep the old walk, drop partial files and frames that changed, write the
+    manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder):
+        if existing is not None and overwrite:
+            _remove_walk_files(folder, existing)
+            existing = None
+        _clean_partial_files(folder)
+        manifest = existing or {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "parameters": parameters,
+            "frames": [
+                {"index": i, "file": _frame_name(i, n), "status": "pending", "sha256": None, "renders": 0}
+                for i in range(n)
+            ],
+        }
+        manifest["info"] = {
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "device": str(pipe._execution_device),
+            "library_versions": _versions(),
+        }
+        for entry in manifest["frames"]:
+            path = folder / entry["file"]
+            if entry["status"] == "done" and not _file_ok(path, entry["sha256"]):
+                warnings.warn(f"{path.name} is missing or changed since it was rendered: rendering it again",
+                              stacklevel=4)
+                entry["status"], entry["sha256"] = "pending", None
+            if entry["status"] != "done" and _own_file(folder, entry["file"]) is not None:
+                path.unlink(missing_ok=True)  # a PNG of an uncommitted chunk
+        _compact(folder, manifest)
+
+
+def _render_pending(pipe: Any, folder: Path, entries: list[dict[str, Any]], chunks: list[list[int]],
+                    per_frame: dict[str, Any], seed: int, progress: bool, committed: int,
+                    pipe_kwargs: dict[str, Any]) -> list[int]:
+    """Render this process's chunks and commit each one (its PNGs, then one line of the log)."""
     from tqdm.auto import tqdm
 
-    from helpers.media import atomic_write
-
     rendered: list[int] = []
-    per_frame = {k: v for k, v in tensors.items() if v is not None}
-    total = sum(len(c) for c in mine)
+    total = sum(len(c) for c in chunks)
     with tqdm(total=total, desc="frames", unit="frame", disable=not (progress and total), leave=False) as bar:
-        for chunk in mine:
+        for chunk in chunks:
             rows = slice(chunk[0], chunk[-1] + 1)
             inputs = {k: v if v.shape[0] == 1 else v[rows] for k, v in per_frame.items()}
             flags: list[bool] = []
@@ -589,42 +636,39 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
                 bad = [i for i, f in zip(chunk, flags) if f]
                 raise SafetyCheckerError(
                     f"the pipeline's safety checker blacked out frame(s) {bad}; they were not committed (nor the "
-                    f"rest of their chunk), and the {len(skipped) + len(rendered)} frame(s) committed so far are "
+                    f"rest of their chunk), and the {committed + len(rendered)} frame(s) committed so far are "
                     "kept. Load the model with load_pipeline or choose_backend, which remove the checker (see the "
                     "README, \"Safety checker\"), or change the prompts, and run the same walk again."
                 )
             todo = [i for i in chunk if entries[i]["status"] != "done"]
-            blobs = {i: _png_bytes(images[i - chunk[0]]) for i in todo}
-            records = [{"index": i, "sha256": _sha256(blobs[i]), "renders": entries[i].get("renders", 0) + 1}
-                       for i in todo]
-            try:
-                for i in todo:
-                    with atomic_write(folder / entries[i]["file"]) as tmp:
-                        tmp.write_bytes(blobs[i])
-                with _locked(folder):  # the commit point: one appended line
-                    _append_commit(folder, records)
-            except OSError as exc:
-                raise WalkWriteError(
-                    f"could not write into {folder}: {exc.strerror or exc} ({type(exc).__name__}). The "
-                    f"{len(skipped) + len(rendered)} frame(s) committed so far are kept; free some space (or "
-                    "choose another folder) and run the same walk again to continue where it stopped."
-                ) from None
-            for record in records:
-                entries[record["index"]].update(status="done", sha256=record["sha256"], renders=record["renders"])
+            _commit(folder, entries, todo, {i: _png_bytes(images[i - chunk[0]]) for i in todo},
+                    committed + len(rendered))
             rendered.extend(todo)
             bar.update(len(chunk))
-    if state is not None:
-        state.wait_for_everyone()
-    if is_main:
-        with _locked(folder), contextlib.suppress(OSError):  # fold the log in; kept as is if that fails
-            _compact(folder, _read_manifest(folder))
-    return WalkRender(
-        out_dir=folder,
-        frames=[folder / e["file"] for e in entries],
-        rendered=rendered,
-        skipped=skipped,
-        manifest=folder / MANIFEST_NAME,
-    )
+    return rendered
+
+
+def _commit(folder: Path, entries: list[dict[str, Any]], todo: list[int], blobs: dict[int, bytes],
+            committed: int) -> None:
+    """Write a chunk's frames atomically, then its commit line: the frames count only once the line is there."""
+    from helpers.media import atomic_write
+
+    records = [{"index": i, "sha256": _sha256(blobs[i]), "renders": entries[i].get("renders", 0) + 1}
+               for i in todo]
+    try:
+        for i in todo:
+            with atomic_write(folder / entries[i]["file"]) as tmp:
+                tmp.write_bytes(blobs[i])
+        with _locked(folder):  # the commit point: one appended line
+            _append_commit(folder, records)
+    except OSError as exc:
+        raise WalkWriteError(
+            f"could not write into {folder}: {exc.strerror or exc} ({type(exc).__name__}). The "
+            f"{committed} frame(s) committed so far are kept; free some space (or "
+            "choose another folder) and run the same walk again to continue where it stopped."
+        ) from None
+    for record in records:
+        entries[record["index"]].update(status="done", sha256=record["sha256"], renders=record["renders"])
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:

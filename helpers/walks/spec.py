@@ -51,7 +51,7 @@ SCENE_PREFIX = "scene:"
 RETIRED_PREFIX = "digit:"
 FORMATS = ("gif", "mp4", "png", "contact_sheet")
 #: Bounds of the values a walk file may ask for (beyond them a render would mislead or exhaust the machine).
-LIMITS = {"frames": 100_000, "steps": 1000, "size": 4096, "fps": (0.5, 120.0), "guidance": 100.0}
+LIMITS: dict[str, Any] = {"frames": 100_000, "steps": 1000, "size": 4096, "fps": (0.5, 120.0), "guidance": 100.0}
 #: A walk file is a few lines: bigger ones, or YAML that expands (aliases) past these bounds, are refused.
 MAX_FILE_BYTES = 256 * 1024
 MAX_NODES = 20_000
@@ -111,8 +111,8 @@ def _type_name(value: Any) -> str:
 
 def _int(data: dict, key: str, where: str, minimum: int, maximum: int | None = None) -> int:
     value = data[key]
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum
-            or (maximum is not None and value > maximum)):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum
+            or (maximum is not None and int(value) > maximum)):
         bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise WalkSpecError(f"{where}: {key} must be a whole number {bound}, got {value!r} ({_type_name(value)})")
     return int(value)
@@ -213,6 +213,26 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
     Introduced in notebook 04_prompt_walks.
     """
     where = source
+    _check_keys(data, where)
+    spec = WalkSpec(model=_parse_model(data, where), frames=0, source=source)
+    base = Path(base_dir)
+    _parse_keypoints(spec, data, base, where)
+    _parse_frames(spec, data, where)
+    if "negative_prompt" in data:
+        if not isinstance(data["negative_prompt"], str) or spec.kind == "unclip":
+            raise WalkSpecError(f"{where}: negative_prompt must be a string (text-to-image models only)")
+        spec.negative_prompt = data["negative_prompt"]
+    if "seeds" in data:
+        spec.seeds = _parse_seeds(data["seeds"], spec.frames, where)
+    if "steps" in data:
+        spec.steps = _int(data, "steps", where, 2 if spec.kind == "unclip" else 1, LIMITS["steps"])
+    if "size" in data:
+        spec.size = _parse_size(data["size"], spec.kind, where)
+    _parse_render_options(spec, data, base, where)
+    return spec
+
+
+def _check_keys(data: Any, where: str) -> None:
     if not isinstance(data, dict):
         raise WalkSpecError(f"{where}: expected a mapping of keys (model:, prompts:, frames: ...), got {_short(data)}")
     unknown = [k for k in data if k not in _KEYS]
@@ -222,25 +242,30 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
             close = difflib.get_close_matches(str(k), _KEYS, n=1)
             hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise WalkSpecError(f"{where}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(_KEYS)}")
+
+
+def _parse_model(data: dict, where: str) -> str:
+    from helpers.teaching.common import TEACHING_MODELS
+
     if "model" not in data:
         raise WalkSpecError(f"{where}: missing 'model:' (one of {', '.join(MODELS)}, a hub id or a folder)")
     if not isinstance(data["model"], str) or not data["model"].strip():
         raise WalkSpecError(f"{where}: model must be a name such as tiny-sd, got {data['model']!r}")
-    if data["model"].strip() in RETIRED_MODELS:
-        old = data["model"].strip()
-        raise WalkSpecError(f"{where}: the model {old!r} was retired with the digit world; write "
-                            f"model: {RETIRED_MODELS[old]} (the emoji-scene teaching model) instead")
-    from helpers.teaching import TEACHING_MODELS
-
-    if data["model"].strip() in TEACHING_MODELS and data["model"].strip() not in MODELS:
+    model = data["model"].strip()
+    if model in RETIRED_MODELS:
+        raise WalkSpecError(f"{where}: the model {model!r} was retired with the digit world; write "
+                            f"model: {RETIRED_MODELS[model]} (the emoji-scene teaching model) instead")
+    if model in TEACHING_MODELS and model not in MODELS:
         walkable = [m for m in MODELS if m in TEACHING_MODELS]
-        raise WalkSpecError(f"{where}: walk files cannot use {data['model'].strip()!r}; the teaching models they "
+        raise WalkSpecError(f"{where}: walk files cannot use {model!r}; the teaching models they "
                             f"walk with are {', '.join(walkable)} (prompts / images)")
-    base = Path(base_dir)
-    _check_model_name(data["model"].strip(), where)
-    spec = WalkSpec(model=data["model"].strip(), frames=0, source=source)
-    kind = spec.kind
-    if kind == "unclip":
+    _check_model_name(model, where)
+    return model
+
+
+def _parse_keypoints(spec: WalkSpec, data: dict, base: Path, where: str) -> None:
+    """``images:`` for unCLIP models (files relative to the walk file, or example scenes), else ``prompts:``."""
+    if spec.kind == "unclip":
         if "prompts" in data:
             raise WalkSpecError(f"{where}: {spec.model} walks between images: use images:, not prompts:")
         if "images" not in data:
@@ -261,7 +286,10 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         if "prompts" not in data:
             raise WalkSpecError(f"{where}: missing 'prompts:' (at least 2 prompts to walk between)")
         spec.prompts = _strings(data, "prompts", where)
-    what = "images" if kind == "unclip" else "prompts"
+
+
+def _parse_frames(spec: WalkSpec, data: dict, where: str) -> None:
+    what = "images" if spec.kind == "unclip" else "prompts"
     closed = _bool(data, "closed", where) if "closed" in data else False
     if spec.keypoints < 2:
         raise WalkSpecError(f"{where}: a walk needs at least 2 {what}, got {spec.keypoints}")
@@ -274,36 +302,35 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
             f"so use frames >= {spec.keypoints}"
         )
     spec.closed = closed
-    if "negative_prompt" in data:
-        if not isinstance(data["negative_prompt"], str) or kind == "unclip":
-            raise WalkSpecError(f"{where}: negative_prompt must be a string (text-to-image models only)")
-        spec.negative_prompt = data["negative_prompt"]
-    if "seeds" in data:
-        seeds = data["seeds"]
-        seeds = [seeds] if not isinstance(seeds, list) else seeds
-        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**64 for s in seeds):
-            raise WalkSpecError(f"{where}: seeds must be a whole number from 0 to 2**64 - 1 or a list of them, "
-                                f"got {_short(data['seeds'])}")
-        if len(seeds) > spec.frames:
-            raise WalkSpecError(f"{where}: {len(seeds)} seeds but only {spec.frames} frames")
-        spec.seeds = [int(s) for s in seeds]
-    if "steps" in data:
-        spec.steps = _int(data, "steps", where, 2 if kind == "unclip" else 1, LIMITS["steps"])
-    if "size" in data:
-        size = data["size"]
-        pair = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
-        if (
-            kind == "unclip"
-            or not isinstance(pair, list)
-            or len(pair) != 2
-            or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= LIMITS["size"] or s % 8
-                   for s in pair)
-        ):
-            raise WalkSpecError(
-                f"{where}: size must be a multiple of 8 up to {LIMITS['size']}, or [height, width] of them "
-                f"(text-to-image models only), got {_short(size)}"
-            )
-        spec.size = (pair[0], pair[1])
+
+
+def _parse_seeds(value: Any, frames: int, where: str) -> list[int]:
+    seeds = [value] if not isinstance(value, list) else value
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**64 for s in seeds):
+        raise WalkSpecError(f"{where}: seeds must be a whole number from 0 to 2**64 - 1 or a list of them, "
+                            f"got {_short(value)}")
+    if len(seeds) > frames:
+        raise WalkSpecError(f"{where}: {len(seeds)} seeds but only {frames} frames")
+    return [int(s) for s in seeds]
+
+
+def _parse_size(size: Any, kind: str, where: str) -> tuple[int, int]:
+    pair = [size, size] if isinstance(size, int) and not isinstance(size, bool) else size
+    if (
+        kind == "unclip"
+        or not isinstance(pair, list)
+        or len(pair) != 2
+        or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= LIMITS["size"] or s % 8 for s in pair)
+    ):
+        raise WalkSpecError(
+            f"{where}: size must be a multiple of 8 up to {LIMITS['size']}, or [height, width] of them "
+            f"(text-to-image models only), got {_short(size)}"
+        )
+    return (pair[0], pair[1])
+
+
+def _parse_render_options(spec: WalkSpec, data: dict, base: Path, where: str) -> None:
+    """guidance, method, schedule, formats, fps, batch_size, out, device, dtype, compile, channels_last."""
     if "guidance" in data:
         spec.guidance = _number(data, "guidance", where, 0.0, LIMITS["guidance"])
     if "method" in data:
@@ -330,7 +357,6 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
     for key in ("compile", "channels_last"):
         if key in data:
             setattr(spec, key, _bool(data, key, where))
-    return spec
 
 
 def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
@@ -411,7 +437,7 @@ def load_model(spec: WalkSpec, device: Any = None) -> Any:
         device = torch.device(spec.device)
     if spec.model in MODELS:
         backend, kind = MODELS[spec.model]
-        return choose_backend(backend, kind, device=device, dtype=dtype)
+        return choose_backend(backend, kind, model=spec.model, device=device, dtype=dtype)
     from helpers.pipelines import load_pipeline
 
     pipe = load_pipeline(spec.model, device=device, dtype=dtype)
@@ -428,12 +454,12 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
     from helpers.interpolation import interpolation_path
 
     pipe = loaded.pipe if isinstance(loaded, Backend) else loaded
-    path_kw = dict(method=spec.method, closed=spec.closed, schedule=spec.schedule)
+    path_kw: dict[str, Any] = dict(method=spec.method, closed=spec.closed, schedule=spec.schedule)
     if isinstance(loaded, Backend):
         kwargs = loaded.render_kwargs(steps=spec.steps, guidance_scale=spec.guidance)
     else:
         kwargs = {"num_inference_steps": spec.steps or 25, "guidance_scale": 7.5 if spec.guidance is None else spec.guidance}
-    size: dict[str, int] = {}
+    size: dict[str, Any] = {}
     if spec.size is not None:
         kwargs["height"], kwargs["width"] = spec.size
     if "height" in kwargs:
