@@ -192,3 +192,29 @@ def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
     except ImportError:
         return {"torch_dtype": dtype}
     return {"dtype": dtype}
+
+
+def free_memory_bytes(device: str | torch.device) -> int | None:
+    """Free CUDA memory usable by this process: the driver's free memory, also limited by a per-process cap.
+
+    ``torch.cuda.set_per_process_memory_fraction`` caps what PyTorch may allocate without changing what the
+    driver reports; this takes the smaller of the two, so the automatic batch size respects such a cap.
+    ``None`` off CUDA.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    try:
+        free, total = torch.cuda.mem_get_info(device)
+    except RuntimeError:
+        return None
+    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    if getter is not None:
+        try:
+            fraction = float(getter(device))
+        except (RuntimeError, TypeError):
+            fraction = 1.0
+        if fraction < 1.0:
+            capped = int(fraction * total) - torch.cuda.memory_reserved(device)
+            free = min(free, max(capped, 0))
+    return int(free)

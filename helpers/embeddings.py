@@ -172,42 +172,11 @@ def encode_text(
 
 
 def _to_pil_list(images: Any) -> list[Any]:
-    """PIL images, uint8 / float [0, 1] arrays (HWC or NHWC) or tensors (CHW or NCHW, [0, 1]) → PIL list."""
-    from PIL import Image
+    """Images in any form :func:`helpers.media.to_pil_list` accepts (PIL, arrays, tensors in [0, 1], batches,
+    lists), as RGB PIL images: the one image-conversion path of the package."""
+    from helpers.media import to_pil_list
 
-    if isinstance(images, Image.Image):
-        return [images.convert("RGB")]
-    if isinstance(images, (list, tuple)):
-        if not images:
-            raise ValueError("images is empty: give at least one image")
-        return [im for item in images for im in _to_pil_list(item)]
-    if isinstance(images, torch.Tensor):
-        t = images.detach().to("cpu", torch.float32)
-        if t.ndim == 3:
-            t = t[None]
-        if t.ndim != 4 or t.shape[1] not in (1, 3):
-            raise ValueError(
-                f"image tensors must be (C, H, W) or (N, C, H, W) with C = 1 or 3; got {tuple(images.shape)}"
-            )
-        images = t.permute(0, 2, 3, 1).numpy()
-    if isinstance(images, np.ndarray):
-        x: np.ndarray = images
-        if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] in (1, 3, 4)):
-            x = x[None]
-        if x.ndim == 3:  # (N, H, W) grey
-            x = x[..., None]
-        if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
-            raise ValueError(f"image arrays must be (H, W[, C]) or (N, H, W, C); got shape {images.shape}")
-        if x.dtype != np.uint8:
-            x = x.astype(np.float32)
-            if not np.isfinite(x).all():
-                raise ValueError("image array contains NaN or inf")
-            if x.min() < -1e-3 or x.max() > 1 + 1e-3:
-                raise ValueError("float images must be in [0, 1] (use uint8 for 0..255)")
-            x = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
-        x = np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x[..., :3]
-        return [Image.fromarray(np.ascontiguousarray(frame)) for frame in x]
-    raise TypeError(f"images must be PIL images, numpy arrays or torch tensors, got {type(images).__name__}")
+    return [im.convert("RGB") for im in to_pil_list(images)]
 
 
 def encode_images(pipe: Any, images: Any, *, device: str | torch.device | None = None) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from helpers.devices import dtype_kwarg, get_device, pick_dtype
+from helpers.devices import dtype_kwarg, free_memory_bytes, get_device, pick_dtype
 from helpers.models import FOOTPRINTS, KARLO_ID, MODELS, RETIRED, SD15_ID, SDXL_ID, SDXL_TURBO_ID, names
 
 #: Registry names of the real models and their hub ids; the teaching models; retired names.
@@ -98,18 +98,6 @@ def memory_plan(free_bytes: int | None, device: str | torch.device, kind: str = 
     return vae + (["vae_tiling"] if vae and "vae_tiling" not in vae else []) + ["model_cpu_offload"]
 
 
-def free_gpu_memory(device: str | torch.device) -> int | None:
-    """Free memory in bytes on a CUDA ``device``; ``None`` elsewhere or if it cannot be read."""
-    device = torch.device(device)
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return None
-    try:
-        free, _total = torch.cuda.mem_get_info(device)
-    except RuntimeError:
-        return None
-    return int(free)
-
-
 def resolve_memory_options(
     memory: str | Iterable[str] | None, device: str | torch.device, kind: str = "text2img"
 ) -> list[str]:
@@ -117,7 +105,7 @@ def resolve_memory_options(
     if memory is None or memory == "none":
         return []
     if memory == "auto":
-        return memory_plan(free_gpu_memory(device), device, kind)
+        return memory_plan(free_memory_bytes(device), device, kind)
     if isinstance(memory, str):
         memory = [memory]
     options = list(memory)
@@ -489,7 +477,7 @@ def _tiny_text_config(tokenizer: Any, hidden: int, projection: int | None = None
 
 
 def _tiny_sd() -> Any:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
 
     tokenizer = _tiny_tokenizer()
@@ -505,16 +493,7 @@ def _tiny_sd() -> Any:
         attention_head_dim=8,
         norm_num_groups=32,
     )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        sample_size=32,
-        norm_num_groups=32,
-    )
+    vae = _tiny_vae()
     text_encoder = CLIPTextModel(_tiny_text_config(tokenizer, hidden=32))
     scheduler = DDIMScheduler(
         beta_start=0.00085,

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.devices import clone_generator, make_generator
+from helpers.devices import clone_generator, free_memory_bytes, make_generator
 from helpers.embeddings import latent_shape
 
 #: Most frames per pipeline call when nothing else limits it.
@@ -477,32 +477,6 @@ def speed_options(pipe: Any, *, compile: bool = False, channels_last: bool = Fal
         setattr(pipe, denoiser_name, torch.compile(denoiser, fullgraph=False))
         notes.append(f"compile: pipe.{denoiser_name} wrapped in torch.compile (first call compiles)")
     return notes
-
-
-def free_memory_bytes(device: str | torch.device) -> int | None:
-    """Free CUDA memory usable by this process: the driver's free memory, also limited by a per-process cap.
-
-    ``torch.cuda.set_per_process_memory_fraction`` caps what PyTorch may allocate without changing what the
-    driver reports; this takes the smaller of the two, so the automatic batch size respects such a cap.
-    ``None`` off CUDA.
-    """
-    device = torch.device(device)
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return None
-    try:
-        free, total = torch.cuda.mem_get_info(device)
-    except RuntimeError:
-        return None
-    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)
-    if getter is not None:
-        try:
-            fraction = float(getter(device))
-        except (RuntimeError, TypeError):
-            fraction = 1.0
-        if fraction < 1.0:
-            capped = int(fraction * total) - torch.cuda.memory_reserved(device)
-            free = min(free, max(capped, 0))
-    return int(free)
 
 
 if __name__ == "__main__":

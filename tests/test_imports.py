@@ -91,3 +91,19 @@ def test_the_command_line_lives_in_helpers_walks() -> None:
     old = subprocess.run([sys.executable, "-m", "helpers.render", "walk.yaml"], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert old.returncode == 1 and "python -m helpers.walks" in old.stderr
+
+
+def test_the_public_api_is_listed_once_and_loads_nothing_at_import() -> None:
+    import helpers
+
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    checked = {a.asname or a.name: node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+               and node.module and node.module.startswith("helpers.") for a in node.names}
+    # the explicit imports (for readers and type checkers) name exactly the lazily loaded exports
+    assert {n: f"helpers.{m}" for n, m in helpers._EXPORTS.items()} == checked
+    assert helpers.__all__ == sorted(helpers._EXPORTS) + ["__version__"]
+    for name in ("atomic_write", "describe_device", "speed_options"):  # plumbing stays in its module
+        assert name not in helpers.__all__
+    run = subprocess.run([sys.executable, "-c", "import sys, helpers; print('torch' in sys.modules)"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.stdout.strip() == "False"
