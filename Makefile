@@ -13,8 +13,8 @@ TORCH_PIP_ARGS ?=
 MODEL ?= teaching
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-fast lint typecheck pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
-	test-colab test-floors
+.PHONY: help venv test test-fast coverage lint typecheck pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
+	test-colab test-floors test-fullsize
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -43,6 +43,11 @@ pytest: $(STAMP) ## the pytest suite only
 
 test: lint typecheck browser-deps pytest ## lint + types + the whole test suite (what CI runs; the browser test when Chromium is here)
 
+coverage: $(STAMP) ## line coverage of helpers/ by the fast tier (make test-fast's tests) -> outputs/coverage.txt
+	@mkdir -p outputs
+	$(VENV)/bin/coverage run -m pytest -q -m "not notebooks and not browser and not colab and not slow"
+	$(VENV)/bin/coverage report | tee outputs/coverage.txt
+
 test-fast: $(STAMP) ## lint + the suite without notebooks, browser, Colab, quality gates and training (the inner loop)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not notebooks and not browser and not colab and not slow" $(PYTEST_ARGS)
@@ -70,6 +75,9 @@ test-floors: ## the test suite (quality gates and training aside) on the lowest 
 	.venv-floors/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	OMP_NUM_THREADS=1 .venv-floors/bin/python -m pytest -m "not browser and not colab" \
 	  --deselect tests/test_teaching_quality.py --deselect tests/test_teaching_train.py
+
+test-fullsize: $(STAMP) ## SD 1.5 and SDXL at full size with random weights on the CPU, one step through the public API (opt-in; ~20 GB free memory)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m benchmarks.fullsize
 
 test-colab: $(STAMP) ## the notebooks' setup cells on a simulated fresh Colab runtime (needs PyPI, ~3.5 min)
 	LW_COLAB=1 $(PY) -m pytest -m colab tests/test_colab.py

@@ -151,3 +151,18 @@ def test_a_pipeline_that_cannot_be_walked_is_refused_with_one_error(tmp_path) ->
     DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(tmp_path / "ddpm")
     with pytest.raises(ValueError, match="DDPMPipeline, which helpers cannot walk"):
         load_pipeline(str(tmp_path / "ddpm"), device="cpu")
+
+
+def test_the_full_size_sdxl_configuration_is_consistent_with_itself() -> None:
+    """make test-fullsize builds SDXL from these numbers: the UNet must take both encoders' tokens side by
+    side and the pooled embedding plus six time ids of 256 each (SDXL's micro-conditioning)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import fullsize
+
+    unet, text, text_2 = fullsize.SDXL_UNET, fullsize.SDXL_TEXT, fullsize.SDXL_TEXT_2
+    assert unet["cross_attention_dim"] == text["hidden_size"] + text_2["hidden_size"]
+    assert unet["projection_class_embeddings_input_dim"] == 6 * unet["addition_time_embed_dim"] + text_2["projection_dim"]
+    assert fullsize.SDXL_VAE["sample_size"] == unet["sample_size"] * 8  # 1024 px from 128 latent positions
