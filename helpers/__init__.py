@@ -7,6 +7,7 @@ The modules follow the lesson's data flow:
 * :mod:`helpers.pipelines` — loading Stable Diffusion 1.5, Karlo unCLIP, the bundled teaching models,
   and tiny random pipelines for tests.
 * :mod:`helpers.embeddings` — prompts, images and seeds turned into embeddings and latents.
+* :mod:`helpers.inversion` — DDIM inversion, the one loop every model's inversion runs.
 * :mod:`helpers.unclip` — unCLIP's bipartite latent: DDIM inversion and deterministic decoding.
 * :mod:`helpers.morph` — morphing the user's own images with a text-to-image pipeline: inversion with captions,
   attention interpolation, img2img chains (notebook 08).

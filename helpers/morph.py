@@ -174,6 +174,7 @@ def invert_images(
     from diffusers import DDIMInverseScheduler
 
     from helpers.embeddings import encode_prompts
+    from helpers.inversion import ddim_inversion
 
     _check_sd(pipe, "invert_images")
     steps = _steps(num_inference_steps)
@@ -194,11 +195,8 @@ def invert_images(
     embeds, negative = encode_prompts(pipe, prompts)
     cond = embeds.to(device=device, dtype=dtype)
     inverse = DDIMInverseScheduler.from_config(_ddim_config(pipe))
-    inverse.set_timesteps(steps, device=device)
-    latents = latents.to(dtype)
-    for t in inverse.timesteps:
-        eps = pipe.unet(latents, t, encoder_hidden_states=cond).sample
-        latents = inverse.step(eps, t, latents).prev_sample
+    latents = ddim_inversion(lambda x, t, _i: pipe.unet(x, t, encoder_hidden_states=cond).sample, inverse,
+                             latents.to(dtype), steps)
     return ImageInversion(images=pil, prompts=prompts, latents=latents.float().cpu(),
                           prompt_embeds=embeds.float().cpu(), negative_prompt_embeds=negative[:1].float().cpu(),
                           steps=steps, height=height, width=width)

@@ -339,6 +339,7 @@ def invert(
     :func:`helpers.embeddings.encode_images` of ``images``.
     """
     from helpers.embeddings import encode_images
+    from helpers.inversion import ddim_inversion
 
     _check_unclip(pipe)
     if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
@@ -357,12 +358,9 @@ def invert(
     sample = (resize_images(x, dec_cfg.sample_size) * 2 - 1).to(device=device, dtype=dtype)
     low = sample.clamp(-1, 1)
     inputs = _decoder_inputs(pipe, emb, guidance_scale)
-    scheduler = ddim_scheduler(pipe.decoder_scheduler, inverse=True)
-    scheduler.set_timesteps(num_inference_steps, device=device)
-    for t in scheduler.timesteps:
-        noise = _decoder_noise(pipe, sample, t, inputs, guidance_scale)
-        sample = scheduler.step(noise, t, sample).prev_sample
-    decoder_latents = sample
+    decoder_latents = ddim_inversion(lambda s, t, _i: _decoder_noise(pipe, s, t, inputs, guidance_scale),
+                                     ddim_scheduler(pipe.decoder_scheduler, inverse=True), sample,
+                                     num_inference_steps)
 
     if invert_super_res is None:
         invert_super_res = pipe.super_res_scheduler.config.get("prediction_type", "epsilon") == "epsilon"
@@ -374,13 +372,13 @@ def invert(
 
     # Stage 2: super-resolution, conditioned on the upsampled low-resolution image (as in decoding).
     upscaled = upsample_like_pipeline(low, sr_cfg.sample_size)
-    sample = (x * 2 - 1).to(device=device, dtype=dtype)
-    scheduler = ddim_scheduler(pipe.super_res_scheduler, inverse=True)
-    scheduler.set_timesteps(super_res_num_inference_steps, device=device)
-    for i, t in enumerate(scheduler.timesteps):
+
+    def super_res_noise(s: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
         unet = pipe.super_res_last if i == 0 else pipe.super_res_first  # decoding's last step is the first here
-        noise = unet(sample=torch.cat([sample, upscaled], dim=1), timestep=t).sample[:, : sample.shape[1]]
-        sample = scheduler.step(noise, t, sample).prev_sample
+        return unet(sample=torch.cat([s, upscaled], dim=1), timestep=t).sample[:, : s.shape[1]]
+
+    sample = ddim_inversion(super_res_noise, ddim_scheduler(pipe.super_res_scheduler, inverse=True),
+                            (x * 2 - 1).to(device=device, dtype=dtype), super_res_num_inference_steps)
     return UnCLIPInversion(emb.float().cpu(), decoder_latents.float().cpu(), sample.float().cpu())
 
 
