@@ -27,10 +27,10 @@ import html
 import io
 import math
 import os
+import secrets
 import shutil
 import stat
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -307,42 +307,32 @@ def _pingpong(frames: list[Image.Image]) -> list[Image.Image]:
 # Safe writing
 # --------------------------------------------------------------------------------------------------
 
-_UMASK: int | None = None
-
-
-def _new_file_mode(target: Path) -> int:
-    """The permission bits a plain ``open(target, "w")`` would give (mkstemp makes files 0600)."""
-    global _UMASK
-    if target.exists():
-        return stat.S_IMODE(target.stat().st_mode)
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
-
-
 @contextlib.contextmanager
 def atomic_write(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
 
     The temporary file lives in the same folder (so the final ``os.replace`` is atomic) and ends with the
-    same suffix (so encoders that pick the format from the name still work). If the block raises anything
-    (including ``KeyboardInterrupt``), the temporary file is deleted and an existing ``path`` is left
-    untouched. Parent folders are created. Introduced in notebook 04_prompt_walks; every writer in
-    :mod:`helpers.media` and the resumable renderer use it.
+    same suffix (so encoders that pick the format from the name still work). It is created as a plain
+    ``open(path, "w")`` would create it (the umask applies), and a file it replaces keeps its permissions. If
+    the block raises anything (including ``KeyboardInterrupt``), the temporary file is deleted and an existing
+    ``path`` is left untouched. Parent folders are created. Introduced in notebook 04_prompt_walks; every
+    writer in :mod:`helpers.media` and the resumable renderer use it.
     """
     target = Path(path).expanduser()
     if target.is_dir():
         raise IsADirectoryError(f"{target} is a folder; give a file name such as {target / 'walk.gif'}.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.stem[:64]}.", suffix=f".part{target.suffix}"
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    while True:  # a fresh name, created exclusively (as mkstemp does, but with the umask's permissions)
+        tmp = target.parent / f".{target.stem[:64]}.{secrets.token_hex(4)}.part{target.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
-        os.chmod(tmp, _new_file_mode(target))
+        if target.exists():
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
