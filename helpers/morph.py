@@ -147,10 +147,6 @@ class ImageInversion:
     width: int
 
 
-def _ddim_config(pipe: Any) -> dict[str, Any]:
-    return dict(pipe.scheduler.config)
-
-
 @torch.no_grad()
 def invert_images(
     pipe: Any,
@@ -194,7 +190,7 @@ def invert_images(
     latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
     embeds, negative = encode_prompts(pipe, prompts)
     cond = embeds.to(device=device, dtype=dtype)
-    inverse = DDIMInverseScheduler.from_config(_ddim_config(pipe))
+    inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
     latents = ddim_inversion(lambda x, t, _i: pipe.unet(x, t, encoder_hidden_states=cond).sample, inverse,
                              latents.to(dtype), steps)
     return ImageInversion(images=pil, prompts=prompts, latents=latents.float().cpu(),
@@ -208,7 +204,7 @@ def invert_images(
 
 
 def _check_ts(ts: Any) -> np.ndarray:
-    arr = np.asarray(ts, dtype=np.float64).reshape(-1) if not isinstance(ts, (int, float)) else np.array([ts], float)
+    arr = np.asarray(ts, dtype=np.float64).reshape(-1)  # a float too: one row
     if arr.size == 0 or not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
         raise ValueError(f"ts must be finite values in [0, 1] (0 = the first image, 1 = the second), got {ts!r}")
     return arr

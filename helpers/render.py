@@ -282,7 +282,7 @@ def render_frames(
         k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]).contiguous() for k, v in per_frame.items()
     }
     if batch_size is None:
-        batch_size = _auto_batch(pipe, n, device, *_output_size(pipe, kind, per_frame))
+        batch_size = _auto_batch(pipe, n, device, *_output_size(pipe, kind, pipe_kwargs))
     return _render_chunks(pipe, per_frame, n, batch_size, step_state, base.device, output_type, progress,
                           flags_out, pipe_kwargs)
 
@@ -371,12 +371,13 @@ def _negative_rows(pipe: Any, cond: torch.Tensor, negative: Any, n: int, pipe_kw
     return rows
 
 
-def _output_size(pipe: Any, kind: str, per_frame: dict[str, torch.Tensor]) -> tuple[int, int]:
+def _output_size(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> tuple[int, int]:
+    """The frames' height and width in pixels (what the automatic batch size is sized by)."""
     if kind == "unclip":
-        h, w = per_frame["super_res_latents"].shape[-2:]
+        h, w = latent_shape(pipe, kind="super_res")[-2:]
         return int(h), int(w)
     scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
-    h, w = per_frame["latents"].shape[-2:]
+    h, w = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))[-2:]
     return int(h) * scale, int(w) * scale
 
 

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.embeddings import latent_shape
 from helpers.render import (
     _auto_batch,
     _check_embedding_width,
     _check_pipe_kwargs,
     _check_rows,
     _model_dtype,
+    _output_size,
     _pipeline_kind,
     render_frames,
 )
@@ -445,7 +445,7 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
     is_main = state is None or state.is_main_process
     existing, overwrite, batch_size = _existing_walk(folder, parameters, overwrite, batch_size)
     if batch_size is None:
-        batch_size = _walk_batch_size(pipe, kind, n, pipe_kwargs)
+        batch_size = _auto_batch(pipe, n, pipe._execution_device, *_output_size(pipe, kind, pipe_kwargs))
     parameters["batch_size"] = int(batch_size)
     if is_main:
         _prepare_folder(folder, pipe, existing, overwrite, parameters, n)
@@ -566,16 +566,6 @@ def _existing_walk(folder: Path, parameters: dict[str, Any], overwrite: bool,
             f"{folder} holds frame files but no {MANIFEST_NAME}; use a new folder or pass overwrite=True"
         )
     return existing, overwrite, batch_size
-
-
-def _walk_batch_size(pipe: Any, kind: str, n: int, pipe_kwargs: dict[str, Any]) -> int:
-    if kind == "text2img":
-        shape = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))
-        scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
-        out_h, out_w = shape[1] * scale, shape[2] * scale
-    else:
-        out_h = out_w = latent_shape(pipe, kind="super_res")[-1]
-    return _auto_batch(pipe, n, pipe._execution_device, out_h, out_w)
 
 
 def _prepare_folder(folder: Path, pipe: Any, existing: dict[str, Any] | None, overwrite: bool,
