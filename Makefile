@@ -76,7 +76,7 @@ test-floors: ## the test suite (quality gates and training aside) on the lowest 
 	OMP_NUM_THREADS=1 .venv-floors/bin/python -m pytest -m "not browser and not colab" \
 	  --deselect tests/test_teaching_quality.py --deselect tests/test_teaching_train.py
 
-test-fullsize: $(STAMP) ## SD 1.5 and SDXL at full size with random weights on the CPU, one step through the public API (opt-in; ~20 GB free memory)
+test-fullsize: $(STAMP) ## SD 1.5, SDXL and Karlo at full size with random weights on the CPU, one step through the public API (opt-in; ~20 GB free memory)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m benchmarks.fullsize
 
 test-colab: $(STAMP) ## the notebooks' setup cells on a simulated fresh Colab runtime (needs PyPI, ~3.5 min)
@@ -86,7 +86,7 @@ demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 / sd
 	$(PY) -m helpers.demo --model $(MODEL) --out outputs
 	$(PY) tools/notebooks.py execute --backend $(if $(filter teaching,$(MODEL)),teaching,auto) --out outputs/notebooks
 
-teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds; 50 min measured on a shared 2-core CPU, see the model cards)
+teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds, a pool of 2 one-thread workers; 50 min on one 2-core machine, ≈ 85 min projected on a slower one: see the model cards)
 	$(PY) -m helpers.teaching.train
 
 bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md

@@ -265,15 +265,79 @@ def _load_unclip_components(source: str, dtype: torch.dtype, **hub_kwargs: Any) 
     return UnCLIPImageVariationPipeline(**parts)
 
 
+#: Single-file checkpoints: the suffixes, and the pipeline each architecture diffusers recognises by its keys
+#: (``infer_diffusers_model_type``) loads as. Everything else is refused before any weight is read.
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+SINGLE_FILE_KINDS = {"v1": "text2img", "v2": "text2img", "xl_base": "sdxl"}
+_SINGLE_FILE_NAMES = {"v1": "Stable Diffusion 1.x", "v2": "Stable Diffusion 2.x", "xl_base": "SDXL base"}
+
+
+class _CheckpointKeys(dict):
+    """The keys of a ``.safetensors`` file; a tensor is read only when asked for (a few, to tell the
+    architecture apart), so detecting what a multi-gigabyte file holds costs milliseconds."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors import safe_open
+
+        self._file = safe_open(str(path), framework="pt")
+        dict.__init__(self, dict.fromkeys(self._file.keys()))
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._file.get_tensor(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+
+def single_file_type(path: str | os.PathLike) -> str:
+    """What a single-file checkpoint holds, in diffusers' words (``"v1"``, ``"v2"``, ``"xl_base"``, ``"sd3"``,
+    ``"flux-dev"``, ...), from its key names; ``"unknown"`` when it is not a diffusion-model checkpoint.
+
+    Introduced in notebook 04_prompt_walks (its ``MODEL`` may be a file path).
+    """
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        checkpoint: dict = _CheckpointKeys(path)
+    else:  # a pickled .ckpt: tensors only (weights_only), memory-mapped where the format allows
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = checkpoint.get("state_dict", checkpoint)
+    if not any(str(k).startswith(("model.diffusion_model.", "joint_blocks.", "double_blocks.")) for k in checkpoint):
+        return "unknown"  # infer_diffusers_model_type would call anything it does not recognise "v1"
+    return infer_diffusers_model_type(checkpoint)
+
+
+def _resolve_file(path: Path) -> str:
+    """The loader kind of a single-file checkpoint, or one ValueError saying what it is and what works."""
+    if path.suffix not in SINGLE_FILE_SUFFIXES:
+        raise ValueError(f"{str(path)!r} is a file but not a checkpoint helpers can load: single-file models "
+                         f"end in {' or '.join(SINGLE_FILE_SUFFIXES)}; a diffusers model is a folder")
+    try:
+        model_type = single_file_type(path)
+    except Exception as exc:  # a truncated or foreign file: say so in one line
+        raise ValueError(f"cannot read the checkpoint {str(path)!r}: {_first_line(exc)}") from None
+    if model_type not in SINGLE_FILE_KINDS:
+        what = "no Stable Diffusion weights" if model_type == "unknown" else f"a {model_type!r} checkpoint"
+        raise ValueError(
+            f"{str(path)!r} holds {what}; helpers walks single files of "
+            f"{', '.join(sorted(set(_SINGLE_FILE_NAMES.values())))} (diffusers' from_single_file)"
+        )
+    return f"file:{SINGLE_FILE_KINDS[model_type]}"
+
+
 def _resolve(model: str) -> tuple[str, str, bool]:
     """(loader kind, hub id or folder, is_local) for a model name; ValueError for unknown names."""
     valid = (
         f"valid names: {', '.join(repr(n) for n in (*MODEL_ALIASES, *TEACHING_MODELS))}, "
-        f"a hub id like {SD15_ID!r}, or a local folder saved with save_pretrained"
+        f"a hub id like {SD15_ID!r}, a local folder saved with save_pretrained, or a single-file checkpoint "
+        f"({' / '.join(SINGLE_FILE_SUFFIXES)})"
     )
     path = Path(model).expanduser()
     if path.is_dir():
         return ("unclip" if _is_unclip_folder(path) else "auto"), str(path), True
+    if path.is_file():
+        return _resolve_file(path), str(path), True
     repo_id = MODEL_ALIASES.get(model, model)
     if repo_id == SD15_ID:
         return "text2img", repo_id, False
@@ -315,6 +379,8 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
 
     with quiet_libraries(progress_bars=True):  # the import's torchvision notice (see the README), not the bars
         import diffusers.pipelines.stable_diffusion  # noqa: F401
+    if kind.startswith("file:"):
+        return _load_single_file(kind.removeprefix("file:"), source, dtype, **kwargs)
     if kind != "unclip":
         kwargs.setdefault("use_safetensors", _safetensors_choice(source))
     if kind == "unclip":
@@ -339,6 +405,21 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
     keep_checker = "safety_checker" in kwargs
     return walk_policy(DiffusionPipeline.from_pretrained(source, **dtype_kwarg(dtype), **kwargs),
                        keep_checker=keep_checker)
+
+
+def _load_single_file(kind: str, path: str, dtype: torch.dtype, **kwargs: Any) -> Any:
+    """``from_single_file`` of the class ``kind`` names. diffusers reads the components' configs from ``config=``
+    (a diffusers folder or hub id) or, without it, from the hub repository of the architecture it detects."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if Path(path).suffix == ".ckpt":
+        print(f"note: {Path(path).name} is a pickled .ckpt; diffusers opens it with torch.load(weights_only=True), "
+              "which loads tensors but runs no code")
+    cls = StableDiffusionXLPipeline if kind == "sdxl" else StableDiffusionPipeline
+    if kind == "text2img":
+        kwargs.setdefault("safety_checker", None)  # the walk policy: see walk_policy
+        kwargs.setdefault("requires_safety_checker", False)
+    return walk_policy(cls.from_single_file(path, **dtype_kwarg(dtype), **kwargs))
 
 
 def walk_policy(pipe: Any, *, keep_checker: bool = False) -> Any:
@@ -387,8 +468,11 @@ def load_pipeline(
     ``model``: ``"sd15"`` (Stable Diffusion 1.5, ``stable-diffusion-v1-5/stable-diffusion-v1-5``; fp16
     weights variant when ``dtype`` is float16 or bfloat16), ``"karlo"`` (Karlo unCLIP image variations,
     ``kakaobrain/karlo-v1-alpha-image-variations``), ``"teaching"`` / ``"teaching-unclip"`` /
-    ``"teaching-unclip-text"`` (the bundled teaching models, no download), another hub id, or a local folder (``model_index.json`` decides the
-    class; Karlo-style unCLIP folders are loaded component by component). ``device``/``dtype`` default to
+    ``"teaching-unclip-text"`` (the bundled teaching models, no download), another hub id, a local folder
+    (``model_index.json`` decides the class; Karlo-style unCLIP folders are loaded component by component), or
+    a single-file checkpoint (``.safetensors`` / ``.ckpt`` of Stable Diffusion 1.x / 2.x or SDXL base, as
+    fine-tunes are shared; the architecture is read from its keys, anything else is refused, and ``config=``
+    names a diffusers folder for the components' configs when the hub cannot be reached). ``device``/``dtype`` default to
     :func:`~helpers.devices.get_device` / :func:`~helpers.devices.pick_dtype`. ``memory``: ``"auto"``
     (from the free GPU memory, see :func:`memory_plan`), ``"none"``, or a list of option names. Extra
     keyword arguments go to ``from_pretrained`` (e.g. ``cache_dir=``, ``safety_checker=None``).
@@ -414,7 +498,7 @@ def load_pipeline(
             pipe.set_progress_bar_config(disable=True)
         return pipe
     kind, source, is_local = _resolve(name)
-    memory_kind = kind if kind in ("unclip", "sdxl") else "text2img"
+    memory_kind = kind.removeprefix("file:") if kind.removeprefix("file:") in ("unclip", "sdxl") else "text2img"
     options = resolve_memory_options(memory, device, memory_kind)  # before a download
     if _offline():
         kwargs.setdefault("local_files_only", True)
@@ -424,7 +508,11 @@ def load_pipeline(
         pipe = _load(kind, source, dtype, **kwargs)
     except Exception as exc:  # translated below when it means "weights unavailable"
         if is_local:
-            message = f"Cannot load the model folder {source!r}: {_first_line(exc)}"
+            what = "checkpoint file" if kind.startswith("file:") else "model folder"
+            message = f"Cannot load the {what} {source!r}: {_first_line(exc)}"
+            if kind.startswith("file:") and "config" not in kwargs:
+                message += (". A single file holds weights only: diffusers reads the components' configs from the "
+                            "hub, or from config=<a diffusers folder or hub id of the same architecture>")
         elif _is_unavailable(exc):
             message = _unavailable_message(name, source, exc)
         else:

@@ -22,7 +22,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,7 +52,7 @@ FALLBACK_GUIDANCE = 4.0
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of :func:`train_text2img` (the defaults are what ships)."""
+    """Hyper-parameters of the two training stages (the defaults are what ships)."""
 
     seed: int = 0
     vae_steps: int = 1200
@@ -316,30 +315,38 @@ def caption_table(scene_set) -> tuple[list[str], torch.Tensor]:
     return prompts, torch.tensor(rows)
 
 
-def train_text2img(
-    out_dir: str | Path, *, smoke: bool = False, seed: int = 0, progress: bool = True
-) -> StableDiffusionPipeline:
-    """Train the whole teaching text-to-image model from scratch and save it to ``out_dir``.
+def _training_split(smoke: bool):
+    train = load_split("train")
+    return type(train)(train.scenes[:256], train.images[:256]) if smoke else train  # smoke: a few scenes
 
-    ``smoke=True`` runs the same code for a few steps (CI). Used by ``python -m helpers.teaching.train``.
+
+def train_autoencoder_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
+                            progress: bool = True) -> Path:
+    """Training stage 1: the autoencoder alone, saved to ``out_dir`` (``save_pretrained``).
+
+    ``smoke=True`` runs the same code for a few steps (CI). :mod:`helpers.teaching.train` runs the stages.
     """
     torch.set_flush_denormal(True)
     cfg = replace(SMOKE if smoke else TrainConfig(), seed=seed)
-    train = load_split("train")
-    if smoke:  # the same code on a few scenes
-        train = type(train)(train.scenes[:256], train.images[:256])
+    vae = train_vae(_training_split(smoke).images, cfg, progress=progress)
+    vae.save_pretrained(out_dir)
+    return Path(out_dir)
+
+
+def train_denoiser_stage(autoencoder_dir: str | Path, out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
+                         progress: bool = True) -> Path:
+    """Training stage 2: the UNet and text encoder on the latents of stage 1's autoencoder; the whole
+    ``StableDiffusionPipeline`` is saved to ``out_dir`` (swapped in whole, never half-written)."""
+    from diffusers import AutoencoderKL
+
+    torch.set_flush_denormal(True)
+    cfg = replace(SMOKE if smoke else TrainConfig(), seed=seed)
+    train = _training_split(smoke)
     prompts, labels = caption_table(train)
     tokenizer = build_tokenizer()
-    t0 = time.perf_counter()
-    vae = train_vae(train.images, cfg, progress=progress)
-    t1 = time.perf_counter()
+    vae = AutoencoderKL.from_pretrained(autoencoder_dir)
     unet, text_encoder, _ = train_unet(vae, tokenizer, train.images, labels, cfg, prompts, progress=progress)
-    t2 = time.perf_counter()
-    if progress:
-        print(f"  vae {t1 - t0:.0f} s, unet+text encoder {t2 - t1:.0f} s")
-    pipe = assemble_pipeline(vae, text_encoder, tokenizer, unet)
-    save_pipeline(pipe, out_dir)
-    return pipe
+    return save_pipeline(assemble_pipeline(vae, text_encoder, tokenizer, unet), out_dir)
 
 
 def defaults(folder: str | Path | None = None) -> dict:

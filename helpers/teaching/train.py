@@ -8,60 +8,98 @@ Fixed seeds, tqdm progress bars, and the same folders that ship (default ``--out
 ``weights/``). ``--smoke`` runs the same code for a few steps (CI uses it so the training code cannot rot);
 it never writes into the package unless ``--out`` says so.
 
-The models are tiny, so one torch thread per model beats two threads on one model: with ``--jobs 2`` (the
-default for a full run) two processes of one thread each, one per core, train at the same time: the toy model
-and text-to-image in one, unCLIP (CLIP, decoder, prior, super-res) in the other. Each model's result depends
-only on its seed, not on the job layout.
+The training is a set of independent **stages** (``STAGES``): each reads only what the stages it needs saved,
+seeds itself, and runs in one torch thread, so its result does not depend on which process runs it or when.
+``--jobs N`` runs them in a pool of N worker processes (default 2, one per core: the models are tiny, and one
+thread per model beats two threads on one model), the longest chain first; ``--jobs 1`` runs them one after
+another here. Either way the weights come out byte for byte the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 MODELS = ("toy2d", "text2img", "unclip")
 FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip"}
-# Two groups for two cores (measured in the run that wrote the shipped weights, one thread each: toy 3 s +
-# text-to-image ≈ 2,550 s against CLIP + decoder + prior + super-res ≈ 2,600 s).
-JOB_GROUPS = (("toy2d", "text2img"), ("unclip",))
 
 
-def _train_toy2d(out: Path, *, smoke: bool, seed: int, progress: bool) -> None:
-    from helpers.teaching.toy2d import save_toy, train_toy
+@dataclass(frozen=True)
+class Stage:
+    """One training job: the model it belongs to, the stages whose output it reads, and the seconds it took
+    in the run that wrote the shipped weights (one thread, shared machine), which orders the queue."""
 
-    model, scheduler, losses = train_toy(steps=20 if smoke else 2000, seed=seed, progress=progress)
-    save_toy(model, scheduler, out)
-
-
-def _train_text2img(out: Path, *, smoke: bool, seed: int, progress: bool) -> None:
-    from helpers.teaching.text2img import train_text2img
-
-    train_text2img(out, smoke=smoke, seed=seed, progress=progress)
+    model: str
+    needs: tuple[str, ...]
+    seconds: int
 
 
-def _train_unclip(out: Path, *, smoke: bool, seed: int, progress: bool) -> None:
-    from helpers.teaching.unclip_model import train_teaching_unclip
+STAGES = {
+    "toy2d": Stage("toy2d", (), 3),
+    "autoencoder": Stage("text2img", (), 653),
+    "denoiser": Stage("text2img", ("autoencoder",), 1990),
+    "clip": Stage("unclip", (), 573),
+    "decoder": Stage("unclip", ("clip",), 1220),
+    "prior": Stage("unclip", ("clip",), 735),
+    "super_res": Stage("unclip", (), 200),
+}
 
-    train_teaching_unclip(out, smoke=smoke, seed=seed, progress=progress)
+
+def run_stage(name: str, work: Path, out: Path, *, smoke: bool, seed: int, progress: bool) -> float:
+    """Run stage ``name``: read its inputs from ``work/<needed stage>``, write ``work/<name>`` (or, for the last
+    stage of a model, the model's folder in ``out``); return the seconds it took."""
+    import torch
+
+    torch.set_flush_denormal(True)
+    t0 = time.perf_counter()
+    print(f"[{name}] training{' (smoke)' if smoke else ''}", flush=True)
+    kw = {"smoke": smoke, "seed": seed, "progress": progress}
+    if name == "toy2d":
+        from helpers.teaching.toy2d import save_toy, train_toy
+
+        model, scheduler, _ = train_toy(steps=20 if smoke else 2000, seed=seed, progress=progress)
+        save_toy(model, scheduler, out / FOLDERS["toy2d"])
+        canonical_configs(out / FOLDERS["toy2d"])
+    elif name == "autoencoder":
+        from helpers.teaching.text2img import train_autoencoder_stage
+
+        train_autoencoder_stage(work / name, **kw)
+    elif name == "denoiser":
+        from helpers.teaching.text2img import train_denoiser_stage
+
+        train_denoiser_stage(work / "autoencoder", out / FOLDERS["text2img"], **kw)
+        canonical_configs(out / FOLDERS["text2img"])
+    else:
+        from helpers.teaching import unclip_model
+
+        train: Callable[..., Path] = getattr(unclip_model, f"train_{name}_stage")
+        if STAGES[name].needs:
+            train(work / "clip", work / name, **kw)
+        else:
+            train(work / name, **kw)
+    return time.perf_counter() - t0
 
 
 def canonical_configs(folder: Path) -> None:
-    """Sort the ``_use_default_values`` lists diffusers writes into its config files (it dumps a set, whose
-    order changes with Python's string hashing), so a retraining writes the same bytes every time."""
-    import json
-
+    """Make the config files the same bytes on every retraining: sort the ``_use_default_values`` lists
+    diffusers writes (it dumps a set, whose order changes with Python's string hashing) and drop the
+    ``_name_or_path`` a component loaded from an earlier stage's folder carries."""
     for path in sorted(Path(folder).rglob("*.json")):
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("_use_default_values"), list):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not ("_use_default_values" in data or "_name_or_path" in data):
+            continue
+        data.pop("_name_or_path", None)
+        if isinstance(data.get("_use_default_values"), list):
             data["_use_default_values"] = sorted(data["_use_default_values"])
-            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _selected(only: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -69,88 +107,112 @@ def _selected(only: str | Sequence[str] | None) -> tuple[str, ...]:
     bad = [n for n in names if n not in MODELS]
     if bad or not names:
         raise ValueError(f"--only must name models among {', '.join(MODELS)}, got {only!r}")
-    return tuple(n for n in MODELS if n in names)  # always in dependency-free canonical order
+    return tuple(n for n in MODELS if n in names)
+
+
+def _chain(name: str) -> int:
+    """Seconds from the start of ``name`` to the end of the longest chain of stages that wait for it."""
+    later = [_chain(n) for n, s in STAGES.items() if name in s.needs]
+    return STAGES[name].seconds + max(later, default=0)
+
+
+def _plan(models: Sequence[str]) -> list[str]:
+    """The stages of ``models``, the longest chain first (every stage after the stages it needs)."""
+    return sorted((n for n, s in STAGES.items() if s.model in models), key=lambda n: (-_chain(n), n))
+
+
+def _init_worker(counter) -> None:
+    """Each worker process: one torch thread, and its own line for progress bars."""
+    with counter.get_lock():
+        position, counter.value = counter.value, counter.value + 1
+    os.environ["TQDM_POSITION"] = str(position)  # tqdm reads TQDM_* defaults when it is first imported
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_pool(stages: list[str], work: Path, out: Path, jobs: int, kw: dict) -> dict[str, float]:
+    """Run ``stages`` in ``jobs`` processes, each as soon as the stages it needs are done. If one fails, the
+    pool is stopped and ``RuntimeError`` names the stage."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter: no threads or torch state inherited
+    done: dict[str, float] = {}
+    failed: dict[str, BaseException] = {}
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(ctx.Value("i", 0),))
+    try:
+        running: dict[str, object] = {}
+        waiting = list(stages)
+        while waiting or running:
+            ready = [n for n in waiting if all(d in done for d in STAGES[n].needs if d in stages)]
+            for name in ready[: jobs - len(running)]:  # only as many as there are free workers: the queue
+                waiting.remove(name)                   # stays in priority order as stages finish
+                running[name] = pool.apply_async(run_stage, (name, work, out), kw)
+            time.sleep(0.2)
+            for name, result in list(running.items()):
+                if result.ready():  # type: ignore[attr-defined]
+                    del running[name]
+                    try:
+                        done[name] = result.get()  # type: ignore[attr-defined]
+                        print(f"[{name}] done in {done[name]:.0f} s", flush=True)
+                    except BaseException as err:  # noqa: BLE001  # reported below, with the stage's name
+                        failed[name] = err
+            if failed:
+                break
+    finally:
+        pool.terminate()  # a failed (or interrupted) stage must not leave the others running
+        pool.join()
+    if failed:
+        name, err = next(iter(failed.items()))
+        raise RuntimeError(f"training stage {name!r} failed: {type(err).__name__}: {err}") from err
+    return done
 
 
 def train_models(
     only: str | Sequence[str] | None = None, *, out: str | Path | None = None, smoke: bool = False,
-    seed: int = 0, progress: bool = True, threads: int | None = None,
+    seed: int = 0, progress: bool = True, jobs: int = 1,
 ) -> dict[str, float]:
-    """Train ``only`` these models (or all) one after another into ``out``/<folder>; return seconds each took."""
+    """Train ``only`` these models (or all) into ``out``/<folder>; return the seconds of each stage and the
+    wall time (``"wall"``). ``jobs`` > 1: a pool of that many processes, one torch thread each; 1: here."""
     import torch
 
     from helpers.teaching import WEIGHTS_DIR
 
-    names = _selected(only)
-    out_root = Path(out) if out is not None else WEIGHTS_DIR
-    torch.set_flush_denormal(True)
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be ≥ 1, got {threads}")
-    trainers = {"toy2d": _train_toy2d, "text2img": _train_text2img, "unclip": _train_unclip}
-    steps = [(name, out_root / FOLDERS[name], trainers[name]) for name in names]
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    times: dict[str, float] = {}
-    try:
-        for label, target, train in steps:
-            print(f"[{label}] training{' (smoke)' if smoke else ''} → {target}", flush=True)
-            t0 = time.perf_counter()
-            train(target, smoke=smoke, seed=seed, progress=progress)
-            if target.is_dir():
-                canonical_configs(target)
-            times[label] = time.perf_counter() - t0
-            print(f"[{label}] done in {times[label]:.1f} s", flush=True)
-    finally:
-        torch.set_num_threads(previous_threads)
-    return times
-
-
-def train_parallel(
-    only: str | Sequence[str] | None = None, *, out: str | Path | None = None, smoke: bool = False,
-    seed: int = 0, progress: bool = True, jobs: int = 2,
-) -> float:
-    """Train the models in ``jobs`` processes of one torch thread each (see ``JOB_GROUPS``); return wall seconds.
-
-    Each process runs ``python -m helpers.teaching.train --only ... --threads 1`` and draws its progress bars
-    on its own line. If one process fails the others are stopped and ``RuntimeError`` names the models that
-    failed.
-    """
-    from helpers.teaching import WEIGHTS_DIR
-
-    names = _selected(only)
+    models = _selected(only)
     if jobs < 1:
         raise ValueError(f"jobs must be ≥ 1, got {jobs}")
-    groups = [tuple(n for n in g if n in names) for g in JOB_GROUPS]
-    groups = [g for g in groups if g]
-    while len(groups) > jobs:  # fewer jobs than groups: merge the last two
-        groups[-2:] = [groups[-2] + groups[-1]]
     out_root = Path(out) if out is not None else WEIGHTS_DIR
+    out_root.mkdir(parents=True, exist_ok=True)
+    stages = _plan(models)
+    kw = {"smoke": smoke, "seed": seed, "progress": progress}
+    work = Path(tempfile.mkdtemp(prefix=".stages-", dir=out_root))
     t0 = time.perf_counter()
-    procs = []
+    print(f"training {', '.join(models)}{' (smoke)' if smoke else ''} → {out_root}: stages {', '.join(stages)}"
+          f" in {min(jobs, len(stages))} process(es)", flush=True)
     try:
-        for position, group in enumerate(groups):
-            cmd = [sys.executable, "-m", "helpers.teaching.train", "--jobs", "1", "--threads", "1",
-                   "--seed", str(seed), "--out", str(out_root), "--only", *group]
-            if smoke:
-                cmd.append("--smoke")
-            if not progress:
-                cmd.append("--no-progress")
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_POSITION": str(position)}
-            procs.append((group, subprocess.Popen(cmd, env=env)))
-        codes: list[int | None] = [None]
-        while None in codes and not any(codes):  # until all have finished, or one has failed
-            time.sleep(0.5)
-            codes = [proc.poll() for _, proc in procs]
+        if jobs == 1:
+            previous = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                seconds = {name: run_stage(name, work, out_root, **kw) for name in stages}
+            finally:
+                torch.set_num_threads(previous)
+        else:
+            seconds = _run_pool(stages, work, out_root, jobs, kw)
+        if "unclip" in models:
+            from helpers.teaching.unclip_model import SMOKE_PLAN, TrainingPlan, assemble_teaching_unclip
+
+            plan = SMOKE_PLAN if smoke else TrainingPlan()
+            unclip = [n for n in stages if STAGES[n].model == "unclip"]
+            info = {"seed": seed, "smoke": smoke, "plan": asdict(plan),
+                    "seconds": {n: round(seconds[n], 1) for n in sorted(unclip)}}
+            target = assemble_teaching_unclip([work / n for n in unclip], out_root / FOLDERS["unclip"], info=info)
+            canonical_configs(target)
     finally:
-        for _, proc in procs:  # a failed (or interrupted) job must not leave the other one waiting
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait()
-    failed = [group for group, proc in procs if proc.returncode != 0]
-    if failed:
-        raise RuntimeError(f"training failed for {', '.join(n for g in failed for n in g)} (see the output above)")
-    return time.perf_counter() - t0
+        shutil.rmtree(work, ignore_errors=True)
+    seconds["wall"] = time.perf_counter() - t0
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,37 +224,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: the package weights; "
                         "with --smoke: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (use 1 on a machine shared with "
-                        "other jobs: oversubscribed threads slow training down many times over)")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel processes of one thread each "
-                        "(default 2, one per core; 1: one process)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes of one torch thread each "
+                        "(default 2, one per core; 1: every stage in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
-    parallel = args.jobs > 1 and (args.only is None or len(args.only) > 1)
     out = args.out
     tmp = None
     if args.smoke and out is None:
         tmp = tempfile.TemporaryDirectory(prefix="teaching-smoke-")
         out = Path(tmp.name)
     try:
-        if parallel:
-            try:
-                wall = train_parallel(args.only, out=out, smoke=args.smoke, seed=args.seed,
-                                      progress=not args.no_progress, jobs=args.jobs)
-            except RuntimeError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 1
-            print(f"all models trained in {wall:.1f} s of wall time ({args.jobs} parallel jobs)")
-            return 0
-        times = train_models(args.only, out=out, smoke=args.smoke, seed=args.seed, progress=not args.no_progress,
-                             threads=args.threads)
+        seconds = train_models(args.only, out=out, smoke=args.smoke, seed=args.seed, progress=not args.no_progress,
+                               jobs=args.jobs)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         if tmp is not None:
             tmp.cleanup()
-    total = sum(times.values())
-    print("time per model: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; total {total:.1f} s")
+    wall = seconds.pop("wall")
+    print("seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
+          + f"; {wall:.1f} s of wall time in {args.jobs} job(s)")
     return 0
 
 

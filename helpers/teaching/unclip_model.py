@@ -33,8 +33,7 @@ import json
 import os
 import shutil
 import tempfile
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -302,62 +301,99 @@ def train_super_res(plan: TrainingPlan, *, seed: int = 0, progress: bool = True)
     return unet.eval()
 
 
-def _save_components(folder: Path, components: dict) -> None:
-    for name, component in components.items():
-        component.save_pretrained(folder / name)
+CLIP_PARTS = ("text_encoder", "image_encoder", "tokenizer", "feature_extractor")
 
 
-def train_teaching_unclip(
-    out_dir: str | Path | None = None, *, smoke: bool = False, seed: int = 0, progress: bool = True,
-) -> Path:
-    """Train the tiny CLIP, the decoder, the prior and the super-res stage from scratch; write the folder.
+def _plan(smoke: bool) -> TrainingPlan:
+    torch.set_flush_denormal(True)
+    return SMOKE_PLAN if smoke else TrainingPlan()
 
-    Introduced in notebook 03_unclip_image_interpolation (``make teaching-models`` calls it). ``smoke=True``
-    runs the same code for a few steps (CI). The folder is written to a temporary sibling first and then moved
-    into place, so an interrupted run never leaves a half-written model. Returns ``out_dir``.
+
+def _load_clip(folder: Path):
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
+
+    from helpers.teaching.clip_model import TinyClip, image_processor_class
+
+    return TinyClip(
+        CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder").eval(),
+        CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder").eval(),
+        CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        image_processor_class().from_pretrained(folder / "feature_extractor"),
+    )
+
+
+def train_clip_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0, progress: bool = True) -> Path:
+    """Training stage: the tiny CLIP, its halves saved to ``out_dir/<part>`` (``CLIP_PARTS``).
+
+    Introduced in notebook 03_unclip_image_interpolation; :mod:`helpers.teaching.train` runs the stages, each
+    reading what the earlier ones saved, and :func:`assemble_teaching_unclip` puts them together.
     """
-    from copy import deepcopy
-
     from helpers.teaching.clip_model import split_clip, train_tiny_clip
 
-    out_dir = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
-    plan = SMOKE_PLAN if smoke else TrainingPlan()
-    torch.set_flush_denormal(True)
-    timings = {}
-    start = time.perf_counter()
-    clip_model, tokenizer = train_tiny_clip(
-        steps=plan.clip_steps, batch_size=plan.clip_batch_size, seed=seed, progress=progress
-    )
+    plan = _plan(smoke)
+    clip_model, tokenizer = train_tiny_clip(steps=plan.clip_steps, batch_size=plan.clip_batch_size, seed=seed,
+                                            progress=progress)
     clip = split_clip(clip_model, tokenizer)
-    timings["clip_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    data = scene_training_data(clip, limit=256 if smoke else None)
-    decoder, text_proj = train_decoder(clip, plan, seed=seed, progress=progress, data=data)
-    timings["decoder_s"] = time.perf_counter() - start
-    start = time.perf_counter()
+    # A fast tokenizer's file records the padding and truncation of its last call: save it as the unCLIP
+    # pipelines call it (padded and truncated to its 12 positions), whichever stage used it last.
+    clip.tokenizer([""], padding="max_length", max_length=clip.tokenizer.model_max_length, truncation=True)
+    for part in CLIP_PARTS:
+        getattr(clip, part).save_pretrained(Path(out_dir) / part)
+    return Path(out_dir)
+
+
+def train_decoder_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
+                        progress: bool = True) -> Path:
+    """Training stage: the decoder and ``text_proj`` on the CLIP image embeddings of stage ``clip``."""
+    plan = _plan(smoke)
+    data = scene_training_data(_load_clip(Path(clip_dir)), limit=256 if smoke else None)
+    decoder, text_proj = train_decoder(None, plan, seed=seed, progress=progress, data=data)
+    decoder.save_pretrained(Path(out_dir) / "decoder")
+    text_proj.save_pretrained(Path(out_dir) / "text_proj")
+    return Path(out_dir)
+
+
+def train_prior_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
+                      progress: bool = True) -> Path:
+    """Training stage: the prior (CLIP text embedding → CLIP image embedding) of stage ``clip``'s CLIP."""
     from helpers.teaching.prior import build_prior_scheduler, train_prior
 
-    prior = train_prior(data, plan, seed=seed, progress=progress)
-    timings["prior_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    super_res = train_super_res(plan, seed=seed, progress=progress)
-    timings["super_res_s"] = time.perf_counter() - start
-    decoder_scheduler, super_res_scheduler = build_schedulers()
+    plan = _plan(smoke)
+    data = scene_training_data(_load_clip(Path(clip_dir)), limit=256 if smoke else None)
+    train_prior(data, plan, seed=seed, progress=progress).save_pretrained(Path(out_dir) / "prior")
+    build_prior_scheduler().save_pretrained(Path(out_dir) / "prior_scheduler")
+    return Path(out_dir)
 
+
+def train_super_res_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
+                          progress: bool = True) -> Path:
+    """Training stage: the 16 → 32 super-res UNet (it needs no CLIP), saved as both super-res stages."""
+    super_res = train_super_res(_plan(smoke), seed=seed, progress=progress)
+    for part in ("super_res_first", "super_res_last"):
+        super_res.save_pretrained(Path(out_dir) / part)
+    return Path(out_dir)
+
+
+def assemble_teaching_unclip(stage_dirs: list[Path], out_dir: str | Path | None = None, *,
+                             info: dict | None = None) -> Path:
+    """Copy the stages' component folders and the schedulers into ``out_dir`` (default: the package's), with
+    ``training.json`` (``info``). The folder is written to a temporary sibling first and then swapped in, so
+    an interrupted run never leaves a half-written model."""
+    out_dir = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the shipped folder must be readable by everyone
     try:
-        _save_components(tmp, {
-            "decoder": decoder, "text_proj": text_proj, "super_res_first": super_res,
-            "super_res_last": deepcopy(super_res), "text_encoder": clip.text_encoder,
-            "image_encoder": clip.image_encoder, "tokenizer": clip.tokenizer,
-            "feature_extractor": clip.feature_extractor, "decoder_scheduler": decoder_scheduler,
-            "super_res_scheduler": super_res_scheduler, "prior": prior, "prior_scheduler": build_prior_scheduler(),
-        })
-        info = {"seed": seed, "smoke": smoke, "plan": asdict(plan), "seconds": {k: round(v, 1) for k, v in
-                                                                               timings.items()}}
-        (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        for stage in stage_dirs:
+            for part in sorted(p for p in stage.iterdir() if p.is_dir()):
+                shutil.copytree(part, tmp / part.name)
+        decoder_scheduler, super_res_scheduler = build_schedulers()
+        decoder_scheduler.save_pretrained(tmp / "decoder_scheduler")
+        super_res_scheduler.save_pretrained(tmp / "super_res_scheduler")
+        missing = [name for name in COMPONENTS if not (tmp / name).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"the training stages did not write {', '.join(missing)}")
+        (tmp / "training.json").write_text(json.dumps(info or {}, indent=2) + "\n", encoding="utf-8")
         old = None
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
