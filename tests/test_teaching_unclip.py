@@ -16,7 +16,8 @@ from helpers.embeddings import encode_images, encode_text
 from helpers.interpolation import text_diff
 from helpers.teaching import scenes as S
 from helpers.teaching.clip_model import pixel_values
-from helpers.teaching.unclip_model import WEIGHTS_DIR, load_teaching_unclip, train_teaching_unclip
+from helpers.teaching.train import FOLDERS, train_models
+from helpers.teaching.unclip_model import WEIGHTS_DIR, load_teaching_unclip
 from helpers.unclip import decode, invert
 
 pytestmark = pytest.mark.slow  # the shipped unCLIP's quality, with a judge fitted first: left out of `make test-fast`
@@ -114,7 +115,8 @@ def test_variations_differ_but_keep_the_object(pipe, judge):
 
 
 def test_smoke_training_writes_loadable_pipelines(tmp_path):
-    out = train_teaching_unclip(tmp_path / "teaching-unclip", smoke=True, seed=0, progress=False)
+    train_models("unclip", out=tmp_path, smoke=True, progress=False)
+    out = tmp_path / FOLDERS["unclip"]
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left behind
     pipe = load_teaching_unclip(path=out)
     emb = encode_images(pipe, S.load_split("held_out").images[:2])

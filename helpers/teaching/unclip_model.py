@@ -418,7 +418,7 @@ def load_teaching_unclip(
     text-to-image ``UnCLIPPipeline``, prior → decoder → super-res, as Karlo's).
 
     Introduced in notebook 03_unclip_image_interpolation. ``path`` defaults to the folder inside the package
-    (a folder written by :func:`train_teaching_unclip` works too). Components are loaded one by one and the
+    (a folder written by `python -m helpers.teaching.train --only unclip` works too). Components are loaded one by one and the
     pipeline is built with its constructor.
     """
     from helpers.devices import quiet_libraries
