@@ -326,7 +326,6 @@ def train_autoencoder_stage(out_dir: str | Path, *, smoke: bool = False, seed: i
 
     ``smoke=True`` runs the same code for a few steps (CI). :mod:`helpers.teaching.train` runs the stages.
     """
-    torch.set_flush_denormal(True)
     cfg = replace(SMOKE if smoke else TrainConfig(), seed=seed)
     vae = train_vae(_training_split(smoke).images, cfg, progress=progress)
     vae.save_pretrained(out_dir)
@@ -339,7 +338,6 @@ def train_denoiser_stage(autoencoder_dir: str | Path, out_dir: str | Path, *, sm
     ``StableDiffusionPipeline`` is saved to ``out_dir`` (swapped in whole, never half-written)."""
     from diffusers import AutoencoderKL
 
-    torch.set_flush_denormal(True)
     cfg = replace(SMOKE if smoke else TrainConfig(), seed=seed)
     train = _training_split(smoke)
     prompts, labels = caption_table(train)

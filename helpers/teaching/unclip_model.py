@@ -304,8 +304,8 @@ def train_super_res(plan: TrainingPlan, *, seed: int = 0, progress: bool = True)
 CLIP_PARTS = ("text_encoder", "image_encoder", "tokenizer", "feature_extractor")
 
 
-def _plan(smoke: bool) -> TrainingPlan:
-    torch.set_flush_denormal(True)
+def training_plan(smoke: bool) -> TrainingPlan:
+    """The plan the stages train with: the shipped one, or the few-step smoke plan."""
     return SMOKE_PLAN if smoke else TrainingPlan()
 
 
@@ -330,7 +330,7 @@ def train_clip_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
     """
     from helpers.teaching.clip_model import split_clip, train_tiny_clip
 
-    plan = _plan(smoke)
+    plan = training_plan(smoke)
     clip_model, tokenizer = train_tiny_clip(steps=plan.clip_steps, batch_size=plan.clip_batch_size, seed=seed,
                                             progress=progress)
     clip = split_clip(clip_model, tokenizer)
@@ -345,7 +345,7 @@ def train_clip_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
 def train_decoder_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
                         progress: bool = True) -> Path:
     """Training stage: the decoder and ``text_proj`` on the CLIP image embeddings of stage ``clip``."""
-    plan = _plan(smoke)
+    plan = training_plan(smoke)
     data = scene_training_data(_load_clip(Path(clip_dir)), limit=256 if smoke else None)
     decoder, text_proj = train_decoder(None, plan, seed=seed, progress=progress, data=data)
     decoder.save_pretrained(Path(out_dir) / "decoder")
@@ -358,7 +358,7 @@ def train_prior_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: bool 
     """Training stage: the prior (CLIP text embedding → CLIP image embedding) of stage ``clip``'s CLIP."""
     from helpers.teaching.prior import build_prior_scheduler, train_prior
 
-    plan = _plan(smoke)
+    plan = training_plan(smoke)
     data = scene_training_data(_load_clip(Path(clip_dir)), limit=256 if smoke else None)
     train_prior(data, plan, seed=seed, progress=progress).save_pretrained(Path(out_dir) / "prior")
     build_prior_scheduler().save_pretrained(Path(out_dir) / "prior_scheduler")
@@ -368,7 +368,7 @@ def train_prior_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: bool 
 def train_super_res_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
                           progress: bool = True) -> Path:
     """Training stage: the 16 → 32 super-res UNet (it needs no CLIP), saved as both super-res stages."""
-    super_res = train_super_res(_plan(smoke), seed=seed, progress=progress)
+    super_res = train_super_res(training_plan(smoke), seed=seed, progress=progress)
     for part in ("super_res_first", "super_res_last"):
         super_res.save_pretrained(Path(out_dir) / part)
     return Path(out_dir)
