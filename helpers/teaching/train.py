@@ -197,8 +197,9 @@ def train_models(
             torch.set_num_threads(1)
             try:
                 seconds = {name: run_stage(name, work, out_root, **kw) for name in stages}
-            finally:
+            finally:  # leave this process as torch starts (run_stage turned flush-to-zero on)
                 torch.set_num_threads(previous)
+                torch.set_flush_denormal(False)
         else:
             seconds = _run_pool(stages, work, out_root, jobs, kw)
         if "unclip" in models:
