@@ -8,7 +8,7 @@ inversions, with the same frames and steps:
    morphing paper beats);
 2. **+ AdaIN** — the noises' per-channel statistics interpolated linearly (DiffMorpher);
 3. **+ attention** — self-attention keys and values mixed from the two endpoint trajectories ("inner", AID);
-4. **+ re-timing (full)** — the frames' t values chosen by :func:`helpers.retime` for equal steps (DiffMorpher,
+4. **+ re-timing (full)** — the frames' fractions λ chosen by :func:`helpers.retime` for equal steps (DiffMorpher,
    IMPUS), within a render budget;
 
 and, beside them, the other attention modes ("outer", "fused") and the chained img2img ("contextual") morph.

@@ -159,8 +159,8 @@ def image_walks(pipe: Any, images: list[Any], s: Settings) -> dict[str, Any]:
     else:
         base, target = REAL_PROMPTS
     z_t0, z_t = encode_text(pipe, [base, target])
-    thetas = torch.linspace(0, 0.75, max(4, s.frames // 2))
-    path = text_diff(inv.image_embeddings[0], z_t, z_t0, thetas)
+    fracs = torch.linspace(0, 0.75, max(4, s.frames // 2))
+    path = text_diff(inv.image_embeddings[0], z_t, z_t0, fracs)
     walks["text_diff"] = decode(pipe, path, inv.decoder_latents[:1], inv.super_res_latents[:1],
                                  output_type="pil")
     return walks

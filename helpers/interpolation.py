@@ -4,8 +4,8 @@ Introduced in notebook 02_slerp_and_latent_geometry. Every function takes torch 
 returns the same kind, with the input's dtype and device; the arithmetic runs in float32 (float64 for float64
 inputs), so half-precision latents neither overflow nor lose their norm.
 
-``t`` may be a float (one result, shaped like the inputs) or a 1-D sequence (results stacked on a new
-leading axis).
+The interpolation fraction ``frac`` (λ in the notebooks: 0 at the first input, 1 at the second) may be a float
+(one result, shaped like the inputs) or a 1-D sequence (results stacked on a new leading axis).
 """
 
 from __future__ import annotations
@@ -78,21 +78,21 @@ def _prepare_pair(a: Array, b: Array) -> tuple[torch.Tensor, torch.Tensor]:
     return ta, tb
 
 
-def _prepare_t(t: float | Sequence[float] | Array, device: torch.device, dtype: torch.dtype):
-    """Returns (t as a 1-D tensor, whether the caller passed a scalar)."""
-    if isinstance(t, torch.Tensor):
-        tt = t.detach().to(device=device, dtype=dtype)
+def _prepare_frac(frac: float | Sequence[float] | Array, device: torch.device, dtype: torch.dtype):
+    """Returns (the fractions as a 1-D tensor, whether the caller passed a scalar)."""
+    if isinstance(frac, torch.Tensor):
+        fr = frac.detach().to(device=device, dtype=dtype)
     else:
-        arr = np.asarray(t, dtype=np.float64)
-        tt = torch.as_tensor(arr, dtype=dtype, device=device)
-    scalar = tt.ndim == 0
-    if tt.ndim > 1:
-        raise ValueError(f"`t` must be a number or a 1-D sequence of numbers, got shape {tuple(tt.shape)}.")
-    if tt.numel() == 0:
-        raise ValueError("`t` is empty: pass at least one interpolation position.")
-    if not bool(torch.isfinite(tt).all()):
-        raise ValueError("`t` contains NaN or infinite values.")
-    return tt.reshape(-1), scalar
+        arr = np.asarray(frac, dtype=np.float64)
+        fr = torch.as_tensor(arr, dtype=dtype, device=device)
+    scalar = fr.ndim == 0
+    if fr.ndim > 1:
+        raise ValueError(f"`frac` must be a number or a 1-D sequence of numbers, got shape {tuple(fr.shape)}.")
+    if fr.numel() == 0:
+        raise ValueError("`frac` is empty: pass at least one interpolation position.")
+    if not bool(torch.isfinite(fr).all()):
+        raise ValueError("`frac` contains NaN or infinite values.")
+    return fr.reshape(-1), scalar
 
 
 def _reduce_dims(x: torch.Tensor, dim: int | Sequence[int] | None) -> tuple[int, ...]:
@@ -148,47 +148,49 @@ def _fallback_perpendicular(a_unit: torch.Tensor, dims: tuple[int, ...]) -> torc
     return e.permute(*inverse)
 
 
-def _stack_t(tt: torch.Tensor, ndim: int) -> torch.Tensor:
-    """t of shape (T,) → (T, 1, 1, ...) broadcastable against inputs with ``ndim`` axes."""
-    return tt.reshape(-1, *([1] * ndim))
+def _stack(values: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Values of shape (T,) (fractions or angles) → (T, 1, 1, ...), broadcastable against inputs with ``ndim``
+    axes."""
+    return values.reshape(-1, *([1] * ndim))
 
 
 # --------------------------------------------------------------------------------------------------
 # point-to-point interpolation
 
 
-def lerp(a: ArrayT, b: Array, t: float | Sequence[float] | Array) -> ArrayT:
-    """Linear interpolation ``(1 - t)·a + t·b``.
+def lerp(a: ArrayT, b: Array, frac: float | Sequence[float] | Array) -> ArrayT:
+    """Linear interpolation ``(1 - λ)·a + λ·b`` at the fraction λ = ``frac``.
 
     Introduced in notebook 02_slerp_and_latent_geometry, where its midpoints of Gaussian latents are shown to
-    shrink to about 0.71 of the typical norm. Same conventions as :func:`slerp`; ``t`` outside [0, 1]
+    shrink to about 0.71 of the typical norm. Same conventions as :func:`slerp`; ``frac`` outside [0, 1]
     extrapolates along the line through ``a`` and ``b``.
     """
     ta, tb = _prepare_pair(a, b)
-    tt, scalar = _prepare_t(t, ta.device, ta.dtype)
-    tw = _stack_t(tt, ta.ndim)
-    out = (1 - tw) * ta + tw * tb
+    fr, scalar = _prepare_frac(frac, ta.device, ta.dtype)
+    lam = _stack(fr, ta.ndim)
+    out = (1 - lam) * ta + lam * tb
     return _restore(out[0] if scalar else out, a)
 
 
 def slerp(
     a: ArrayT,
     b: Array,
-    t: float | Sequence[float] | Array,
+    frac: float | Sequence[float] | Array,
     *,
     dim: int | Sequence[int] | None = None,
     dot_threshold: float = 0.9995,
 ) -> ArrayT:
-    """Spherical linear interpolation from ``a`` (t=0) to ``b`` (t=1).
+    """Spherical linear interpolation from ``a`` (frac=0) to ``b`` (frac=1).
 
     Introduced in notebook 02_slerp_and_latent_geometry. The direction moves along the great circle through
     ``a`` and ``b`` at constant angular speed, and the norm moves linearly from ``|a|`` to ``|b|``; for inputs
-    of equal norm this is the classical ``sin((1-t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b`` and the norm is preserved
-    along the whole path.
+    of equal norm this is the classical ``sin((1-λ)θ)/sin θ · a + sin(λθ)/sin θ · b`` (λ = ``frac``, θ the
+    angle between ``a`` and ``b``) and the norm is preserved along the whole path.
 
     Args:
         a, b: tensors or arrays of the same shape (floating point, finite, non-zero).
-        t: a float, or a 1-D sequence of floats (results are stacked on a new leading axis).
+        frac: the interpolation fraction λ: a float, or a 1-D sequence of floats (results are stacked on a new
+            leading axis).
         dim: ``None`` treats each input as one big vector (the usual choice for latents). An axis (or axes)
             makes every slice along the other axes its own vector, e.g. ``dim=-1`` slerps each row of a batch
             of embeddings separately.
@@ -196,16 +198,16 @@ def slerp(
             linear interpolation is used (slerp and lerp agree there, and lerp is numerically safer).
 
     Exactly opposite inputs have no unique great circle: the path then turns towards a fixed, deterministic
-    perpendicular direction (the coordinate axis along which ``a`` is smallest). ``t`` must lie in [0, 1]:
+    perpendicular direction (the coordinate axis along which ``a`` is smallest). ``frac`` must lie in [0, 1]:
     slerp does not extrapolate (past the ends the linearly moving norm would turn negative when the norms
     differ, flipping the vector); :func:`lerp` extrapolates linearly.
     """
     ta, tb = _prepare_pair(a, b)
-    tt, scalar = _prepare_t(t, ta.device, ta.dtype)
-    if bool(((tt < -1e-6) | (tt > 1 + 1e-6)).any()):
-        raise ValueError(f"slerp interpolates: t must lie in [0, 1], got values from {float(tt.min()):.4g} to "
-                         f"{float(tt.max()):.4g}. To extrapolate along the line, use lerp.")
-    tt = tt.clamp(0.0, 1.0)
+    fr, scalar = _prepare_frac(frac, ta.device, ta.dtype)
+    if bool(((fr < -1e-6) | (fr > 1 + 1e-6)).any()):
+        raise ValueError(f"slerp interpolates: frac must lie in [0, 1], got values from {float(fr.min()):.4g} to "
+                         f"{float(fr.max()):.4g}. To extrapolate along the line, use lerp.")
+    fr = fr.clamp(0.0, 1.0)
     dims = _reduce_dims(ta, dim)
     na, nb = _norm(ta, dims), _norm(tb, dims)
     for name, n in (("a", na), ("b", nb)):
@@ -223,15 +225,15 @@ def slerp(
         residual = torch.where(degenerate, _fallback_perpendicular(ua, dims), residual)
     rnorm = torch.where(degenerate, torch.ones_like(rnorm), rnorm)
     v = residual / rnorm
-    omega = torch.arccos(cos)
+    theta = torch.arccos(cos)  # the angle between a and b
 
-    tw = _stack_t(tt, ta.ndim)
-    theta = tw * omega
-    direction = torch.cos(theta) * ua + torch.sin(theta) * v
-    out = direction * ((1 - tw) * na + tw * nb)
+    lam = _stack(fr, ta.ndim)
+    turned = lam * theta  # the angle from a reached at fraction λ
+    direction = torch.cos(turned) * ua + torch.sin(turned) * v
+    out = direction * ((1 - lam) * na + lam * nb)
     parallel = cos > dot_threshold
     if bool(parallel.any()):
-        out = torch.where(parallel, (1 - tw) * ta + tw * tb, out)
+        out = torch.where(parallel, (1 - lam) * ta + lam * tb, out)
     return _restore(out[0] if scalar else out, a)
 
 
@@ -253,7 +255,7 @@ def normalize(x: ArrayT, *, dim: int | Sequence[int] | None = None) -> ArrayT:
 
 
 def linear_schedule(num_frames: int) -> np.ndarray:
-    """``num_frames`` evenly spaced t values from 0 to 1 inclusive (float32)."""
+    """``num_frames`` evenly spaced fractions λ from 0 to 1 inclusive (float32)."""
     return np.linspace(0.0, 1.0, _check_count(num_frames, 2), dtype=np.float32)
 
 
@@ -300,7 +302,7 @@ def _easing(schedule: Schedule) -> Callable[[np.ndarray], np.ndarray]:
             return _EASINGS[schedule]
         except KeyError:
             raise ValueError(f"unknown schedule {schedule!r}; use one of {sorted(_EASINGS)}, a callable, "
-                             "or an array of t values.") from None
+                             "or an array of fractions in [0, 1].") from None
     if callable(schedule):
         ends = np.asarray(schedule(np.array([0.0, 1.0])), dtype=np.float64).reshape(-1)
         if ends.shape != (2,) or not np.allclose(ends, [0.0, 1.0], atol=1e-6):
@@ -311,10 +313,10 @@ def _easing(schedule: Schedule) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def schedule_values(schedule: Schedule, num_frames: int, *, endpoint: bool = True) -> np.ndarray:
-    """Resolve a schedule into ``num_frames`` monotone t values in [0, 1] (float32).
+    """Resolve a schedule into ``num_frames`` monotone fractions λ in [0, 1] (float32).
 
     ``schedule`` is ``None``/``"linear"``, ``"cosine"`` (ease-in-out), a callable easing ``f(u)`` applied to
-    evenly spaced ``u``, or an explicit monotone array of t values (returned as is, after checks). With
+    evenly spaced ``u``, or an explicit monotone array of fractions (returned as is, after checks). With
     ``endpoint=False`` the spacing excludes 1, as a closed loop needs.
     """
     n = _check_count(num_frames, 1)
@@ -447,8 +449,8 @@ def interpolation_path(
     frames = []
     for seg in range(n_segments):
         u = np.arange(counts[seg]) / counts[seg]
-        t = _check_monotone(np.asarray(ease(u), dtype=np.float64), "a schedule function's values")
-        frames.append(interp(points[seg], ends[seg], t))
+        fracs = _check_monotone(np.asarray(ease(u), dtype=np.float64), "a schedule function's values")
+        frames.append(interp(points[seg], ends[seg], fracs))
     if not closed:
         frames.append(points[-1][None])
     return _restore(torch.cat(frames), like)
@@ -473,8 +475,8 @@ def circular_walk(x: ArrayT, y: Array, num_frames: int) -> ArrayT:
                          "would pass through zero). Use two independent noises, e.g. helpers.make_latents(pipe, "
                          "[0, 1]).")
     theta = torch.arange(n, dtype=tx.dtype, device=tx.device) * (2 * math.pi / n)
-    tw = _stack_t(theta, tx.ndim)
-    return _restore(torch.cos(tw) * tx + torch.sin(tw) * ty, x)
+    angle = _stack(theta, tx.ndim)
+    return _restore(torch.cos(angle) * tx + torch.sin(angle) * ty, x)
 
 
 def walk_around(
@@ -516,14 +518,15 @@ def walk_around(
     return _restore(loop.reshape(n, *work.shape).to(work.device), center)
 
 
-def text_diff(image_embed: ArrayT, text_embed: Array, base_text_embed: Array, thetas) -> ArrayT:
-    """DALL-E 2's text diff: ``slerp(z_i, z_d, θ)`` with ``z_d = normalize(z_t − z_t0)``.
+def text_diff(image_embed: ArrayT, text_embed: Array, base_text_embed: Array, fracs) -> ArrayT:
+    """DALL-E 2's text diff: ``slerp(z_i, z_d, λ)`` with ``z_d = normalize(z_t − z_t0)``, at the fractions
+    λ = ``fracs``.
 
     Introduced in notebook 03_unclip_image_interpolation. ``z_i`` is a CLIP image embedding, ``z_t`` the
     text embedding of the change you want ("a big green apple") and ``z_t0`` of the current content
     ("a big red apple"). ``z_d`` is rescaled to the norm of ``z_i`` so the whole path stays on the sphere
     of the embeddings the decoder was trained on. Batched embeddings (N, D) are handled row by row; the DALL-E 2
-    paper uses θ up to about 0.5.
+    paper (which calls the fraction θ) uses fractions up to about 0.5.
     """
     ti = _as_tensor(image_embed, "image_embed")
     tt = _as_tensor(text_embed, "text_embed").to(device=ti.device, dtype=_work_dtype(ti))
@@ -537,4 +540,4 @@ def text_diff(image_embed: ArrayT, text_embed: Array, base_text_embed: Array, th
                          "different captions.")
     work = ti.to(_work_dtype(ti))
     z_d = normalize(diff, dim=-1) * torch.linalg.vector_norm(work, dim=-1, keepdim=True)
-    return _restore(slerp(work, z_d, thetas, dim=-1), image_embed)
+    return _restore(slerp(work, z_d, fracs, dim=-1), image_embed)

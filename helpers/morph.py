@@ -9,9 +9,9 @@ The lesson's data flow, one function per stage:
 3. :func:`morph_inputs` — the path between the two endpoints: slerp (or AdaIN, :func:`helpers.adain_interpolate`)
    of the inverted noises and slerp of the caption embeddings.
 4. :func:`render_morph` — DDIM from those inputs, optionally with **attention interpolation**
-   (:func:`attention_interpolation`): while frame t is denoised, every self-attention layer attends to keys and
-   values mixed from the two endpoint trajectories, which are denoised in the same batch (AID's inner/outer
-   interpolation, FreeMorph's use of the endpoints' keys and values). Re-timing is :func:`helpers.retime` with a
+   (:func:`attention_interpolation`): while the frame at fraction λ is denoised, every self-attention layer
+   attends to keys and values mixed from the two endpoint trajectories, which are denoised in the same batch
+   (AID's inner/outer interpolation, FreeMorph's use of the endpoints' keys and values). Re-timing is :func:`helpers.retime` with a
    ``render_morph`` call as its render function.
 5. :func:`chained_img2img` — the "contextual" alternative: each frame is an img2img of the previous frame.
 
@@ -232,12 +232,12 @@ def morph_inputs(inversion: ImageInversion, ts: Any, *, noise: str = "slerp") ->
     from helpers.smooth import adain_interpolate
 
     _check_pair(inversion)
-    t = _check_ts(ts).tolist()
+    fracs = _check_ts(ts).tolist()
     if noise not in NOISE_PATHS:
         raise ValueError(f"noise must be one of {NOISE_PATHS}, got {noise!r}")
     a, b = inversion.latents[0], inversion.latents[1]
-    latents = slerp(a, b, t, dim=(-3, -2, -1)) if noise == "slerp" else adain_interpolate(a, b, t)
-    embeds = slerp(inversion.prompt_embeds[0], inversion.prompt_embeds[1], t, dim=-1)
+    latents = slerp(a, b, fracs, dim=(-3, -2, -1)) if noise == "slerp" else adain_interpolate(a, b, fracs)
+    embeds = slerp(inversion.prompt_embeds[0], inversion.prompt_embeds[1], fracs, dim=-1)
     return torch.as_tensor(latents).float(), torch.as_tensor(embeds).float()
 
 
@@ -252,15 +252,15 @@ class AttentionInterpolation:
     The UNet batch holds ``n = len(weights)`` rows per guidance group (1 group, or 2 with classifier-free
     guidance: diffusers stacks the unconditional rows first). Row ``anchors[0]`` is the first endpoint's
     trajectory (weight 0) and row ``anchors[1]`` the second's (weight 1); for every other row i with weight
-    w = ``weights[i]`` and its own query Q_i:
+    (interpolation fraction) λ = ``weights[i]`` and its own query Q_i:
 
     * ``"inner"`` — attend to mixed keys and values:
-      softmax(Q_i K_w^T / √d) V_w with K_w = (1−w) K_A + w K_B and V_w = (1−w) V_A + w V_B;
-    * ``"outer"`` — mix the two attention outputs: (1−w) Attn(Q_i, K_A, V_A) + w Attn(Q_i, K_B, V_B);
+      softmax(Q_i K_λ^T / √d) V_λ with K_λ = (1−λ) K_A + λ K_B and V_λ = (1−λ) V_A + λ V_B;
+    * ``"outer"`` — mix the two attention outputs: (1−λ) Attn(Q_i, K_A, V_A) + λ Attn(Q_i, K_B, V_B);
     * ``"fused"`` — attend to the row's own keys and values and the mixed ones together (the two sets
       concatenated along the sequence), so the frame keeps some of its own structure.
 
-    At w = 0 every mode reduces to the first endpoint's self-attention (and at w = 1 to the second's), so the
+    At λ = 0 every mode reduces to the first endpoint's self-attention (and at λ = 1 to the second's), so the
     endpoint rows render exactly as without the processor. ``enabled = False`` turns every row back into
     plain self-attention (PyTorch SDPA, as diffusers' ``AttnProcessor2_0``).
 
@@ -426,7 +426,7 @@ def render_morph(
     batch_size: int | None = None,
     progress: bool = True,
 ) -> np.ndarray:
-    """The morph's frames at ``ts`` (0 = first image, 1 = second): an (T, H, W, 3) float array in [0, 1].
+    """The morph's frames at the fractions λ = ``ts`` (0 = first image, 1 = second): an (T, H, W, 3) float array in [0, 1].
 
     DDIM (eta 0) from :func:`morph_inputs` (``noise="slerp"`` or ``"adain"``), with the inversion's steps unless
     ``num_inference_steps`` is given. ``attention="inner"|"outer"|"fused"`` turns on
@@ -442,7 +442,7 @@ def render_morph(
 
     _check_sd(pipe, "render_morph")
     _check_pair(inversion)
-    t = _check_ts(ts)
+    fracs = _check_ts(ts)
     if attention is not None and attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be None or one of {ATTENTION_MODES}, got {attention!r}")
     if attention is not None and not self_attention_layers(pipe.unet):
@@ -453,19 +453,19 @@ def render_morph(
     if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 0):
         raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
     steps = inversion.steps if num_inference_steps is None else _steps(num_inference_steps)
-    size = len(t) if batch_size is None else batch_size
+    size = len(fracs) if batch_size is None else batch_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
 
-    latents, embeds = morph_inputs(inversion, t, noise=noise)
+    latents, embeds = morph_inputs(inversion, fracs, noise=noise)
     device, dtype = pipe._execution_device, pipe.unet.dtype
     ends = inversion.latents.to(latents.dtype), inversion.prompt_embeds.to(embeds.dtype)
     cutoff = attention_steps * steps
     frames = []
-    bar = tqdm(total=len(t), desc="morph frames", unit="frame", disable=not progress, leave=False)
+    bar = tqdm(total=len(fracs), desc="morph frames", unit="frame", disable=not progress, leave=False)
     with _ddim(pipe):
-        for rows in _chunks(len(t), size):
-            x, e, w = latents[rows.start:rows.stop], embeds[rows.start:rows.stop], t[rows.start:rows.stop]
+        for rows in _chunks(len(fracs), size):
+            x, e, w = latents[rows.start:rows.stop], embeds[rows.start:rows.stop], fracs[rows.start:rows.stop]
             if attention is not None:  # the two endpoint trajectories ride along as rows 0 and 1
                 x, e = torch.cat([ends[0], x]), torch.cat([ends[1], e])
                 w = np.concatenate([[0.0, 1.0], w])
@@ -527,8 +527,8 @@ def chained_img2img(
     progress: bool = True,
 ) -> np.ndarray:
     """The "contextual" morph: frame 0 is the first image, and each later frame is an img2img of the frame
-    before it with the captions' embeddings slerped at its t (diffusers' ``StableDiffusionImg2ImgPipeline``
-    built from ``pipe``'s components). ``strength`` is the fraction of the steps that are re-noised and
+    before it with the captions' embeddings slerped at its fraction λ (diffusers'
+    ``StableDiffusionImg2ImgPipeline`` built from ``pipe``'s components). ``strength`` is the fraction of the steps that are re-noised and
     re-denoised per frame. The chain never looks at the second image, only at its caption, so its last frame
     need not match it: :func:`endpoint_error` says by how much. Frame i draws its noise from ``seed + i``.
 
@@ -541,7 +541,7 @@ def chained_img2img(
 
     _check_sd(pipe, "chained_img2img")
     _check_pair(inversion)
-    t = _check_ts(ts)
+    fracs = _check_ts(ts)
     if not (isinstance(strength, (int, float)) and 0 < strength <= 1):
         raise ValueError(f"strength must be in (0, 1], got {strength!r}")
     steps = inversion.steps if num_inference_steps is None else _steps(num_inference_steps)
@@ -550,12 +550,12 @@ def chained_img2img(
     parts["requires_safety_checker"] = parts.get("safety_checker") is not None  # no notice when there is none
     img2img: Any = StableDiffusionImg2ImgPipeline(**parts)  # a pipeline, like `pipe` (mypy sees a dummy class)
     img2img.set_progress_bar_config(disable=True)
-    _, embeds = morph_inputs(inversion, t)
+    _, embeds = morph_inputs(inversion, fracs)
     device, dtype = pipe._execution_device, pipe.unet.dtype
     negative = inversion.negative_prompt_embeds.to(device, dtype)
     frames = [images_to_array(inversion.images[:1])[0]]
     with _ddim(img2img):
-        for i in tqdm(range(1, len(t)), desc="img2img chain", unit="frame", disable=not progress, leave=False):
+        for i in tqdm(range(1, len(fracs)), desc="img2img chain", unit="frame", disable=not progress, leave=False):
             out = img2img(prompt_embeds=embeds[i : i + 1].to(device, dtype), negative_prompt_embeds=negative,
                           image=torch.from_numpy(frames[-1]).permute(2, 0, 1)[None].float(), strength=strength,
                           num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",

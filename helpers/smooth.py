@@ -2,12 +2,15 @@
 
 Diffusion interpolations tend to jump: most of the change happens in one or two frames. Three remedies:
 
-* :func:`retime` — measure the walk on a coarse grid of t, then choose new t values so that consecutive frames
-  are equally far apart (inverting the cumulative distance, as DiffMorpher does, and/or bisection, as IMPUS
-  does), within a stated render budget. :func:`invert_cumulative` is the pure inversion step.
+* :func:`retime` — measure the walk on a coarse grid of fractions λ, then choose new fractions so that
+  consecutive frames are equally far apart (inverting the cumulative distance, as DiffMorpher does, and/or
+  bisection, as IMPUS does), within a stated render budget. :func:`invert_cumulative` is the pure inversion step.
 * :func:`adain_interpolate` — slerp two (inverted) noises, then give the result the per-channel mean and std
   interpolated linearly between the endpoints (AdaIN).
-* :func:`beta_schedule` — t values at the quantiles of a Beta distribution (AID's Beta prior).
+* :func:`beta_schedule` — fractions λ at the quantiles of a Beta distribution (AID's Beta prior).
+
+Throughout, a walk's frames sit at interpolation fractions λ in [0, 1] (``ts`` in the code: one fraction per
+frame).
 
 Introduced in notebook 07_smooth_interpolation.
 """
@@ -48,9 +51,9 @@ def invert_cumulative(
     closed: bool = False,
     t_end: float | None = None,
 ) -> np.ndarray:
-    """New t values at equal steps of cumulative distance, from distances measured between samples.
+    """New fractions λ at equal steps of cumulative distance, from distances measured between samples.
 
-    Open walk: ``ts`` are increasing sample positions and ``distances[i] = D(x(ts[i]), x(ts[i+1]))``
+    Open walk: ``ts`` are increasing sample positions λ and ``distances[i] = D(x(ts[i]), x(ts[i+1]))``
     (``len(ts) - 1`` values); the result has ``num_frames`` values from ``ts[0]`` to ``ts[-1]`` (exact ends).
     Closed walk (``closed=True``): the frame at ``t_end`` is the frame at ``ts[0]``; ``distances`` has
     ``len(ts)`` values, the last one ``D(x(ts[-1]), x(ts[0]))``; the result has ``num_frames`` values in
@@ -65,7 +68,7 @@ def invert_cumulative(
     if not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
         raise ValueError(f"num_frames must be an integer >= 2, got {num_frames!r}")
     if t.size < 2 and not closed:
-        raise ValueError("need at least 2 samples of t")
+        raise ValueError("need at least 2 samples of the walk (2 values in ts)")
     if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
         raise ValueError("ts must be finite and strictly increasing")
     if closed:
@@ -80,7 +83,7 @@ def invert_cumulative(
     steps = num_frames if closed else num_frames - 1
     cum = np.concatenate([[0.0], np.cumsum(d)])
     total = cum[-1]
-    if total == 0:  # nothing changes anywhere: any spacing is even; keep it uniform in t
+    if total == 0:  # nothing changes anywhere: any spacing is even; keep it uniform in λ
         cum = np.linspace(0.0, 1.0, t.size)
     else:  # a tiny tilt makes flat stretches strictly increasing, so the inverse is well defined
         cum = cum + 1e-9 * total * np.linspace(0.0, 1.0, t.size)
@@ -101,12 +104,12 @@ def invert_cumulative(
 class Retimed:
     """Result of :func:`retime`. Introduced in notebook 07_smooth_interpolation."""
 
-    ts: np.ndarray  # the new t values (closed walks: without the end point)
+    ts: np.ndarray  # the new fractions λ, one per frame (closed walks: without the end point)
     frames: list[Any] = field(repr=False)  # the frames rendered at ``ts``
     report: WalkReport  # evenness of ``frames`` (closed walks include the wrap-around step as closure gap)
     renders: int  # frames rendered in all (coarse pass included); never more than the budget
     coarse_ts: np.ndarray = field(repr=False)
-    coarse_report: WalkReport = field(repr=False)  # evenness of the coarse, uniform-in-t pass
+    coarse_report: WalkReport = field(repr=False)  # evenness of the coarse, uniform-in-λ pass
 
 
 class _BudgetExceeded(Exception):
@@ -114,7 +117,7 @@ class _BudgetExceeded(Exception):
 
 
 class _Sampler:
-    """Renders frames at t values on demand, caches them and the distances between them."""
+    """Renders frames at fractions λ on demand, caches them and the distances between them."""
 
     def __init__(self, render_fn: RenderFn, metric: MetricLike, budget: int, closed: bool, t0: float, t1: float):
         self.render_fn = render_fn
@@ -144,7 +147,7 @@ class _Sampler:
         out = _split_frames(self.render_fn(np.asarray(new, dtype=np.float64)), images=self.images)
         if len(out) != len(new):
             raise ValueError(
-                f"render_fn returned {len(out)} frames for {len(new)} t values; return one frame per t, as a "
+                f"render_fn returned {len(out)} frames for {len(new)} fractions; return one frame per fraction, as a "
                 "list or a batch (NxHxWxC array, NxCxHxW tensor)"
             )
         self.renders += len(new)
@@ -163,7 +166,7 @@ class _Sampler:
         return np.asarray(ts + [self.t1] if self.closed else ts, dtype=np.float64)
 
     def chain(self, ts: np.ndarray) -> np.ndarray:
-        """Distances between consecutive t values (closed: ts must end at t1, the loop's end)."""
+        """Distances between consecutive fractions (closed: ts must end at t1, the loop's end)."""
         return np.array([self.dist(a, b) for a, b in zip(ts[:-1], ts[1:])], dtype=np.float64)
 
     def invert(self, num_frames: int) -> np.ndarray:
@@ -205,21 +208,22 @@ def retime(
     method: str = "invert",
     name: str | None = "retimed",
 ) -> Retimed:
-    """Choose t values so that consecutive frames of a walk are equally far apart (perceptually uniform timing).
+    """Choose fractions λ so that consecutive frames of a walk are equally far apart (perceptually uniform
+    timing).
 
-    ``render_fn(ts)`` renders frames at a 1-D float64 array of t values in one batch and returns them (a list,
-    a batch with a leading frame axis, or a pipeline output with ``.images``) — any walk works: prompt, noise,
-    circular, unCLIP. Rendering must be deterministic in t (fixed noise), otherwise distances measure noise.
+    ``render_fn(ts)`` renders frames at a 1-D float64 array of fractions λ in one batch and returns them (a
+    list, a batch with a leading frame axis, or a pipeline output with ``.images``) — any walk works: prompt, noise,
+    circular, unCLIP. Rendering must be deterministic in λ (fixed noise), otherwise distances measure noise.
 
-    1. Coarse pass: ``coarse`` frames uniform in t (default ``2 * num_frames``).
-    2. ``method="invert"`` (DiffMorpher-style): invert the cumulative distance to place ``num_frames`` t values
+    1. Coarse pass: ``coarse`` frames uniform in λ (default ``2 * num_frames``).
+    2. ``method="invert"`` (DiffMorpher-style): invert the cumulative distance to place ``num_frames`` fractions
        at equal steps; render them; while the budget allows, add them to the samples and invert again, keeping
        the most even result. ``method="bisect"`` (IMPUS-style): repeatedly render the midpoint of the sample
        interval holding each target cumulative distance (batched bisection), then invert once at the end.
     3. ``budget`` caps the total number of frames rendered, coarse pass included (default
        ``coarse + 2 * num_frames``); frames already rendered (the endpoints) are reused, never rendered twice.
 
-    ``closed=True`` treats t as periodic on ``[t0, t1)`` (the frame at t1 is the frame at t0, never rendered):
+    ``closed=True`` treats λ as periodic on ``[t0, t1)`` (the frame at t1 is the frame at t0, never rendered):
     the result is a loop of ``num_frames`` frames starting at ``t0`` with no duplicated end frame, and the
     wrap-around step is evened out with the others. Open walks keep ``t0`` and ``t1`` exactly.
 
@@ -304,15 +308,16 @@ def retime(
 
 
 def adain_interpolate(a: Any, b: Any, t: float | Sequence[float], *, dim: int = -3, eps: float = 1e-6) -> Any:
-    """Slerp two noises, then restore per-channel statistics: mean and std interpolated linearly in t (AdaIN).
+    """Slerp two noises, then restore per-channel statistics: mean and std interpolated linearly (AdaIN).
 
     Inverted noises (DDIM inversion) are far from unit Gaussian and their per-channel mean/std carry the image's
     colour and contrast; a plain slerp averages them away in the middle of the walk. Here
-    ``z = slerp(a, b, t)`` and each channel of ``z`` is shifted and scaled to mean ``(1-t)·μ_a + t·μ_b`` and std
-    ``(1-t)·σ_a + t·σ_b``. ``dim`` is the channel axis (default -3: ``C x H x W`` or ``B x C x H x W``);
+    ``z = slerp(a, b, λ)`` at the fraction λ = ``t`` and each channel of ``z`` is shifted and scaled to mean
+    ``(1-λ)·μ_a + λ·μ_b`` and std ``(1-λ)·σ_a + λ·σ_b``. ``dim`` is the channel axis (default -3: ``C x H x W`` or ``B x C x H x W``);
     statistics are taken over every axis after it, separately per channel and per leading (batch) index.
-    ``t`` is a float (one result) or a 1-D sequence (results stacked on a new leading axis), as in
-    :func:`helpers.slerp`. Torch tensors and numpy arrays alike; the result keeps the input dtype and device.
+    ``t``, the fraction λ, is a float (one result) or a 1-D sequence (results stacked on a new leading axis),
+    as ``frac`` in :func:`helpers.slerp`. Torch tensors and numpy arrays alike; the result keeps the input dtype
+    and device.
 
     Introduced in notebook 07_smooth_interpolation.
     """
@@ -360,12 +365,13 @@ def adain_interpolate(a: Any, b: Any, t: float | Sequence[float], *, dim: int = 
 
 
 def beta_schedule(num_frames: int, alpha: float, beta: float) -> np.ndarray:
-    """t values ``F⁻¹(k / (num_frames - 1))``: the quantiles of Beta(alpha, beta) at evenly spaced levels.
+    """Fractions ``λ_k = F⁻¹(k / (num_frames - 1))``: the quantiles of Beta(alpha, beta) at evenly spaced
+    levels.
 
     This is AID's Beta prior (He et al., 2024): frame k sits where the Beta CDF reaches k / N, so the frames are
-    dense where the Beta *density* is high. ``alpha = beta > 1`` packs them around t = 0.5, where diffusion
+    dense where the Beta *density* is high. ``alpha = beta > 1`` packs them around λ = 0.5, where diffusion
     morphs usually jump (AID's choice); ``alpha = beta = 1`` is linear; ``alpha = beta < 1`` packs them near the
-    ends; unequal values move the dense region towards t = alpha / (alpha + beta). Monotone, in [0, 1], with
+    ends; unequal values move the dense region towards λ = alpha / (alpha + beta). Monotone, in [0, 1], with
     exact endpoints 0 and 1.
 
     Introduced in notebook 07_smooth_interpolation.
@@ -377,6 +383,6 @@ def beta_schedule(num_frames: int, alpha: float, beta: float) -> np.ndarray:
             raise ValueError(f"{label} must be a positive finite number, got {v!r}")
     from scipy.stats import beta as beta_dist
 
-    t = beta_dist.ppf(np.linspace(0.0, 1.0, num_frames), float(alpha), float(beta)).astype(np.float64)
-    t[0], t[-1] = 0.0, 1.0
-    return np.maximum.accumulate(np.clip(t, 0.0, 1.0))
+    fracs = beta_dist.ppf(np.linspace(0.0, 1.0, num_frames), float(alpha), float(beta)).astype(np.float64)
+    fracs[0], fracs[-1] = 0.0, 1.0
+    return np.maximum.accumulate(np.clip(fracs, 0.0, 1.0))

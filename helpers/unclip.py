@@ -242,12 +242,12 @@ def morph(
     noise: Any = None,
     **decode_kwargs: Any,
 ) -> Any:
-    """Decode the walk from image ``pair[0]`` to ``pair[1]`` of ``inversion`` at the t values ``t``.
+    """Decode the walk from image ``pair[0]`` to ``pair[1]`` of ``inversion`` at the fractions λ = ``t``.
 
     Introduced in notebook 03_unclip_image_interpolation. Both parts of the bipartite latent move: the CLIP
     embeddings are slerped (per row) and the inverted noises of both stages are interpolated with ``noise``
-    (default :func:`helpers.interpolation.slerp`; e.g. :func:`helpers.smooth.adain_interpolate`), so t = 0 and
-    t = 1 reconstruct the two images. ``decode_kwargs`` go to :func:`decode` (use the inversion's steps).
+    (default :func:`helpers.interpolation.slerp`; e.g. :func:`helpers.smooth.adain_interpolate`), so λ = 0 and
+    λ = 1 reconstruct the two images. ``decode_kwargs`` go to :func:`decode` (use the inversion's steps).
     """
     from helpers.interpolation import slerp
 
@@ -463,7 +463,8 @@ def prior_text_walk(
     guidance_scale: float = 4.0,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Image embeddings ``(len(t), dim)`` for a walk between two prompts *through the prior*.
+    """Image embeddings ``(len(t), dim)`` for a walk between two prompts *through the prior*, at the fractions
+    λ = ``t``.
 
     Introduced in notebook 03_unclip_image_interpolation. As diffusers' community ``unclip_text_interpolation``
     does: the two prompts' CLIP text embeddings and their per-token hidden states are slerped (per vector), the

@@ -1,12 +1,12 @@
 """Interactive explorers: sliders over rendered walks, with a frame cache, an export button and a static fallback.
 
-Introduced in notebook 02_slerp_and_latent_geometry (a slider over t) and built into an app in notebook
-06_interactive_explorer. Two explorers:
+Introduced in notebook 02_slerp_and_latent_geometry (a slider over the fraction λ) and built into an app in
+notebook 06_interactive_explorer. Two explorers:
 
-* :class:`FrameExplorer` — a slider over a few values (t, a seed, a guidance scale ...) and a function that
-  renders one picture per value;
+* :class:`FrameExplorer` — a slider over a few values (a fraction λ, a timestep t, a seed, a guidance scale ...)
+  and a function that renders one picture per value;
 * :class:`WalkExplorer` — controls (prompts, seeds, frame count ...) that define a whole walk, rendered in one
-  batched call, and a θ slider that scrubs through its frames.
+  batched call, and a λ slider that scrubs through its frames.
 
 Both cache what they render, so moving a slider back and forth is instant after the first visit (``cache``
 counts renders and hits). Both have an export button (GIF or MP4 through :mod:`helpers.media`) and a static
@@ -26,6 +26,8 @@ from typing import Any, Generic, TypeVar
 DISPLAY_WIDTH = 256
 #: Smallest tile side in the static contact sheet (tiny 32x32 frames are scaled up to stay readable).
 SHEET_TILE = 96
+#: How the static contact sheets spell the course's Greek symbols (Pillow's default font has none).
+GREEK_NAMES = {"λ": "lambda", "θ": "theta"}
 
 
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -226,18 +228,19 @@ class FrameExplorer(_Explorer):
         return [self.cache.get(i) for i in range(len(self.values))]
 
     def labels(self) -> list[str]:
-        name = self.slider.description if self.slider.description.isascii() else "value"  # Pillow's font: no Greek
+        description = self.slider.description  # Pillow's default font has no Greek: spell λ and θ out
+        name = GREEK_NAMES.get(description, description if description.isascii() else "value")
         return [f"{name}={s}" for s in self._labels]
 
 
 class WalkExplorer(_Explorer):
-    """Controls that define a walk, a frame-count slider and a θ slider that scrubs through the rendered walk.
+    """Controls that define a walk, a frame-count slider and a λ slider that scrubs through the rendered walk.
 
     ``render_walk(num_frames=N, **values)`` returns the N frames of the walk for the current control values
     (``controls`` maps keyword names to ipywidgets, e.g. ``{"prompt_a": Text(...), "seed": IntText(...)}``).
     A walk is rendered once per distinct setting (one batched call, with its own progress bar) and cached:
-    scrubbing θ, or coming back to an earlier setting, renders nothing. θ runs over [0, 1]: 0 is the first
-    frame, 1 the last. Introduced in notebook 06_interactive_explorer.
+    scrubbing λ (the slider ``frac``), or coming back to an earlier setting, renders nothing. λ runs over
+    [0, 1]: 0 is the first frame, 1 the last. Introduced in notebook 06_interactive_explorer.
     """
 
     def __init__(
@@ -265,15 +268,15 @@ class WalkExplorer(_Explorer):
         self.cache = FrameCache(self._render_key)
         self.num_frames = w.IntSlider(value=num_frames, min=2, max=max_frames, description="frames",
                                       continuous_update=False)
-        self.theta = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=1 / (num_frames - 1), description="θ",
-                                   continuous_update=True, readout_format=".2f",
-                                   layout=w.Layout(width=f"{max(self.display_width, 320)}px"))
+        self.frac = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=1 / (num_frames - 1), description="λ",
+                                  continuous_update=True, readout_format=".2f",
+                                  layout=w.Layout(width=f"{max(self.display_width, 320)}px"))
         for control in (*self.controls.values(), self.num_frames):
             control.observe(lambda _change: self.update(), names="value")
-        self.num_frames.observe(lambda change: setattr(self.theta, "step", 1 / (change["new"] - 1)), names="value")
-        self.theta.observe(lambda _change: self.update(), names="value")
+        self.num_frames.observe(lambda change: setattr(self.frac, "step", 1 / (change["new"] - 1)), names="value")
+        self.frac.observe(lambda _change: self.update(), names="value")
         self.widget = w.VBox([
-            *self.controls.values(), self.num_frames, self.theta, self.image,
+            *self.controls.values(), self.num_frames, self.frac, self.image,
             w.HBox([self.export_format, self.export_button]), self.status,
         ])
         self.update()
@@ -296,9 +299,9 @@ class WalkExplorer(_Explorer):
 
     @property
     def index(self) -> int:
-        """The frame θ points at: ``round(θ · (N − 1))``."""
+        """The frame λ points at: ``round(λ · (N − 1))``."""
         n = int(self.num_frames.value)
-        return min(n - 1, max(0, round(float(self.theta.value) * (n - 1))))
+        return min(n - 1, max(0, round(float(self.frac.value) * (n - 1))))
 
     def frames(self) -> list[Any]:
         """The current walk's frames (rendered on first use, then cached)."""
@@ -308,7 +311,7 @@ class WalkExplorer(_Explorer):
         return self.frames()[self.index]
 
     def update(self) -> None:
-        """Show the frame θ points at, rendering the walk only if this setting was never rendered."""
+        """Show the frame λ points at, rendering the walk only if this setting was never rendered."""
         cached = self._key() in self.cache
         try:
             frame = self.current_frame()
@@ -316,12 +319,12 @@ class WalkExplorer(_Explorer):
             self.status.value = f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
             return
         n = int(self.num_frames.value)
-        self._show(frame, f"frame {self.index + 1} of {n} (θ = {self.theta.value:.2f})"
+        self._show(frame, f"frame {self.index + 1} of {n} (λ = {self.frac.value:.2f})"
                           f"{' · cached' if cached else ' · rendered'} · {self.cache.renders} walk(s) rendered")
 
     def labels(self) -> list[str]:
         n = int(self.num_frames.value)
-        return [f"theta={i / (n - 1):.2f}" for i in range(n)]  # Pillow's default font has no Greek
+        return [f"lambda={i / (n - 1):.2f}" for i in range(n)]  # λ, spelt out for Pillow's font
 
 
 __all__ = ["FrameCache", "FrameExplorer", "WalkExplorer"]

@@ -2,7 +2,7 @@
 
 Runs ``tools/browser_check.py``: starts JupyterLab from this venv, opens a copy of
 ``06_interactive_explorer`` in Debian's Chromium (Playwright, ``executable_path=/usr/bin/chromium``, no browser
-downloads), runs all cells from the Run menu, moves the θ slider with the keyboard and checks that the picture
+downloads), runs all cells from the Run menu, moves the λ slider with the keyboard and checks that the picture
 the browser shows changes. Screenshot: ``outputs/browser_explorer.png``. The backend is the teaching models
 when their weights ship, otherwise tiny-random (``LW_BROWSER_BACKEND`` overrides).
 

@@ -102,7 +102,7 @@ def test_unclip_walk_endpoints_are_the_reconstructions_of_the_example_scenes(var
         assert np.abs(_pixels(frame) - _pixels(alone)).max() <= 1  # uint8 rounding of float batching noise
     diff = walks["text_diff"]
     assert len(diff) >= 4
-    assert np.abs(_pixels(diff[0]) - _pixels(frames[0])).max() <= 1  # θ = 0: image A's own reconstruction
+    assert np.abs(_pixels(diff[0]) - _pixels(frames[0])).max() <= 1  # λ = 0: image A's own reconstruction
     assert np.abs(_pixels(diff[0]) - _pixels(diff[-1])).max() > 0  # the text diff moves
 
 

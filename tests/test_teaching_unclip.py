@@ -87,15 +87,15 @@ def test_text_diff_moves_an_apple_from_red_to_green(pipe, judge):
     x = S.example_scenes(["red apple"] * 6, seed=3).images
     emb = encode_images(pipe, x)
     z_green, z_red = encode_text(pipe, [S.caption("green apple"), S.caption("red apple")])
-    thetas = [0.0, 0.25, 0.5]
-    path = text_diff(emb, z_green, z_red, thetas)  # (3, 6, D)
+    fracs = [0.0, 0.25, 0.5]
+    path = text_diff(emb, z_green, z_red, fracs)  # (3, 6, D)
     assert path.shape == (3, len(x), emb.shape[-1]) and torch.isfinite(path).all()
     torch.testing.assert_close(path.norm(dim=-1), emb.norm(dim=-1).expand(3, -1), rtol=1e-4, atol=1e-5)
     inv = invert(pipe, x, emb)
     images = decode(pipe, path.reshape(-1, emb.shape[-1]), inv.decoder_latents.repeat(3, 1, 1, 1),
                     inv.super_res_latents.repeat(3, 1, 1, 1))
     p = judge.predict_proba(images)[:, S.object_index("green apple")].reshape(3, len(x)).mean(axis=1)
-    print(f"\ntext diff red → green apple, mean P(green apple) at θ = {thetas}: {np.round(p, 2).tolist()}")
+    print(f"\ntext diff red → green apple, mean P(green apple) at λ = {fracs}: {np.round(p, 2).tolist()}")
     assert p[-1] > p[0] + 0.2, p
 
 

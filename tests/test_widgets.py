@@ -71,18 +71,18 @@ def test_walk_explorer_scrubs_without_rerendering() -> None:
     explorer = WalkExplorer(walk, {"seed": seed}, num_frames=5)
     assert calls == [(5, 3)]
     first = explorer.image.value
-    for theta in (0.25, 0.5, 1.0, 0.0, 0.75):
-        explorer.theta.value = theta
-        assert explorer.index == round(theta * 4)
+    for frac in (0.25, 0.5, 1.0, 0.0, 0.75):
+        explorer.frac.value = frac
+        assert explorer.index == round(frac * 4)
         assert _decode(explorer.image.value)[0, 0, 0] == round(255 * explorer.index / 4)
     assert explorer.image.value != first or explorer.index == 0
-    assert calls == [(5, 3)], "scrubbing θ must not render again"
+    assert calls == [(5, 3)], "scrubbing λ must not render again"
     seed.value = 4
     assert calls[-1] == (5, 4)
     seed.value = 3
     explorer.num_frames.value = 3
     assert calls == [(5, 3), (5, 4), (3, 3)], "coming back to seed 3 is served from the cache"
-    assert explorer.theta.step == pytest.approx(0.5)
+    assert explorer.frac.step == pytest.approx(0.5)
 
 
 def test_walk_explorer_reports_errors_in_the_widget() -> None:

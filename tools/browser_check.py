@@ -7,7 +7,7 @@ What it does, like a student would: starts JupyterLab from this interpreter (the
 with a token and a temporary root folder holding a copy of ``notebooks/06_interactive_explorer.ipynb`` (its
 parameters cell set to the chosen backend), opens the notebook in Debian's Chromium driven by Playwright
 (``executable_path=/usr/bin/chromium``; Playwright's own browser downloads are never used), runs every cell
-from the *Run* menu, presses → on the prompt explorer's θ slider and checks that the picture the browser shows
+from the *Run* menu, presses → on the prompt explorer's λ slider and checks that the picture the browser shows
 changes (the bytes behind the ``<img>``, not only its URL). A screenshot of the app is written at the end.
 
 Everything the server and the kernel write (settings, workspaces, runtime files, the notebook's outputs/) goes
@@ -237,7 +237,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.25):
 
 
 def drive(url: str, chromium: str, *, screenshot: Path | None, run_timeout: float = float(os.environ.get("LW_BROWSER_RUN_TIMEOUT", 150))) -> Result:
-    """Open the notebook at ``url``, run all cells, move the θ slider, compare the frames, take the screenshot."""
+    """Open the notebook at ``url``, run all cells, move the λ slider, compare the frames, take the screenshot."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -278,11 +278,11 @@ def drive(url: str, chromium: str, *, screenshot: Path | None, run_timeout: floa
                 raise BrowserCheckError(f"{err}; cells: {page.evaluate(_ALL_CELLS_RUN)}") from None
             seconds["run_all"] = time.perf_counter() - t1
 
-            # The prompt explorer: the innermost widget box holding the "prompt A" control, and its θ slider.
+            # The prompt explorer: the innermost widget box holding the "prompt A" control, and its λ slider.
             app = page.locator(".widget-vbox", has=page.locator(".widget-label", has_text=re.compile(r"^prompt A$")))
             app = app.last
             app.wait_for()
-            theta = app.locator(".widget-hslider", has=page.locator(".widget-label", has_text=re.compile(r"^θ$")))
+            frac_slider = app.locator(".widget-hslider", has=page.locator(".widget-label", has_text=re.compile(r"^λ$")))
             img = app.locator("img").first
             status = app.locator(".widget-html").last
             img.scroll_into_view_if_needed()
@@ -296,18 +296,18 @@ def drive(url: str, chromium: str, *, screenshot: Path | None, run_timeout: floa
             before = _wait(lambda: (h := img.evaluate(_IMAGE_BYTES)) and h != first and h, 60,
                            "the picture to change after typing a new seed B")
             status_before = status.inner_text()
-            readout_before = theta.first.locator(".widget-readout").inner_text()
+            readout_before = frac_slider.first.locator(".widget-readout").inner_text()
 
             t2 = time.perf_counter()
-            theta.first.locator(".noUi-handle").first.focus()
+            frac_slider.first.locator(".noUi-handle").first.focus()
             page.keyboard.press("ArrowRight")
             after = _wait(lambda: (h := img.evaluate(_IMAGE_BYTES)) and h != before and h, 30,
-                          "the picture to change after pressing → on the θ slider")
-            _wait(lambda: status.inner_text() != status_before, 10, "the status line to follow θ")
+                          "the picture to change after pressing → on the λ slider")
+            _wait(lambda: status.inner_text() != status_before, 10, "the status line to follow λ")
             seconds["slider_to_new_frame"] = time.perf_counter() - t2
-            readout_after = theta.first.locator(".widget-readout").inner_text()
+            readout_after = frac_slider.first.locator(".widget-readout").inner_text()
             if readout_after == readout_before:
-                raise BrowserCheckError(f"the θ readout did not move (still {readout_after!r})")
+                raise BrowserCheckError(f"the λ readout did not move (still {readout_after!r})")
             status_after = status.inner_text()
 
             if screenshot is not None:
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"browser check skipped: {why}")
         return 0
     result = run_check(args.backend, screenshot=args.screenshot)
-    print(f"backend {result.backend}: θ moved, status {result.status_before!r} -> {result.status_after!r}")
+    print(f"backend {result.backend}: λ moved, status {result.status_before!r} -> {result.status_after!r}")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     print(f"screenshot: {result.screenshot}")
     return 0
