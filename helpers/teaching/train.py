@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 MODELS = ("toy2d", "text2img", "unclip")
 FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip"}
@@ -62,7 +63,7 @@ def run_stage(name: str, work: Path, out: Path, *, smoke: bool, seed: int, progr
     torch.set_flush_denormal(True)
     t0 = time.perf_counter()
     print(f"[{name}] training{' (smoke)' if smoke else ''}", flush=True)
-    kw = {"smoke": smoke, "seed": seed, "progress": progress}
+    kw: dict[str, Any] = {"smoke": smoke, "seed": seed, "progress": progress}
     if name == "toy2d":
         from helpers.teaching.toy2d import save_toy, train_toy
 
@@ -165,8 +166,8 @@ def _run_pool(stages: list[str], work: Path, out: Path, jobs: int, kw: dict) -> 
         pool.terminate()  # a failed (or interrupted) stage must not leave the others running
         pool.join()
     if failed:
-        name, err = next(iter(failed.items()))
-        raise RuntimeError(f"training stage {name!r} failed: {type(err).__name__}: {err}") from err
+        name, error = next(iter(failed.items()))
+        raise RuntimeError(f"training stage {name!r} failed: {type(error).__name__}: {error}") from error
     return done
 
 
@@ -186,7 +187,7 @@ def train_models(
     out_root = Path(out) if out is not None else WEIGHTS_DIR
     out_root.mkdir(parents=True, exist_ok=True)
     stages = _plan(models)
-    kw = {"smoke": smoke, "seed": seed, "progress": progress}
+    kw: dict[str, Any] = {"smoke": smoke, "seed": seed, "progress": progress}
     work = Path(tempfile.mkdtemp(prefix=".stages-", dir=out_root))
     t0 = time.perf_counter()
     print(f"training {', '.join(models)}{' (smoke)' if smoke else ''} → {out_root}: stages {', '.join(stages)}"

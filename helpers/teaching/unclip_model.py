@@ -336,7 +336,8 @@ def train_clip_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
     clip = split_clip(clip_model, tokenizer)
     # A fast tokenizer's file records the padding and truncation of its last call: save it as the unCLIP
     # pipelines call it (padded and truncated to its 12 positions), whichever stage used it last.
-    clip.tokenizer([""], padding="max_length", max_length=clip.tokenizer.model_max_length, truncation=True)
+    fast: Any = clip.tokenizer
+    fast([""], padding="max_length", max_length=fast.model_max_length, truncation=True)
     for part in CLIP_PARTS:
         getattr(clip, part).save_pretrained(Path(out_dir) / part)
     return Path(out_dir)
@@ -347,7 +348,7 @@ def train_decoder_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: boo
     """Training stage: the decoder and ``text_proj`` on the CLIP image embeddings of stage ``clip``."""
     plan = training_plan(smoke)
     data = scene_training_data(_load_clip(Path(clip_dir)), limit=256 if smoke else None)
-    decoder, text_proj = train_decoder(None, plan, seed=seed, progress=progress, data=data)
+    decoder, text_proj = train_decoder(None, plan, seed=seed, progress=progress, data=data)  # type: Any, Any
     decoder.save_pretrained(Path(out_dir) / "decoder")
     text_proj.save_pretrained(Path(out_dir) / "text_proj")
     return Path(out_dir)
@@ -360,7 +361,8 @@ def train_prior_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: bool 
 
     plan = training_plan(smoke)
     data = scene_training_data(_load_clip(Path(clip_dir)), limit=256 if smoke else None)
-    train_prior(data, plan, seed=seed, progress=progress).save_pretrained(Path(out_dir) / "prior")
+    prior: Any = train_prior(data, plan, seed=seed, progress=progress)
+    prior.save_pretrained(Path(out_dir) / "prior")
     build_prior_scheduler().save_pretrained(Path(out_dir) / "prior_scheduler")
     return Path(out_dir)
 
@@ -368,7 +370,7 @@ def train_prior_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: bool 
 def train_super_res_stage(out_dir: str | Path, *, smoke: bool = False, seed: int = 0,
                           progress: bool = True) -> Path:
     """Training stage: the 16 → 32 super-res UNet (it needs no CLIP), saved as both super-res stages."""
-    super_res = train_super_res(training_plan(smoke), seed=seed, progress=progress)
+    super_res: Any = train_super_res(training_plan(smoke), seed=seed, progress=progress)
     for part in ("super_res_first", "super_res_last"):
         super_res.save_pretrained(Path(out_dir) / part)
     return Path(out_dir)
