@@ -12,6 +12,10 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 MODEL ?= teaching
 PYTEST_ARGS ?=
+# pytest-xdist: one process per core, each on one torch thread (tests/conftest.py); a module whose fixtures
+# are costly stays on one worker (XDIST_WHOLE_MODULES there). PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: help venv test test-fast coverage lint typecheck pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
 	test-colab test-floors test-fullsize
@@ -38,7 +42,7 @@ typecheck: $(STAMP) ## mypy on helpers/ (settings in pyproject.toml)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP) ## the pytest suite only
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 test: lint typecheck browser-deps pytest ## lint + types + the whole test suite (what CI runs; the browser test when Chromium is here)
@@ -50,7 +54,7 @@ coverage: $(STAMP) ## line coverage of helpers/ by the fast tier (make test-fast
 
 test-fast: $(STAMP) ## lint + the suite without notebooks, browser, Colab, quality gates and training (the inner loop)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -m "not notebooks and not browser and not colab and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) -m "not notebooks and not browser and not colab and not slow" $(PYTEST_ARGS)
 
 # Debian's Chromium for tests/test_browser.py, installed quietly where we are root and apt-get exists;
 # anywhere else the browser test is skipped with its reason. Playwright itself comes from the lock file.
