@@ -21,9 +21,7 @@ Introduced in notebook 01_diffusion_basics.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
 import io
 import math
 import os
@@ -394,22 +392,10 @@ def _keep_repeat(frame: Image.Image) -> Image.Image:
     return out
 
 
-_PALETTE_SAMPLE_SIDE = 96
-
-
 def _quantise(im: Image.Image) -> Image.Image:
-    """An RGB frame as a palette image of at most 255 colours (index 255 stays free for repeats).
-
-    Exact when the frame has at most 255 colours. Otherwise the palette is found by median cut on a
-    96-px thumbnail and each pixel takes its nearest palette colour: about 10x faster than median cut on a
-    512x512 frame for a mean error only ~6% larger. No dithering: dither noise shimmers between frames.
-    """
-    if im.getcolors(255) is not None or max(im.size) <= _PALETTE_SAMPLE_SIDE:
-        return im.quantize(255, method=Image.Quantize.MEDIANCUT)
-    sample = im.copy()
-    sample.thumbnail((_PALETTE_SAMPLE_SIDE, _PALETTE_SAMPLE_SIDE), Image.Resampling.BOX)
-    palette = sample.quantize(255, method=Image.Quantize.MEDIANCUT)
-    return im.quantize(palette=palette, dither=Image.Dither.NONE)
+    """An RGB frame as a palette image of at most 255 colours (index 255 stays free for repeats): median cut,
+    exact when the frame has at most 255 colours; no dithering, whose noise would shimmer between frames."""
+    return im.quantize(255, method=Image.Quantize.MEDIANCUT)
 
 
 def _write_gif(ims: list[Image.Image], fp: Any, *, duration: int, loop: int | None) -> None:
@@ -652,25 +638,23 @@ def image_grid(
             label_color = (0, 0, 0) if luminance > 127 else (255, 255, 255)
         text_rgb = _parse_colour(label_color, "label_color")[:3]
 
-    sheet = Image.new(
-        "RGB", (cols * cell_w + (cols + 1) * pad, rows * (cell_h + label_h) + (rows + 1) * pad), background
-    )
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        x0 = pad + c * (cell_w + pad)
-        y0 = pad + r * (cell_h + label_h + pad)
-        at = (x0 + (cell_w - tile.width) // 2, y0 + (cell_h - tile.height) // 2)
-        if tile.mode == "RGBA":
-            sheet.paste(tile.convert("RGB"), at, mask=tile.getchannel("A"))
-        else:
-            sheet.paste(tile.convert("RGB"), at)
-        if labels is not None and labels[i] is not None:
-            strip = Image.new("RGB", (cell_w, label_h), background)
-            draw = ImageDraw.Draw(strip)
-            text = _fit_text(draw, str(labels[i]), font, cell_w)
-            draw.text(((cell_w - draw.textlength(text, font=font)) / 2, 1), text, fill=text_rgb, font=font)
-            sheet.paste(strip, (x0, y0 + cell_h))
-    return sheet
+    from diffusers.utils import make_image_grid  # imported here: helpers.media stays cheap to import
+
+    cells = []
+    for i in range(rows * cols):  # one cell per grid slot: top-left padding, the tile centred, its label below
+        cell = Image.new("RGB", (cell_w + pad, cell_h + label_h + pad), background)
+        if i < n:
+            tile = tiles[i]
+            at = (pad + (cell_w - tile.width) // 2, pad + (cell_h - tile.height) // 2)
+            cell.paste(tile.convert("RGB"), at, mask=tile.getchannel("A") if tile.mode == "RGBA" else None)
+            if labels is not None and labels[i] is not None:
+                draw = ImageDraw.Draw(cell)
+                text = _fit_text(draw, str(labels[i]), font, cell_w)
+                x = pad + (cell_w - draw.textlength(text, font=font)) / 2
+                draw.text((x, pad + cell_h + 1), text, fill=text_rgb, font=font)
+        cells.append(cell)
+    grid = make_image_grid(cells, rows=rows, cols=cols)
+    return ImageOps.expand(grid, border=(0, 0, pad, pad), fill=background)  # the right and bottom margins
 
 
 _SAVE_FORMATS = {
@@ -731,12 +715,11 @@ def load_image(
         raise ValueError(
             f"{str(p)!r} is a folder, not an image file; give the path of a .png or .jpg inside it."
         )
-    im: Image.Image
+    from diffusers.utils import load_image as diffusers_load_image  # EXIF rotation, then our conversion
+
     try:
-        with Image.open(p) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            im = _normalise_pil_mode(im).convert(mode)
+        with Image.open(p) as opened:  # opened here so that the file is closed (animated files stay open)
+            im = diffusers_load_image(opened, convert_method=lambda im: _normalise_pil_mode(im).convert(mode))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(
             f"Could not read {str(p)!r} as an image ({type(err).__name__}: {err}). Use a PNG, JPEG, WebP, "
@@ -766,25 +749,22 @@ def _get_ipython() -> Any:
 class InlineAnimation:
     """An animation (or a still) ready to show in Jupyter; what :func:`show` returns.
 
-    ``data`` holds the encoded GIF (or PNG for one frame); ``save(path)`` writes it. In Jupyter it renders as
-    an ``<img>`` tag with the data inlined, ``width`` pixels wide, pixelated when scaled up.
+    ``data`` holds the encoded GIF (or PNG for one frame); ``save(path)`` writes it. Jupyter shows it through
+    ``IPython.display.Image``, ``width`` pixels wide.
     """
 
-    def __init__(self, data: bytes, mime: str, size: tuple[int, int], n_frames: int, fps: float, width: int):
+    def __init__(self, data: bytes, size: tuple[int, int], n_frames: int, fps: float, width: int):
         self.data = data
-        self.mime = mime
-        self.size = size
+        self.size = size  # of the frames given to show(), before the crisp upscaling
         self.n_frames = n_frames
         self.fps = fps
         self.width = width
         self._displayed_in: int | None = None
 
-    def _repr_html_(self) -> str:
-        src = f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
-        # Scaled up: crisp pixels. `pixelated` comes last so that browsers knowing it use it.
-        upscaled = self.width > self.size[0]
-        style = "image-rendering: crisp-edges; image-rendering: pixelated;" if upscaled else ""
-        return f'<img src="{src}" width="{self.width}" style="{style}" alt="{html.escape(repr(self))}"/>'
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        from IPython.display import Image as IPythonImage
+
+        return IPythonImage(data=self.data, width=self.width)._repr_mimebundle_(include, exclude)
 
     def _ipython_display_(self) -> None:
         ip = _get_ipython()
@@ -798,7 +778,8 @@ class InlineAnimation:
             return
         from IPython.display import display
 
-        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
+        data, metadata = self._repr_mimebundle_()
+        display({**data, "text/plain": repr(self)}, metadata=metadata, raw=True)
 
     def __repr__(self) -> str:
         kind = f"{self.n_frames} frames at {self.fps:g} fps" if self.n_frames > 1 else "1 frame"
@@ -817,11 +798,11 @@ def show(
 ) -> InlineAnimation:
     """Show frames inline in Jupyter as a looping GIF (one frame: a PNG) and return the display object.
 
-    ``width`` is the displayed width in pixels; by default small frames are scaled up by a whole factor to
-    about 256 px with crisp pixels (CSS ``image-rendering: pixelated``). Inside IPython the animation is
-    displayed at once (also from loops); as a cell's last expression it is not shown twice. Outside
-    Jupyter nothing is printed and nothing fails: use the returned object's ``data`` or ``save()``.
-    Introduced in notebook 01_diffusion_basics.
+    ``width`` is the displayed width in pixels; by default small frames are shown about 256 px wide. Frames
+    are upscaled by a whole factor with nearest-neighbour before encoding, so small pixels stay crisp.
+    Inside IPython the animation is displayed at once (also from loops); as a cell's last expression it is not
+    shown twice. Outside Jupyter nothing is printed and nothing fails: use the returned object's ``data`` or
+    ``save()``. Introduced in notebook 01_diffusion_basics.
     """
     duration = _gif_duration_ms(fps)
     ims = _animation_frames(frames)
@@ -832,14 +813,13 @@ def show(
         width = w * max(1, 256 // w)
     elif isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be a positive number of pixels (or None); got {width!r}.")
+    ims = [_scaled(im, max(1, width // w)) for im in ims]
     buf = io.BytesIO()
     if len(ims) == 1:
         ims[0].save(buf, format="PNG")
-        mime = "image/png"
     else:
         _write_gif(ims, buf, duration=duration, loop=0)
-        mime = "image/gif"
-    anim = InlineAnimation(buf.getvalue(), mime, (w, h), len(ims), fps, width)
+    anim = InlineAnimation(buf.getvalue(), (w, h), len(ims), fps, width)
     ip = _get_ipython()
     if ip is not None:
         from IPython.display import display

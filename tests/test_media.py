@@ -613,33 +613,37 @@ def test_load_image_folder(tmp_path):
 # ----------------------------------------------------------------------------------------------- show
 
 
-def decode_html(html: str) -> tuple[str, bytes]:
-    m = re.search(r'src="data:(image/\w+);base64,([^"]+)"', html)
-    assert m is not None
-    return m.group(1), base64.b64decode(m.group(2))
+def decode_bundle(anim) -> tuple[str, bytes, dict]:
+    """The mime type, decoded bytes and metadata that Jupyter receives for ``anim``."""
+    data, metadata = anim._repr_mimebundle_()
+    (mime, encoded), = data.items()
+    return mime, base64.b64decode(encoded), metadata[mime]
 
 
 def test_show_headless_returns_an_animation(capsys):
     refs = solid_frames(4, size=(16, 16))
     anim = show(refs, fps=5, pingpong=True)
     assert capsys.readouterr().out == ""  # outside Jupyter nothing is printed
-    mime, data = decode_html(anim._repr_html_())
-    assert mime == "image/gif" and data == anim.data
+    mime, data, metadata = decode_bundle(anim)
+    assert mime == "image/gif" and data == anim.data and metadata == {"width": 256}
     with Image.open(io.BytesIO(data)) as im:
-        order = [nearest_index(np.asarray(f.convert("RGB")), refs) for f in ImageSequence.Iterator(im)]
-        assert order == [0, 1, 2, 3, 2, 1] and im.info["loop"] == 0 and im.info["duration"] == 200
-    html = anim._repr_html_()
-    assert 'width="256"' in html and "pixelated" in html  # 16 px scaled up 16x, crisp pixels
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)]
+        assert im.info["loop"] == 0 and im.info["duration"] == 200
+    small = [f[::16, ::16] for f in frames]
+    assert frames[0].shape == (256, 256, 3)  # 16 px scaled up 16x before encoding, by nearest neighbour:
+    np.testing.assert_array_equal(frames[0], small[0].repeat(16, axis=0).repeat(16, axis=1))  # crisp blocks
+    assert [nearest_index(f, refs) for f in small] == [0, 1, 2, 3, 2, 1]
     assert "6 frames" in repr(anim)
 
 
 def test_show_large_frames_and_stills(tmp_path):
     big = show([np.zeros((20, 300, 3))] * 2)
-    assert 'width="300"' in big._repr_html_() and "pixelated" not in big._repr_html_()
+    mime, data, metadata = decode_bundle(big)
+    assert metadata == {"width": 300} and Image.open(io.BytesIO(data)).size == (300, 20)  # not scaled
     still = show(solid_frames(1)[0], width=100)
-    mime, data = decode_html(still._repr_html_())
-    assert mime == "image/png" and 'width="100"' in still._repr_html_()
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), solid_frames(1)[0])
+    mime, data, metadata = decode_bundle(still)
+    assert mime == "image/png" and metadata == {"width": 100}
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data)))[::10, ::10], solid_frames(1)[0])
     saved = still.save(tmp_path / "still.png")
     assert saved.read_bytes() == still.data
     with pytest.raises(ValueError, match="width"):
@@ -664,7 +668,7 @@ def test_show_in_ipython_displays_once_per_cell(monkeypatch):
     assert len(shown) == 1
     shell.execution_count = 6  # the object shown again in a later cell
     anim._ipython_display_()
-    assert len(shown) == 2 and "text/html" in shown[-1]
+    assert len(shown) == 2 and "image/gif" in shown[-1]
 
 
 @pytest.fixture
