@@ -172,3 +172,20 @@ def test_caption_checks_size_and_background():
         S.caption("fox face", background="red")
     with pytest.raises(ValueError, match="held_out"):
         S.load_split("test")
+
+
+def test_scene_judge_loads_the_shipped_judge_without_fitting(monkeypatch):
+    from helpers.teaching import judge as J
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("scene_judge() fitted a judge although one ships")
+
+    J.scene_judge.cache_clear()
+    monkeypatch.setattr(J.SceneJudge, "__init__", no_fit)
+    try:
+        judge = J.scene_judge()
+        fresh = S.fresh_scenes(500, seed=77)
+        assert (judge.predict(fresh.images) == fresh.objects.numpy()).mean() >= 0.97
+        assert (judge.size_of(fresh.images) == fresh.sizes.numpy()).mean() >= 0.97
+    finally:
+        J.scene_judge.cache_clear()

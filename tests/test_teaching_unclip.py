@@ -30,9 +30,9 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def judge():
-    from helpers.teaching.judge import scene_judge
+    from helpers.teaching.judge import SceneJudge
 
-    return scene_judge(0)
+    return SceneJudge(0)  # fitted here, on fresh ground-truth scenes
 
 
 def _noise(pipe, n: int, seed: int):

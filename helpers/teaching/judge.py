@@ -9,18 +9,25 @@ generated images with these:
   of the box around them and their mean colour;
 * :class:`SceneJudge` — a small CNN object classifier **fitted on freshly rendered ground-truth scenes** (never
   on model outputs), with blur, noise and a 16-px round trip as augmentation so that soft samples are judged
-  fairly; it also carries the size threshold (object extent) fitted on the same scenes.
+  fairly; it also carries the size threshold (object extent) fitted on the same scenes. :func:`scene_judge`
+  gives the one that ``make teaching-models`` fitted (seed 0) and ships in ``weights/scene-judge`` (110 KB), so
+  a notebook does not spend the ~40 s of fitting; the quality tests fit their own, in the test.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from helpers.teaching import scenes as S
+from helpers.teaching.common import WEIGHTS_DIR
+
+JUDGE_FOLDER = WEIGHTS_DIR / "scene-judge"
 
 FOREGROUND_DISTANCE = 0.12  # RGB distance (pixels in [0, 1]) from the background that counts as object
 
@@ -147,11 +154,13 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 class SceneJudge:
     """Object classifier and size threshold fitted on fresh ground-truth scenes (``seed`` picks them).
 
-    ``steps`` × 128 augmented scenes (default ≈ 10 s on one idle CPU thread). ``object_accuracy`` is measured on
-    another 1,000 fresh scenes and kept on the instance.
+    ``steps`` × 128 augmented scenes (the default 400 take 40–50 s on one CPU thread). ``object_accuracy`` is
+    measured on another 1,000 fresh scenes and kept on the instance. :meth:`save` / :meth:`load` keep a fitted
+    judge in a folder (``model.safetensors`` + ``judge.json``).
     """
 
     def __init__(self, seed: int = 0, steps: int = 400) -> None:
+        self.seed, self.steps = seed, steps
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         fit = S.fresh_scenes(8_000, seed)
@@ -173,6 +182,33 @@ class SceneJudge:
         check = S.fresh_scenes(1_000, seed + 1_000)
         self.object_accuracy = float((self.predict(check.images) == check.objects.numpy()).mean())
 
+    def save(self, folder: str | Path) -> Path:
+        """Write the fitted judge into ``folder`` (the classifier's weights, the size threshold, its accuracy)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, folder / "model.safetensors")
+        info = {"seed": self.seed, "steps": self.steps, "extent_threshold": self.extent_threshold,
+                "object_accuracy": self.object_accuracy}
+        (folder / "judge.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SceneJudge:
+        """A judge that :meth:`save` wrote, without fitting."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        info = json.loads((folder / "judge.json").read_text(encoding="utf-8"))
+        judge = cls.__new__(cls)
+        judge.seed, judge.steps = info["seed"], info["steps"]
+        judge.extent_threshold, judge.object_accuracy = info["extent_threshold"], info["object_accuracy"]
+        judge.net = _net()
+        judge.net.load_state_dict(load_file(folder / "model.safetensors"))
+        judge.net.eval()
+        return judge
+
     @torch.no_grad()
     def predict_proba(self, images) -> np.ndarray:
         """(N, 48) object probabilities."""
@@ -190,7 +226,10 @@ class SceneJudge:
 
 @lru_cache(maxsize=2)
 def scene_judge(seed: int = 0) -> SceneJudge:
-    """One :class:`SceneJudge` per seed and process (fitting takes seconds; notebooks and tests share it)."""
+    """One :class:`SceneJudge` per seed and process: for seed 0 the shipped one (fitted by
+    ``make teaching-models`` exactly as ``SceneJudge(0)`` fits), for other seeds one fitted now."""
+    if seed == 0 and (JUDGE_FOLDER / "judge.json").is_file():
+        return SceneJudge.load(JUDGE_FOLDER)
     previous = torch.get_num_threads()
     try:
         return SceneJudge(seed)

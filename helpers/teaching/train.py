@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-MODELS = ("toy2d", "text2img", "unclip")
-FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip"}
+MODELS = ("toy2d", "text2img", "unclip", "judge")
+FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip", "judge": "scene-judge"}
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,19 @@ STAGES = {
     "decoder": Stage("unclip", ("clip",), 1220),
     "prior": Stage("unclip", ("clip",), 735),
     "super_res": Stage("unclip", (), 200),
+    "judge": Stage("judge", (), 45),
 }
 
 
 def run_stage(name: str, work: Path, out: Path, *, smoke: bool, seed: int, progress: bool) -> float:
     """Run stage ``name``: read its inputs from ``work/<needed stage>``, write ``work/<name>`` (or, for the last
     stage of a model, the model's folder in ``out``); return the seconds it took. Flush-to-zero for denormals is
-    set here, for every stage (it removed 1–5 s step spikes)."""
+    set here, for every stage but the judge's (it removed 1–5 s step spikes)."""
     import torch
 
-    torch.set_flush_denormal(True)
+    # The scene judge is fitted as SceneJudge(0) fits it in a test or a notebook (flush-to-zero off), so that the
+    # shipped judge is that same classifier.
+    torch.set_flush_denormal(name != "judge")
     t0 = time.perf_counter()
     print(f"[{name}] training{' (smoke)' if smoke else ''}", flush=True)
     kw: dict[str, Any] = {"smoke": smoke, "seed": seed, "progress": progress}
@@ -70,6 +73,10 @@ def run_stage(name: str, work: Path, out: Path, *, smoke: bool, seed: int, progr
         model, scheduler, _ = train_toy(steps=20 if smoke else 2000, seed=seed, progress=progress)
         save_toy(model, scheduler, out / FOLDERS["toy2d"])
         canonical_configs(out / FOLDERS["toy2d"])
+    elif name == "judge":
+        from helpers.teaching.judge import SceneJudge
+
+        SceneJudge(seed, steps=3 if smoke else 400).save(out / FOLDERS["judge"])
     elif name == "autoencoder":
         from helpers.teaching.text2img import train_autoencoder_stage
 
