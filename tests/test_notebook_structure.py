@@ -208,3 +208,19 @@ def test_references_must_link_sources_and_end_the_notebook(scratch) -> None:
 
     _edit(_first(scratch), move)
     assert any("must end the notebook" in p for p in _check(scratch))
+
+
+def test_claims_flag_a_false_number_and_a_missing_line() -> None:
+    """The claims check reads the printed text: a number that contradicts the prose, or a line that is no longer
+    printed, is reported; on the tiny random pipelines only the code's own facts are checked."""
+    from notebook_claims import CLAIMS, failed_claims
+
+    good = "slerp midpoint: |x|/√d = 1.020\n"
+    bad = "slerp midpoint: |x|/√d = 0.700\n"
+    flagged = [p for p in failed_claims("02_slerp_and_latent_geometry", "teaching", bad) if "stays on the shell" in p]
+    assert flagged and "is false on teaching" in flagged[0]
+    assert not [p for p in failed_claims("02_slerp_and_latent_geometry", "teaching", good) if "on the shell" in p]
+    missing = failed_claims("05_circular_noise_walks", "teaching", "")
+    assert len(missing) == len(CLAIMS["05_circular_noise_walks"]) and all("no printed line" in p for p in missing)
+    code_only = failed_claims("05_circular_noise_walks", "tiny-random", "")
+    assert len(code_only) == sum(c.everywhere for c in CLAIMS["05_circular_noise_walks"]) == 1

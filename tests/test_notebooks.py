@@ -1,5 +1,6 @@
 """Every course notebook runs top to bottom on a fresh kernel, on the teaching models and on tiny random
 pipelines (the real models' code path), with papermill. Outputs go to a temporary folder, never notebooks/.
+After each run, the numbers its prose relies on are checked against what it printed (tests/notebook_claims.py).
 
 Select with ``pytest -m notebooks``; skip with ``-m "not notebooks"``.
 """
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from notebook_claims import failed_claims
 from tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +52,8 @@ def test_notebook_runs(notebook: Path, backend: str, kernel: str, tmp_path: Path
     saved = [p for p in (tmp_path / "outputs").rglob("*") if p.is_file()]
     assert saved, "the notebook should save its animations and pictures under outputs/"
     assert all(p.stat().st_size > 0 for p in saved)
+    printed = "".join("".join(o["text"]) for o in outputs if o.get("output_type") == "stream")
+    assert not failed_claims(notebook.stem, backend, printed), "the prose relies on numbers this run did not print"
 
 
 @pytest.mark.parametrize("name", ["04_prompt_walks", "05_circular_noise_walks"])

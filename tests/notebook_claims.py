@@ -1,0 +1,154 @@
+"""The numbers the notebooks' prose relies on, read back from what each executed notebook printed.
+
+Each :class:`Claim` names a printed line (a regular expression whose groups are the numbers), what the prose says
+about it, and the condition that makes the sentence true. ``tests/test_notebooks.py`` checks every claim after
+executing a notebook: on the teaching backend all of them; on the tiny random pipelines (the real models' code
+path) only the ones marked ``everywhere`` — facts of the code, such as a by-hand loop matching the library, which
+hold for any weights. A sentence whose effect depends on the backend prints a verdict computed from its numbers
+instead, and is not listed here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+NUM = r"(-?[0-9.]+(?:e[+-]?\d+)?|nan)"
+
+
+@dataclass(frozen=True)
+class Claim:
+    pattern: str  # a printed line; NUM groups are parsed as floats
+    holds: Callable[..., bool]  # called with the groups
+    says: str  # what the prose says, in a few words
+    everywhere: bool = False  # also checked on the tiny random pipelines
+
+
+def _tiny(x: float) -> bool:
+    return abs(x) < 1e-4
+
+
+CLAIMS: dict[str, list[Claim]] = {
+    "01_diffusion_basics": [
+        Claim(rf"ᾱ_t from the product of \(1 − β_i\) vs the scheduler's: largest difference {NUM}", _tiny,
+              "ᾱ_t is the product of (1 − β)", everywhere=True),
+        Claim(rf"x_t by hand vs DDPMScheduler.add_noise: largest difference {NUM}", _tiny,
+              "q(x_t | x_0) written out is diffusers' add_noise", everywhere=True),
+        Claim(rf"1000 DDPM steps by hand vs DDPMScheduler.step: largest difference {NUM}", _tiny,
+              "the reverse loop written out is DDPMScheduler.step", everywhere=True),
+        Claim(rf"50 DDIM steps by hand vs DDIMScheduler.step: largest difference {NUM}", _tiny,
+              "the DDIM step written out is DDIMScheduler.step", everywhere=True),
+        Claim(rf"guided sampling by hand vs the pipeline .*: largest pixel difference {NUM}", _tiny,
+              "the CFG loop written out is the pipeline", everywhere=True),
+        Claim(rf"DDIM from the same noise twice, largest difference: {NUM}", lambda d: d == 0,
+              "DDIM is deterministic", everywhere=True),
+        Claim(rf"written-out cross-attention vs diffusers' processor: max pixel difference {NUM}", _tiny,
+              "cross-attention written out is diffusers' processor", everywhere=True),
+        Claim(rf"neighbours t=0 and t=100: {NUM}; far apart, t=0 and t=999: {NUM}", lambda near, far: near > far,
+              "nearby timesteps get more similar embeddings on the whole"),
+        Claim(rf"'apple': {NUM}x as much attention inside the drawn apple", lambda r: r > 1.5,
+              "the object word attends to the object"),
+        Claim(rf"'blue': {NUM}x as much attention inside the drawn apple", lambda r: r < 1,
+              "the background word attends to the background"),
+    ],
+    "02_slerp_and_latent_geometry": [
+        Claim(rf"angle between two independent latents: {NUM}° ± {NUM}°", lambda a, s: abs(a - 90) < 3,
+              "two noises are nearly perpendicular"),
+        Claim(rf"lerp midpoint: \|x\|/√d = {NUM}, i.e. {NUM} standard deviations below", lambda n, k: n < 0.8 and k > 5,
+              "the lerp midpoint falls far inside the shell (≈ 0.71 √d)"),
+        Claim(rf"slerp midpoint: \|x\|/√d = {NUM}", lambda n: 0.9 < n < 1.1, "the slerp midpoint stays on the shell"),
+        Claim(rf"b = a \+ tiny nudge +{NUM} .*relative error {NUM}", lambda naive, err: math.isnan(naive) and err < 1e-6,
+              "the naive formula breaks for nearly parallel vectors, helpers.slerp does not", everywhere=True),
+        Claim(rf"image 0: mean {NUM}, std {NUM}", lambda m, s: s < 0.95,
+              "inverted latents are not fresh unit Gaussian noise"),
+        Claim(rf"DDIM inversion by hand vs backend.invert: largest difference {NUM}", _tiny,
+              "DDIM inversion written out is the helper's", everywhere=True),
+    ],
+    "03_unclip_image_interpolation": [
+        Claim(r"each image's most similar caption is its own for (\d+) of (\d+) images", lambda k, n: k == n,
+              "CLIP pairs every example scene with its own caption"),
+        Claim(rf"contrastive loss: true pairs {NUM}, shuffled pairs {NUM}, chance ln 8 = {NUM}",
+              lambda true, shuffled, chance: true < chance < shuffled, "the trained CLIP's loss is far below chance"),
+        Claim(rf"image A: reconstruction mean squared error {NUM}", lambda e: e < 0.01,
+              "inverted latents redraw the image up to a small error"),
+        Claim(rf"eta = 0.0: mean pixel std across the 3 seeds = {NUM}", lambda s: s == 0,
+              "η = 0 decodes the same frame from any seed", everywhere=True),
+        Claim(rf"eta = 0.5: mean pixel std across the 3 seeds = {NUM}", lambda s: s > 0,
+              "η > 0 draws variations"),
+        Claim(rf"text embedding {NUM}, prior's embedding {NUM}", lambda text, prior: text < prior < 1,
+              "text and image embeddings are not the same point; the prior's lands closer"),
+        Claim(r"decoded from the text embedding: the judge finds the captioned object in (\d+)%",
+              lambda p: p < 50, "decoding the text embedding directly mostly misses the caption"),
+        Claim(r"decoded from the prior: the judge finds the captioned object in (\d+)%",
+              lambda p: p > 50, "the prior's embedding decodes to the captioned object"),
+        Claim(rf"P\(red heart\): {NUM} at λ = 0 → {NUM} at λ = 1", lambda a, b: a > 0.5 > b,
+              "the prior walk starts at the first caption's object"),
+        Claim(rf"P\(blue heart\): {NUM} at λ = 0 → {NUM} at λ = 1", lambda a, b: a < 0.5 < b,
+              "the prior walk ends at the second caption's object"),
+    ],
+    "04_prompt_walks": [
+        Claim(r"naive chaining: \d+ frames, (\d+) repeated", lambda k: k >= 1,
+              "chaining two-prompt walks repeats the join frame", everywhere=True),
+        Claim(r"interpolation_path: \d+ frames, (\d+) repeated", lambda k: k == 0,
+              "interpolation_path repeats no frame", everywhere=True),
+        Claim(rf"every frame is {NUM}–{NUM} × \|embedding\| away from the prompt \(RADIUS = {NUM}\)",
+              lambda lo, hi, r: abs(lo - r) < 0.01 and abs(hi - r) < 0.01, "the loop keeps a constant radius",
+              everywhere=True),
+    ],
+    "05_circular_noise_walks": [
+        Claim(rf"circular_walk: wrap-around step / mean step = {NUM}", lambda r: 0.9 < r < 1.1,
+              "in a seamless loop the wrap-around is an ordinary step"),
+        Claim(rf"steps from {NUM} to {NUM} \(± {NUM}% of the mean\)", lambda lo, hi, pct: pct < 10,
+              "the loop's steps are nearly equal"),
+        Claim(rf"with the endpoint: wrap-around step = {NUM}", lambda s: s == 0,
+              "including 2π repeats the first frame", everywhere=True),
+    ],
+    "06_interactive_explorer": [
+        Claim(r"scrubbed λ through 7 positions: (\d+) new render\(s\)", lambda k: k == 0,
+              "scrubbing λ re-renders nothing", everywhere=True),
+        Claim(r"changed seed B and back: (\d+) new render\(s\)", lambda k: k == 1,
+              "going back to a seed is served from the cache", everywhere=True),
+    ],
+    "07_smooth_interpolation": [
+        Claim(r"the two largest of the (\d+) steps carry (\d+)% of the walk's path length \(in an even walk: (\d+)%\)",
+              lambda n, share, even: share > even, "the uniform walk does not move evenly"),
+        Claim(rf"rendered \d+ frames \(budget \d+\); CV {NUM} → {NUM}, jump ratio", lambda before, after: after < before,
+              "re-timing evens the prompt walk out"),
+        Claim(r"frames with 0.25 < λ < 0.75: (\d+) of \d+ under Beta\(3, 3\), (\d+) under uniform λ",
+              lambda beta, uniform: beta > uniform, "Beta(3, 3) packs the frames in the middle", everywhere=True),
+    ],
+    "08_morph_your_own_images": [
+        Claim(rf"max \|by hand - processor\| = {NUM}", _tiny,
+              "attention interpolation written out is the installed processor", everywhere=True),
+        Claim(rf"mean pixel change of the middle frames {NUM}, of the endpoints {NUM}",
+              lambda middle, ends: ends < 1e-4, "attention interpolation leaves the endpoints untouched",
+              everywhere=True),
+        Claim(rf"PDV {NUM} → {NUM}, 1 - Gini {NUM} → {NUM}, endpoint MSE {NUM} → {NUM}",
+              lambda p0, p1, s0, s1, e0, e1: p1 < p0 and s1 > s0 and abs(e1 - e0) < 1e-4,
+              "the full method is more even and keeps the endpoints"),
+    ],
+}
+
+
+def _value(group: str) -> Any:
+    try:
+        return float(group)
+    except ValueError:
+        return group
+
+
+def failed_claims(notebook: str, backend: str, printed: str) -> list[str]:
+    """What is wrong with ``notebook``'s claims in its printed text (empty: every claim holds)."""
+    problems = []
+    for claim in CLAIMS.get(notebook, []):
+        if backend != "teaching" and not claim.everywhere:
+            continue
+        match = re.search(claim.pattern, printed)
+        if match is None:
+            problems.append(f"{notebook}: no printed line for {claim.says!r} (/{claim.pattern}/)")
+        elif not claim.holds(*map(_value, match.groups())):
+            problems.append(f"{notebook}: {claim.says!r} is false on {backend}: {match.group(0)!r}")
+    return problems
