@@ -13,9 +13,9 @@ TORCH_PIP_ARGS ?=
 MODEL ?= teaching
 PYTEST_ARGS ?=
 # pytest-xdist: one process per core, each on one torch thread (tests/conftest.py); a module whose fixtures
-# are costly stays on one worker (XDIST_WHOLE_MODULES there). PYTEST_WORKERS=0 runs everything in one process.
+# are costly is one unit of work (XDIST_WHOLE_MODULES there). PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
-XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST := -n $(PYTEST_WORKERS)
 
 .PHONY: help venv test test-fast coverage lint typecheck pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
 	test-colab test-floors test-fullsize

@@ -5,14 +5,15 @@ Tiny models run fastest on one thread, and on a shared, oversubscribed CPU two t
 the command line) inherit ``OMP_NUM_THREADS=1``. A test that measures threads sets its own; the count is
 restored after every test.
 
-``make test`` spreads the tests over both cores with pytest-xdist (``--dist loadgroup``): each test goes to
-whichever worker is free, except the modules in ``XDIST_WHOLE_MODULES``, whose module-scoped fixtures (a judge
-fitted on fresh scenes, a trained toy model, a reference render) would otherwise be built once per worker.
+``make test`` spreads the tests over both cores with pytest-xdist: each test goes to whichever worker is free,
+except the modules in ``XDIST_WHOLE_MODULES``, whose module-scoped fixtures (a judge fitted on fresh scenes, a
+trained toy model, a reference render) would otherwise be built again whenever a worker comes back to them.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,22 +21,40 @@ import torch
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-XDIST_WHOLE_MODULES = {
+#: Modules that are one unit of work for pytest-xdist, the costliest first (they also run first, see below).
+XDIST_WHOLE_MODULES = (
+    "test_teaching_quality",
+    "test_teaching_unclip",
+    "test_resume",
     "test_demo",
     "test_morph",
-    "test_resume",
-    "test_single_file",
-    "test_teaching_quality",
     "test_teaching_toy2d",
-    "test_teaching_unclip",
-}
+    "test_single_file",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.path.stem
-        if module in XDIST_WHOLE_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
+    """Run the whole-module units first, the costliest first, so that no worker is left with a long one at the
+    end while the other idles; every other test keeps its place (a stable sort, the same on every worker)."""
+    rank = {name: i for i, name in enumerate(XDIST_WHOLE_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown (and never called) without xdist
+def pytest_xdist_make_scheduler(config, log):
+    """Tests go to whichever worker is free, except that a module of ``XDIST_WHOLE_MODULES`` is one unit of work.
+
+    (``--dist loadgroup`` with ``xdist_group`` marks would do this, but pytest-xdist 3.8 marks the group by
+    rewriting ``item._nodeid``, which pytest 9 no longer reads: the groups were split across the workers.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeCostlyModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if Path(module).stem in XDIST_WHOLE_MODULES else nodeid
+
+    return WholeCostlyModules(config, log)
 
 
 @pytest.fixture(autouse=True)
