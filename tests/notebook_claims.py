@@ -90,6 +90,8 @@ CLAIMS: dict[str, list[Claim]] = {
               "the prior walk ends at the second caption's object"),
     ],
     "04_prompt_walks": [
+        Claim(rf"step 0.001: .*positive − negative changed by at most {NUM}", _tiny,
+              "the cookbook's walk leaves the positive − negative difference where it was", everywhere=True),
         Claim(r"naive chaining: \d+ frames, (\d+) repeated", lambda k: k >= 1,
               "chaining two-prompt walks repeats the join frame", everywhere=True),
         Claim(r"interpolation_path: \d+ frames, (\d+) repeated", lambda k: k == 0,
