@@ -14,7 +14,6 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 NUM = r"(-?[0-9.]+(?:e[+-]?\d+)?|nan)"
 
@@ -135,13 +134,6 @@ CLAIMS: dict[str, list[Claim]] = {
 }
 
 
-def _value(group: str) -> Any:
-    try:
-        return float(group)
-    except ValueError:
-        return group
-
-
 def failed_claims(notebook: str, backend: str, printed: str) -> list[str]:
     """What is wrong with ``notebook``'s claims in its printed text (empty: every claim holds)."""
     problems = []
@@ -151,6 +143,6 @@ def failed_claims(notebook: str, backend: str, printed: str) -> list[str]:
         match = re.search(claim.pattern, printed)
         if match is None:
             problems.append(f"{notebook}: no printed line for {claim.says!r} (/{claim.pattern}/)")
-        elif not claim.holds(*map(_value, match.groups())):
+        elif not claim.holds(*map(float, match.groups())):
             problems.append(f"{notebook}: {claim.says!r} is false on {backend}: {match.group(0)!r}")
     return problems

@@ -11,7 +11,7 @@ generated images with these:
   on model outputs), with blur, noise and a 16-px round trip as augmentation so that soft samples are judged
   fairly; it also carries the size threshold (object extent) fitted on the same scenes. :func:`scene_judge`
   gives the one that ``make teaching-models`` fitted (seed 0) and ships in ``weights/scene-judge`` (110 KB), so
-  a notebook does not spend the ~40 s of fitting; the quality tests fit their own, in the test.
+  a notebook does not spend the 40–50 s of fitting; the quality tests fit their own, in the test.
 """
 
 from __future__ import annotations
@@ -186,12 +186,15 @@ class SceneJudge:
         """Write the fitted judge into ``folder`` (the classifier's weights, the size threshold, its accuracy)."""
         from safetensors.torch import save_file
 
+        from helpers.media import atomic_write
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, folder / "model.safetensors")
         info = {"seed": self.seed, "steps": self.steps, "extent_threshold": self.extent_threshold,
                 "object_accuracy": self.object_accuracy}
-        (folder / "judge.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        with atomic_write(folder / "model.safetensors") as tmp:  # each file whole, or not replaced
+            save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, tmp)
+        with atomic_write(folder / "judge.json") as tmp:
+            tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return folder
 
     @classmethod
