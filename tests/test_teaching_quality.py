@@ -131,8 +131,6 @@ def test_unclip_inversion_reconstructs_held_out_scenes(round_trip):
     assert round_trip["inversion_mse"] <= 0.005
 
 
-@pytest.mark.xfail(reason="measured on the shipped weights: decode(encode(x)) keeps the object for 56% of 100 "
-                   "held-out scenes (gate 85%)", strict=False)
 def test_unclip_decode_of_encoding_keeps_the_object(round_trip):
     assert round_trip["object_kept"] >= 0.85
 

@@ -16,8 +16,16 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TEACHING_MODELS = tuple(names(backend="teaching"))
 
 
+def cosine_schedule(opt, steps: int, warmup: float = 0.05):
+    """diffusers' ``get_cosine_schedule_with_warmup`` with a warm-up of ``warmup`` of the ``steps`` (at least
+    one step): the learning-rate schedule of the unCLIP decoder, prior and super-res trainings."""
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(opt, max(1, int(warmup * steps)), steps)
+
+
 class TeachingWeightsMissingError(FileNotFoundError):
     """The shipped weights of a teaching model are not where the package expects them."""
 
 
-__all__ = ["RETIRED_MODELS", "TEACHING_MODELS", "WEIGHTS_DIR", "TeachingWeightsMissingError"]
+__all__ = ["RETIRED_MODELS", "TEACHING_MODELS", "WEIGHTS_DIR", "TeachingWeightsMissingError", "cosine_schedule"]

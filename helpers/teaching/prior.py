@@ -54,7 +54,7 @@ def train_prior(data, plan, *, seed: int = 0, progress: bool = True) -> torch.nn
     scenes with one of their caption variants (15% of the time the empty prompt, for guidance) and regresses the standardised image embedding from its noised version."""
     from tqdm.auto import tqdm
 
-    from helpers.teaching.clip_model import warmup_cosine
+    from helpers.teaching.common import cosine_schedule
 
     _, embeds, (all_embeds, all_hidden, all_masks), variants = data
     empty = len(all_embeds) - 1
@@ -70,7 +70,7 @@ def train_prior(data, plan, *, seed: int = 0, progress: bool = True) -> torch.nn
     prior.clip_mean.requires_grad_(False)
     prior.clip_std.requires_grad_(False)
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
-    lr = warmup_cosine(opt, plan.prior_steps)
+    lr = cosine_schedule(opt, plan.prior_steps)
     gen = torch.Generator().manual_seed(seed + 7)
     b = plan.prior_batch_size
     prior.train()

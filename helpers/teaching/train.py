@@ -48,9 +48,9 @@ STAGES = {
     "autoencoder": Stage("text2img", (), 653),
     "denoiser": Stage("text2img", ("autoencoder",), 1990),
     "clip": Stage("unclip", (), 573),
-    "decoder": Stage("unclip", ("clip",), 1220),
-    "prior": Stage("unclip", ("clip",), 735),
-    "super_res": Stage("unclip", (), 200),
+    "decoder": Stage("unclip", ("clip",), 1673),
+    "prior": Stage("unclip", ("clip",), 1116),
+    "super_res": Stage("unclip", (), 171),
     "judge": Stage("judge", (), 45),
 }
 

@@ -12,8 +12,8 @@ Introduced in notebook 03_unclip_image_interpolation. Components (each in its ow
   caption half of the time and the empty prompt otherwise, so it serves both the image-variation pipeline
   (empty prompt) and the text-to-image ``UnCLIPPipeline`` (the caption). Like Karlo's it predicts
   noise *and* a learned-range variance (6 output channels), trained with the hybrid loss of Improved DDPM
-  (simple MSE + variational bound, the mean stop-gradiented in the bound), in two cosine cycles (the second a
-  warm restart at half the learning rate). The embedding is replaced by the learned null embedding (and the
+  (simple MSE + variational bound, the mean stop-gradiented in the bound), in one cosine cycle; the shipped
+  weights are the exponential moving average of the trained ones. The embedding is replaced by the learned null embedding (and the
   caption by the empty prompt) 10% of the time, so ``decoder_guidance_scale`` works.
 * ``prior`` / ``prior_scheduler`` — DALL-E 2's stage one (:mod:`helpers.teaching.prior`): a ``PriorTransformer``
   that turns a CLIP text embedding into a CLIP image embedding, with an ``UnCLIPScheduler``.
@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights" / "teaching-unclip"
 DECODER_SIZE = 16
+DECODER_CHANNELS = (32, 64)
 IMAGE_SIZE = 32
 NUM_TRAIN_TIMESTEPS = 1000
 COMPONENTS = (
@@ -61,8 +62,8 @@ class TrainingPlan:
     """Steps and batch sizes of the three trainings (the smoke plan runs the same code for a few steps)."""
 
     clip_steps: int = 1500
-    decoder_steps: int = 1500
-    decoder_restart_steps: int = 1500
+    decoder_steps: int = 6000
+    decoder_ema_decay: float = 0.999
     super_res_steps: int = 500
     prior_steps: int = 3000
     prior_batch_size: int = 256
@@ -74,7 +75,7 @@ class TrainingPlan:
 
 
 SMOKE_PLAN = TrainingPlan(
-    clip_steps=2, decoder_steps=2, decoder_restart_steps=2, super_res_steps=2, batch_size=8, clip_batch_size=16,
+    clip_steps=2, decoder_steps=2, super_res_steps=2, batch_size=8, clip_batch_size=16,
     prior_steps=2, prior_batch_size=8,
 )
 
@@ -90,7 +91,7 @@ def build_decoder() -> torch.nn.Module:
         down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
         up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
         mid_block_type="UNetMidBlock2DSimpleCrossAttn",
-        block_out_channels=(32, 64),
+        block_out_channels=DECODER_CHANNELS,
         layers_per_block=1,
         cross_attention_dim=64,
         attention_head_dim=16,
@@ -194,49 +195,34 @@ def scene_training_data(clip, limit: int | None = None):
     return train, embeds, caption_features(clip.text_encoder, clip.tokenizer, prompts + [""]), variants
 
 
-def train_decoder(
-    clip, plan: TrainingPlan, *, seed: int = 0, progress: bool = True, start: tuple | None = None, data=None
-) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Train ``(decoder, text_proj)`` on the training scenes' CLIP image embeddings (hybrid loss).
-
-    Two cosine cycles: ``plan.decoder_steps`` at lr 1e-3 from scratch, then a warm restart of
-    ``plan.decoder_restart_steps`` at lr 5e-4 (fresh optimizer and data stream). ``start=(decoder, text_proj)``
-    skips the first cycle and runs the restart on those modules. ``data``: :func:`scene_training_data`.
-    """
-    from helpers.unclip import resize_images
-
-    train, embeds, text, variants = data if data is not None else scene_training_data(clip)
-    x16 = resize_images(train.images, DECODER_SIZE) * 2 - 1
-    data = (x16, embeds, text, variants)
-    if start is None:
-        torch.manual_seed(seed)
-        decoder = build_decoder()
-        text_proj = build_text_proj(embeds.shape[-1], decoder)
-        _fit_decoder(decoder, text_proj, data, plan, plan.decoder_steps, 1e-3, seed, "unCLIP decoder", progress)
-    else:
-        decoder, text_proj = start
-    _fit_decoder(decoder, text_proj, data, plan, plan.decoder_restart_steps, 5e-4, seed + 100,
-                 "unCLIP decoder (restart)", progress)
-    return decoder.eval(), text_proj.eval()
-
-
-def _fit_decoder(decoder, text_proj, data, plan: TrainingPlan, steps: int, max_lr: float, seed: int, desc: str,
-                 progress: bool) -> None:
+def train_decoder(plan: TrainingPlan, data, *, seed: int = 0, progress: bool = True
+                  ) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Train ``(decoder, text_proj)`` on the training scenes' CLIP image embeddings (``data``:
+    :func:`scene_training_data`) with the hybrid loss: one cosine cycle of ``plan.decoder_steps`` at lr 1e-3
+    (diffusers' ``get_cosine_schedule_with_warmup``, 5% warm-up) and the EMA of the weights (diffusers'
+    ``EMAModel``, decay up to ``plan.decoder_ema_decay``), which is what is returned."""
+    from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
-    from helpers.teaching.clip_model import warmup_cosine
+    from helpers.teaching.common import cosine_schedule
+    from helpers.unclip import resize_images
 
-    x16, embeds, (all_embeds, all_hidden, all_masks), variants = data
+    train, embeds, (all_embeds, all_hidden, all_masks), variants = data
+    x16 = resize_images(train.images, DECODER_SIZE) * 2 - 1
+    torch.manual_seed(seed)
+    decoder: Any = build_decoder()
+    text_proj: Any = build_text_proj(embeds.shape[-1], decoder)
     empty = len(all_embeds) - 1
     scheduler, _ = build_schedulers()
-    b = plan.batch_size
+    b, steps = plan.batch_size, plan.decoder_steps
     params = list(decoder.parameters()) + list(text_proj.parameters())
-    opt = torch.optim.AdamW(params, lr=max_lr, weight_decay=0.0)
-    lr = warmup_cosine(opt, steps)
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+    lr = cosine_schedule(opt, steps)
+    ema = EMAModel(params, decay=plan.decoder_ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
     gen = torch.Generator().manual_seed(seed)
     decoder.train()
     text_proj.train()
-    for _ in tqdm(range(steps), desc=desc, disable=not progress):
+    for _ in tqdm(range(steps), desc="unCLIP decoder", disable=not progress):
         idx = torch.randint(0, len(x16), (b,), generator=gen)
         x0 = x16[idx]
         emb = embeds[idx] + plan.embedding_noise * torch.randn(embeds[idx].shape, generator=gen)
@@ -262,15 +248,16 @@ def _fit_decoder(decoder, text_proj, data, plan: TrainingPlan, steps: int, max_l
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         lr.step()
-    decoder.eval()
-    text_proj.eval()
+        ema.step(params)
+    ema.copy_to(params)
+    return decoder.eval(), text_proj.eval()
 
 
 def train_super_res(plan: TrainingPlan, *, seed: int = 0, progress: bool = True) -> torch.nn.Module:
     """Train the 16 → 32 super-resolution UNet on (bicubic-upsampled 16x16, 32x32) pairs of training scenes."""
     from tqdm.auto import tqdm
 
-    from helpers.teaching.clip_model import warmup_cosine
+    from helpers.teaching.common import cosine_schedule
     from helpers.teaching.scenes import load_split
     from helpers.unclip import resize_images, upsample_like_pipeline
 
@@ -281,7 +268,7 @@ def train_super_res(plan: TrainingPlan, *, seed: int = 0, progress: bool = True)
     unet = build_super_res()
     _, scheduler = build_schedulers()
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-3)
-    lr = warmup_cosine(opt, plan.super_res_steps)
+    lr = cosine_schedule(opt, plan.super_res_steps)
     gen = torch.Generator().manual_seed(seed + 1)
     b = plan.batch_size
     unet.train()
@@ -348,7 +335,7 @@ def train_decoder_stage(clip_dir: str | Path, out_dir: str | Path, *, smoke: boo
     """Training stage: the decoder and ``text_proj`` on the CLIP image embeddings of stage ``clip``."""
     plan = training_plan(smoke)
     data = scene_training_data(_load_clip(Path(clip_dir)), limit=256 if smoke else None)
-    decoder, text_proj = train_decoder(None, plan, seed=seed, progress=progress, data=data)  # type: Any, Any
+    decoder, text_proj = train_decoder(plan, data, seed=seed, progress=progress)  # type: Any, Any
     decoder.save_pretrained(Path(out_dir) / "decoder")
     text_proj.save_pretrained(Path(out_dir) / "text_proj")
     return Path(out_dir)
