@@ -2,7 +2,8 @@
 
 Tiny models run fastest on one thread, and on a shared, oversubscribed CPU two threads spin: one slow test took
 119 s with torch's default threads on a busy machine against 16.8 s with one. Subprocesses (notebook kernels,
-the command line) inherit ``OMP_NUM_THREADS=1``. A test that measures threads sets its own; the count is
+the command line) inherit ``OMP_NUM_THREADS=1`` and, on x86, torch's AVX2 kernels
+(:func:`helpers.teaching.common.pin_cpu_kernels`), so a judge fitted in a test is the same file on any CPU. A test that measures threads sets its own; the count is
 restored after every test.
 
 ``make test`` spreads the tests over both cores with pytest-xdist: each test goes to whichever worker is free,
@@ -15,11 +16,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+from helpers.teaching.common import pin_cpu_kernels
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+pin_cpu_kernels()  # before torch picks its kernels: judges fitted in a test are the same on AVX2 and AVX-512 CPUs
 
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 #: Modules that are one unit of work for pytest-xdist, the costliest first (they also run first, see below).
 XDIST_WHOLE_MODULES = (

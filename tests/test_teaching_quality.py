@@ -41,6 +41,23 @@ def test_the_shipped_judge_is_the_one_fitted_here(judge):
     assert (shipped.predict(fresh.images) == fresh.objects.numpy()).mean() >= 0.97
 
 
+def test_on_pinned_kernels_the_judge_fitted_here_is_the_shipped_one_weight_for_weight(judge):
+    """tests/conftest.py pins torch's AVX2 kernels on x86 (``pin_cpu_kernels``), as the training does: then the
+    in-test fit equals the shipped judge exactly, on an AVX2 CPU and on an AVX-512 one alike."""
+    import os
+
+    from helpers.teaching.judge import JUDGE_FOLDER, SceneJudge
+
+    if os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
+        pytest.skip("the kernels are pinned only on x86 CPUs with AVX2")
+    assert torch.backends.cpu.get_cpu_capability() == "AVX2"
+    shipped = SceneJudge.load(JUDGE_FOLDER).net.state_dict()
+    fitted = judge.net.state_dict()
+    assert shipped.keys() == fitted.keys()
+    different = [k for k in shipped if not torch.equal(shipped[k], fitted[k])]
+    assert not different, different
+
+
 @pytest.fixture(scope="module")
 def pipe():
     from helpers.pipelines import load_pipeline

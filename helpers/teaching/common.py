@@ -6,6 +6,8 @@ can all use it without importing each other.
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 from helpers.models import RETIRED as RETIRED_MODELS
@@ -14,6 +16,31 @@ from helpers.models import names
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The teaching models of the registry (:mod:`helpers.models`).
 TEACHING_MODELS = tuple(names(backend="teaching"))
+
+
+#: The CPU kernels the teaching models are trained and judged with on x86 (see :func:`pin_cpu_kernels`).
+PINNED_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def pin_cpu_kernels() -> bool:
+    """Ask torch (and oneDNN) for their AVX2 kernels on an x86 CPU that has AVX2, even where it has AVX-512.
+
+    Kernels of different instruction sets round differently in the last bits, and training amplifies that: a
+    judge fitted with the same seed on an AVX-512 CPU differed from one fitted on an AVX2 CPU, and with these
+    kernels it is the same file. Effective only before torch first picks its kernels (call it before torch
+    runs anything); a value already in the environment wins. Returns whether the pin applies here.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if " avx2" not in flags:
+        return False
+    for key, value in PINNED_CPU_KERNELS.items():
+        os.environ.setdefault(key, value)
+    return True
 
 
 def cosine_schedule(opt, steps: int, warmup: float = 0.05):
@@ -28,4 +55,5 @@ class TeachingWeightsMissingError(FileNotFoundError):
     """The shipped weights of a teaching model are not where the package expects them."""
 
 
-__all__ = ["RETIRED_MODELS", "TEACHING_MODELS", "WEIGHTS_DIR", "TeachingWeightsMissingError", "cosine_schedule"]
+__all__ = ["RETIRED_MODELS", "TEACHING_MODELS", "WEIGHTS_DIR", "TeachingWeightsMissingError", "cosine_schedule",
+           "pin_cpu_kernels"]

@@ -183,7 +183,12 @@ def train_models(
     seed: int = 0, progress: bool = True, jobs: int = 1,
 ) -> dict[str, float]:
     """Train ``only`` these models (or all) into ``out``/<folder>; return the seconds of each stage and the
-    wall time (``"wall"``). ``jobs`` > 1: a pool of that many processes, one torch thread each; 1: here."""
+    wall time (``"wall"``). ``jobs`` > 1: a pool of that many processes, one torch thread each; 1: here.
+    Training uses torch's AVX2 kernels on x86 (:func:`helpers.teaching.common.pin_cpu_kernels`; in this process
+    only if torch has not picked its kernels yet), so the same seed gives the same bytes on AVX2 and AVX-512."""
+    from helpers.teaching.common import pin_cpu_kernels
+
+    pin_cpu_kernels()  # the pool's workers inherit it
     import torch
 
     from helpers.teaching import WEIGHTS_DIR
