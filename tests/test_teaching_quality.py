@@ -7,6 +7,7 @@ Every test prints the figure it measured (``pytest -s`` shows them); the noteboo
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -44,8 +45,6 @@ def test_the_shipped_judge_is_the_one_fitted_here(judge):
 def test_on_pinned_kernels_the_judge_fitted_here_is_the_shipped_one_weight_for_weight(judge):
     """tests/conftest.py pins torch's AVX2 kernels on x86 (``pin_cpu_kernels``), as the training does: then the
     in-test fit equals the shipped judge exactly, on an AVX2 CPU and on an AVX-512 one alike."""
-    import os
-
     from helpers.teaching.judge import JUDGE_FOLDER, SceneJudge
 
     if os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":

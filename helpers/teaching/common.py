@@ -1,4 +1,5 @@
-"""What every teaching module shares: where the shipped weights live, the models' names, the missing-weights error.
+"""What every teaching module shares: where the shipped weights live, the models' names, the missing-weights error,
+the trainings' learning-rate schedule and the pinned CPU kernels.
 
 A leaf module (it imports only the registry), so that the teaching modules and :mod:`helpers.teaching` itself
 can all use it without importing each other.

@@ -13,8 +13,8 @@ Introduced in notebook 03_unclip_image_interpolation. Components (each in its ow
   (empty prompt) and the text-to-image ``UnCLIPPipeline`` (the caption). Like Karlo's it predicts
   noise *and* a learned-range variance (6 output channels), trained with the hybrid loss of Improved DDPM
   (simple MSE + variational bound, the mean stop-gradiented in the bound), in one cosine cycle; the shipped
-  weights are the exponential moving average of the trained ones. The embedding is replaced by the learned null embedding (and the
-  caption by the empty prompt) 10% of the time, so ``decoder_guidance_scale`` works.
+  weights are the exponential moving average of the trained ones. The embedding is replaced by the learned null
+  embedding (and the caption by the empty prompt) 10% of the time, so ``decoder_guidance_scale`` works.
 * ``prior`` / ``prior_scheduler`` — DALL-E 2's stage one (:mod:`helpers.teaching.prior`): a ``PriorTransformer``
   that turns a CLIP text embedding into a CLIP image embedding, with an ``UnCLIPScheduler``.
 * ``super_res_first`` / ``super_res_last`` — a ``UNet2DModel`` that turns 16x16 into 32x32, conditioned on the
