@@ -43,8 +43,8 @@ def test_the_shipped_judge_is_the_one_fitted_here(judge):
 
 
 def test_on_pinned_kernels_the_judge_fitted_here_is_the_shipped_one_weight_for_weight(judge):
-    """tests/conftest.py pins torch's AVX2 kernels on x86 (``pin_cpu_kernels``), as the training does: then the
-    in-test fit equals the shipped judge exactly, on an AVX2 CPU and on an AVX-512 one alike."""
+    """tests/conftest.py pins torch's AVX2 kernels on x86 (``pin_cpu_kernels``), as the training's judge stage
+    does: then the in-test fit equals the shipped judge exactly, on an AVX2 CPU and on an AVX-512 one alike."""
     from helpers.teaching.judge import JUDGE_FOLDER, SceneJudge
 
     if os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":

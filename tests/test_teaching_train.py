@@ -88,8 +88,8 @@ def test_stages_run_after_what_they_need_longest_chain_first():
     assert sorted(order) == sorted(STAGES)
     for name in order:  # every stage after the stages it reads
         assert all(order.index(need) < order.index(name) for need in STAGES[name].needs)
-    # the autoencoder → denoiser chain is the longest (653 + 1,990 s of the ≈ 6,220 s of work): it starts first;
-    # CLIP → decoder (573 + 1,673 s) outlasts the denoiser alone, so CLIP is queued before the denoiser
+    # the autoencoder → denoiser chain is the longest (519 + 1,895 s of the ≈ 5,310 s of work): it starts first;
+    # CLIP → decoder (578 + 1,562 s) outlasts the denoiser alone, so CLIP is queued before the denoiser
     assert order[0] == "autoencoder"
     assert order.index("clip") < order.index("denoiser") < order.index("decoder")
 

@@ -136,20 +136,6 @@ def caption_fits(scene, name: str, size: str | None, background: str | None) -> 
     return scene.name == name and size in (None, scene.size) and background in (None, scene.background)
 
 
-def warmup_cosine(opt: torch.optim.Optimizer, steps: int, warmup: float = 0.05):
-    """Linear warm-up over ``warmup`` of the steps, then cosine decay to zero (any ``steps`` ≥ 1)."""
-    import math
-
-    warm = max(1, int(warmup * steps))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, steps - warm))))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
 def _norm_penalty(*embeds: torch.Tensor) -> torch.Tensor:
     return sum(((e.norm(dim=-1) - 1.0) ** 2).mean() for e in embeds)
 
@@ -165,6 +151,7 @@ def train_tiny_clip(
     import numpy as np
     from tqdm.auto import tqdm
 
+    from helpers.teaching.common import cosine_schedule
     from helpers.teaching.scenes import DROP_BACKGROUND, DROP_SIZE, load_split
 
     tokenizer = build_tokenizer()
@@ -174,7 +161,7 @@ def train_tiny_clip(
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    sched = warmup_cosine(opt, steps, 0.1)
+    sched = cosine_schedule(opt, steps, 0.1)
     for _ in tqdm(range(steps), desc="tiny CLIP", disable=not progress):
         idx = torch.randint(0, len(train), (batch_size,), generator=generator)
         scenes = [train.scenes[int(i)] for i in idx]

@@ -19,7 +19,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TEACHING_MODELS = tuple(names(backend="teaching"))
 
 
-#: The CPU kernels the teaching models are trained and judged with on x86 (see :func:`pin_cpu_kernels`).
+#: The CPU kernels the scene judge is fitted with on x86, in training and in the tests (:func:`pin_cpu_kernels`).
 PINNED_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
@@ -46,7 +46,7 @@ def pin_cpu_kernels() -> bool:
 
 def cosine_schedule(opt, steps: int, warmup: float = 0.05):
     """diffusers' ``get_cosine_schedule_with_warmup`` with a warm-up of ``warmup`` of the ``steps`` (at least
-    one step): the learning-rate schedule of the unCLIP decoder, prior and super-res trainings."""
+    one step): the learning-rate schedule of the CLIP, unCLIP decoder, prior and super-res trainings."""
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
     return get_cosine_schedule_with_warmup(opt, max(1, int(warmup * steps)), steps)

@@ -66,7 +66,7 @@ class TrainingPlan:
     decoder_ema_decay: float = 0.999
     super_res_steps: int = 500
     prior_steps: int = 3000
-    prior_batch_size: int = 256
+    prior_batch_size: int = 128
     text_dropout: float = 0.5
     batch_size: int = 48
     clip_batch_size: int = 128
