@@ -41,8 +41,8 @@ FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-u
 @dataclass(frozen=True)
 class Stage:
     """One training job: the model it belongs to, the stages whose output it reads, the seconds it took in the
-    full run of 2026-12-03 (one thread, the other core busy; the prior retrained alone at its new batch size),
-    which order the queue, and whether it runs on pinned AVX2 kernels in a process of its own."""
+    42-minute full run of 2026-12-03 (a pool of two one-thread workers; they order the queue), and whether it
+    runs on pinned AVX2 kernels in a process of its own."""
 
     model: str
     needs: tuple[str, ...]
@@ -51,14 +51,14 @@ class Stage:
 
 
 STAGES = {
-    "toy2d": Stage("toy2d", (), 11),
-    "autoencoder": Stage("text2img", (), 519),
-    "denoiser": Stage("text2img", ("autoencoder",), 1895),
-    "clip": Stage("unclip", (), 578),
-    "decoder": Stage("unclip", ("clip",), 1562),
-    "prior": Stage("unclip", ("clip",), 533),
-    "super_res": Stage("unclip", (), 178),
-    "judge": Stage("judge", (), 31, pinned=True),
+    "toy2d": Stage("toy2d", (), 12),
+    "autoencoder": Stage("text2img", (), 463),
+    "denoiser": Stage("text2img", ("autoencoder",), 1755),
+    "clip": Stage("unclip", (), 530),
+    "decoder": Stage("unclip", ("clip",), 1470),
+    "prior": Stage("unclip", ("clip",), 515),
+    "super_res": Stage("unclip", (), 184),
+    "judge": Stage("judge", (), 30, pinned=True),
 }
 
 
@@ -137,12 +137,14 @@ def _plan(models: Sequence[str]) -> list[str]:
     return sorted((n for n, s in STAGES.items() if s.model in models), key=lambda n: (-_chain(n), n))
 
 
-def _init_worker(counter, pinned: bool) -> None:
+def _init_worker(pinned: bool) -> None:
     """Each worker process: one torch thread, its own line for progress bars and, if ``pinned``, AVX2 kernels
     (set before torch loads; otherwise the worker keeps the kernels of the environment it inherited)."""
-    with counter.get_lock():
-        position, counter.value = counter.value, counter.value + 1
-    os.environ["TQDM_POSITION"] = str(position)  # tqdm reads TQDM_* defaults when it is first imported
+    import multiprocessing as mp
+
+    # Pool workers are numbered 1, 2, ... across the pools of this run (no shared counter, so no semaphore).
+    identity = mp.current_process()._identity  # noqa: SLF001  # the only per-worker number a Pool gives
+    os.environ["TQDM_POSITION"] = str(identity[-1] - 1 if identity else 0)  # tqdm reads it on first import
     if pinned:
         from helpers.teaching.common import pin_cpu_kernels
 
@@ -162,9 +164,14 @@ def _run_pool(stages: list[str], work: Path, out: Path, jobs: int, kw: dict) -> 
     done: dict[str, float] = {}
     failed: dict[str, BaseException] = {}
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    counter = ctx.Value("i", 0)
-    pools = {pinned: ctx.Pool(1 if pinned else jobs, initializer=_init_worker, initargs=(counter, pinned))
-             for pinned in sorted({STAGES[n].pinned for n in stages})}
+    finished = False
+    pools: dict[bool, Any] = {}  # started when a stage first needs one (the pinned pool: for the judge only)
+
+    def pool(pinned: bool):
+        if pinned not in pools:
+            pools[pinned] = ctx.Pool(1 if pinned else jobs, initializer=_init_worker, initargs=(pinned,))
+        return pools[pinned]
+
     try:
         running: dict[str, object] = {}
         waiting = list(stages)
@@ -172,7 +179,7 @@ def _run_pool(stages: list[str], work: Path, out: Path, jobs: int, kw: dict) -> 
             ready = [n for n in waiting if all(d in done for d in STAGES[n].needs if d in stages)]
             for name in ready[: jobs - len(running)]:  # only as many as there are free workers: the queue
                 waiting.remove(name)                   # stays in priority order as stages finish
-                running[name] = pools[STAGES[name].pinned].apply_async(run_stage, (name, work, out), kw)
+                running[name] = pool(STAGES[name].pinned).apply_async(run_stage, (name, work, out), kw)
             time.sleep(0.2)
             for name, result in list(running.items()):
                 if result.ready():  # type: ignore[attr-defined]
@@ -184,10 +191,14 @@ def _run_pool(stages: list[str], work: Path, out: Path, jobs: int, kw: dict) -> 
                         failed[name] = err
             if failed:
                 break
+        finished = not failed
     finally:
-        for pool in pools.values():  # a failed (or interrupted) stage must not leave the others running
-            pool.terminate()
-            pool.join()
+        for workers in pools.values():
+            if finished:  # let the workers exit on their own, so that they release their tqdm locks
+                workers.close()
+            else:  # a failed (or interrupted) stage must not leave the others running
+                workers.terminate()
+            workers.join()
     if failed:
         name, error = next(iter(failed.items()))
         raise RuntimeError(f"training stage {name!r} failed: {type(error).__name__}: {error}") from error
