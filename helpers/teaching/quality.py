@@ -6,6 +6,8 @@ freshly rendered ground-truth scenes, never on model outputs.
 
     python -m helpers.teaching.quality [--write-card]    # print every figure; --write-card: the text-to-image
                                                          # card (guidance table and the best guidance)
+    python -m helpers.teaching.quality --text2img DIR [--write-card]   # a retrained text-to-image folder
+                                                         # (``train --out OUT``: OUT/teaching), before it ships
 """
 
 from __future__ import annotations
@@ -305,19 +307,27 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from helpers.pipelines import load_pipeline
+    from helpers.teaching.text2img import defaults
 
     parser = argparse.ArgumentParser(prog="python -m helpers.teaching.quality", description=__doc__.splitlines()[0])
     parser.add_argument("--write-card", action="store_true")
+    parser.add_argument("--text2img", type=Path, metavar="DIR",
+                        help="measure this text-to-image folder instead of the shipped one (its card, its gates)")
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
-    pipe = load_pipeline("teaching", device="cpu", dtype=torch.float32)
+    pipe = load_pipeline(args.text2img or "teaching", device="cpu", dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     if args.write_card:
-        print(json.dumps(write_card(pipe), indent=1))
-    print("negative prompt:", negative_prompt_effect(pipe))
-    print("prompt walks:", prompt_walks(pipe))
-    print("walk around:", walk_around_effect(pipe))
-    print("lerp vs slerp:", lerp_vs_slerp_noise(pipe))
+        print(json.dumps(write_card(pipe, args.text2img), indent=1))
+    g = defaults(args.text2img)["guidance_scale"]
+    at_default = text2img_accuracy(pipe, guidance=g)
+    print(f"guidance {g}: weakest prompt", min(at_default["object_per_prompt"].items(), key=lambda kv: kv[1]))
+    print("negative prompt:", negative_prompt_effect(pipe, guidance=g))
+    print("prompt walks:", prompt_walks(pipe, guidance=g))
+    print("walk around:", walk_around_effect(pipe, guidance=g))
+    print("lerp vs slerp:", lerp_vs_slerp_noise(pipe, guidance=g))
+    if args.text2img is not None:  # a text-to-image retrain: the unCLIP parts are not its business
+        return 0
     unclip = load_pipeline("teaching-unclip", device="cpu", dtype=torch.float32)
     print("CLIP zero-shot:", clip_zero_shot(unclip))
     print("unCLIP round trip:", unclip_round_trip(unclip))

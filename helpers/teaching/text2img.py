@@ -13,7 +13,7 @@ The text encoder is trained jointly with the UNet, with the empty prompt in plac
 ``prompt_dropout`` of the time, so classifier-free guidance works. Training captions leave out the size or the
 background a quarter of the time each, so shorter prompts work and a negative prompt has something to push
 against. The steps and guidance the backends use come from the model card ``card.json`` in the weights folder
-(:func:`defaults`), written by ``python -m helpers.teaching.text2img --measure``.
+(:func:`defaults`), written by ``python -m helpers.teaching.quality --write-card``.
 """
 
 from __future__ import annotations
@@ -350,8 +350,9 @@ def train_denoiser_stage(autoencoder_dir: str | Path, out_dir: str | Path, *, sm
 def defaults(folder: str | Path | None = None) -> dict:
     """The model card's settings: ``{"steps", "guidance_scale", "height", "width"}`` (what the backends use).
 
-    Read from ``card.json`` in the weights folder, which ``--measure`` writes with the accuracy per guidance
-    scale it measured; ``FALLBACK_*`` only while no card is there. Introduced in notebook 01_diffusion_basics.
+    Read from ``card.json`` in the weights folder, which ``python -m helpers.teaching.quality --write-card``
+    writes with the accuracy per guidance scale it measured; ``FALLBACK_*`` only while no card is there.
+    Introduced in notebook 01_diffusion_basics.
     """
     import json
 
