@@ -122,3 +122,15 @@ def test_the_cli_pool_exits_cleanly_without_leaked_semaphores(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "toy2d" in run.stdout and "leaked" not in run.stderr and "Warning" not in run.stderr
     assert (tmp_path / FOLDERS["toy2d"]).is_dir()
+
+
+def test_no_progress_means_no_progress_bars(tmp_path):
+    # --no-progress is for logs: not even the bar transformers draws when it saves the text encoder.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    cmd = [sys.executable, "-m", "helpers.teaching.train", "--smoke", "--only", "text2img", "--out", str(tmp_path),
+           "--no-progress", "--jobs", "2"]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / FOLDERS["text2img"] / "text_encoder").is_dir()
+    assert "it/s]" not in run.stdout + run.stderr and "Writing model shards" not in run.stderr

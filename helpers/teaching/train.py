@@ -276,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke and out is None:
         tmp = tempfile.TemporaryDirectory(prefix="teaching-smoke-")
         out = Path(tmp.name)
+    hub_bars = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+    if args.no_progress:  # also the bars of transformers' save_pretrained, in the workers this run spawns
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
         seconds = train_models(args.only, out=out, smoke=args.smoke, seed=args.seed, progress=not args.no_progress,
                                jobs=args.jobs)
@@ -285,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
+        if hub_bars is None:
+            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+        else:
+            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = hub_bars
     wall = seconds.pop("wall")
     print("seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
           + f"; {wall:.1f} s of wall time in {args.jobs} job(s)")
