@@ -112,13 +112,17 @@ def test_bad_job_count_is_a_clear_error():
         main(["--smoke", "--jobs", "0"])
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m helpers.teaching.train ARGS`` in a process of its own, one thread, no hub settings inherited."""
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"} | {"OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "helpers.teaching.train", *args], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+
+
 def test_the_cli_pool_exits_cleanly_without_leaked_semaphores(tmp_path):
     # The workers are closed, not killed, after a run that succeeded: a killed worker leaves its tqdm lock (a
     # named semaphore) behind, and Python's resource tracker warns about it when the command exits.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "helpers.teaching.train", "--smoke", "--only", "toy2d", "--out", str(tmp_path),
-           "--jobs", "2"]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    run = _cli("--smoke", "--only", "toy2d", "--out", str(tmp_path), "--jobs", "2")
     assert run.returncode == 0, run.stderr
     assert "toy2d" in run.stdout and "leaked" not in run.stderr and "Warning" not in run.stderr
     assert (tmp_path / FOLDERS["toy2d"]).is_dir()
@@ -126,11 +130,7 @@ def test_the_cli_pool_exits_cleanly_without_leaked_semaphores(tmp_path):
 
 def test_no_progress_means_no_progress_bars(tmp_path):
     # --no-progress is for logs: not even the bar transformers draws when it saves the text encoder.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
-    cmd = [sys.executable, "-m", "helpers.teaching.train", "--smoke", "--only", "text2img", "--out", str(tmp_path),
-           "--no-progress", "--jobs", "2"]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    run = _cli("--smoke", "--only", "text2img", "--out", str(tmp_path), "--no-progress", "--jobs", "2")
     assert run.returncode == 0, run.stderr
     assert (tmp_path / FOLDERS["text2img"] / "text_encoder").is_dir()
     assert "it/s]" not in run.stdout + run.stderr and "Writing model shards" not in run.stderr

@@ -71,6 +71,10 @@ def run_stage(name: str, work: Path, out: Path, *, smoke: bool, seed: int, progr
     # The scene judge is fitted as SceneJudge(0) fits it in a test or a notebook (flush-to-zero off), so that the
     # shipped judge is that same classifier.
     torch.set_flush_denormal(name != "judge")
+    if not progress:  # also transformers' own bar when a stage saves a text encoder (for this process)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     t0 = time.perf_counter()
     print(f"[{name}] training{' (smoke)' if smoke else ''}", flush=True)
     kw: dict[str, Any] = {"smoke": smoke, "seed": seed, "progress": progress}
@@ -276,9 +280,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke and out is None:
         tmp = tempfile.TemporaryDirectory(prefix="teaching-smoke-")
         out = Path(tmp.name)
-    hub_bars = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
-    if args.no_progress:  # also the bars of transformers' save_pretrained, in the workers this run spawns
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
         seconds = train_models(args.only, out=out, smoke=args.smoke, seed=args.seed, progress=not args.no_progress,
                                jobs=args.jobs)
@@ -288,10 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
-        if hub_bars is None:
-            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
-        else:
-            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = hub_bars
     wall = seconds.pop("wall")
     print("seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
           + f"; {wall:.1f} s of wall time in {args.jobs} job(s)")
