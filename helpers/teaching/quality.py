@@ -287,13 +287,17 @@ def lerp_vs_slerp_noise(pipe, *, pairs: int = 16, guidance: float | None = None,
     return out
 
 
-def write_card(pipe, folder: str | Path | None = None, *, per_prompt: int = 16) -> dict:
-    """Measure object accuracy at each of ``CARD_GUIDANCES`` and write ``card.json`` (steps 20, the guidance
-    with the best object accuracy) into the text-to-image weights folder."""
+def guidance_sweep(pipe, *, per_prompt: int = 16) -> dict[str, dict]:
+    """:func:`text2img_accuracy` at each of ``CARD_GUIDANCES``, keyed by the guidance as a string."""
+    return {str(g): text2img_accuracy(pipe, guidance=g, per_prompt=per_prompt) for g in CARD_GUIDANCES}
+
+
+def write_card(table: dict[str, dict], folder: str | Path | None = None) -> dict:
+    """Write ``card.json`` (steps 20, the guidance with the best object accuracy in ``table``, a
+    :func:`guidance_sweep`) into the text-to-image weights folder."""
     from helpers.teaching import WEIGHTS_DIR
     from helpers.teaching.text2img import CARD, NAME
 
-    table = {str(g): text2img_accuracy(pipe, guidance=g, per_prompt=per_prompt) for g in CARD_GUIDANCES}
     best = max(CARD_GUIDANCES, key=lambda g: (table[str(g)]["object"], -g))
     card = {"steps": 20, "guidance_scale": best,
             "measured": {g: {k: round(v, 4) for k, v in r.items() if isinstance(v, float)} for g, r in table.items()},
@@ -317,10 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     pipe = load_pipeline(args.text2img or "teaching", device="cpu", dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
+    table = guidance_sweep(pipe) if args.write_card else {}
     if args.write_card:
-        print(json.dumps(write_card(pipe, args.text2img), indent=1))
+        print(json.dumps(write_card(table, args.text2img), indent=1))
     g = defaults(args.text2img)["guidance_scale"]
-    at_default = text2img_accuracy(pipe, guidance=g)
+    at_default = table.get(str(g)) or text2img_accuracy(pipe, guidance=g)  # the sweep measured it already
     print(f"guidance {g}: weakest prompt", min(at_default["object_per_prompt"].items(), key=lambda kv: kv[1]))
     print("negative prompt:", negative_prompt_effect(pipe, guidance=g))
     print("prompt walks:", prompt_walks(pipe, guidance=g))
