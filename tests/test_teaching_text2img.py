@@ -62,3 +62,24 @@ def test_unknown_and_retired_names_are_clear_errors():
         load_teaching_pipeline("teaching-cats")
     with pytest.raises(ValueError, match="'teaching'"):
         load_teaching_pipeline("teaching-digits")
+
+
+@pytest.mark.parametrize("warmup,total", [(100, 3000), (100, 1200), (1, 3), (100, 40)])
+def test_training_rates_are_the_model_cards_schedule(warmup, total):
+    """Rate at step s: (s + 1)/W of the peak during the W warm-up steps, then 0.5(1 + cos(π(s − W)/(T − W))),
+    the schedule the shipped weights were trained on (README). torch's LinearLR and CosineAnnealingLR compute it
+    step by step, so agreement to 1e-12 is the test, and the warm-up never starts at 0."""
+    import math
+
+    from helpers.teaching.text2img import _lr_schedule
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched, rates = _lr_schedule(opt, warmup, total), []
+    for _ in range(total):
+        rates.append(opt.param_groups[0]["lr"] / 1e-3)
+        opt.step()
+        sched.step()
+    w = min(warmup, total)
+    want = [(s + 1) / w if s < w else 0.5 * (1 + math.cos(math.pi * (s - w) / max(1, total - w))) for s in range(total)]
+    assert max(abs(a - b) for a, b in zip(rates, want)) < 1e-12
+    assert rates[0] > 0 and max(rates) == pytest.approx(1.0)

@@ -18,7 +18,6 @@ against. The steps and guidance the backends use come from the model card ``card
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -156,13 +155,16 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0)
 
 
-def _lr_lambda(warmup: int, total: int):
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+def _lr_schedule(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """torch's ``LinearLR`` warm-up from 1/``warmup`` of the rate to all of it over ``warmup`` steps, then its
+    ``CosineAnnealingLR`` down to 0 at step ``total`` (one ``SequentialLR``). The shipped weights were trained on
+    these rates; diffusers' ``get_cosine_schedule_with_warmup``, used by the other teaching models, starts its
+    warm-up at 0, which is one step's difference and a different model here (``helpers/teaching/README.md``)."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
-    return f
+    warmup = max(1, min(warmup, total))
+    return SequentialLR(opt, [LinearLR(opt, 1 / warmup, 1.0, warmup - 1),
+                              CosineAnnealingLR(opt, max(1, total - warmup))], [warmup])
 
 
 def train_vae(images: torch.Tensor, cfg: TrainConfig, *, progress: bool = True) -> AutoencoderKL:
@@ -172,7 +174,7 @@ def train_vae(images: torch.Tensor, cfg: TrainConfig, *, progress: bool = True) 
     vae = build_vae().train()
     x_all = images * 2 - 1
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(cfg.warmup, cfg.vae_steps), cfg.vae_steps))
+    sched = _lr_schedule(opt, cfg.warmup, cfg.vae_steps)
     bar = _progress(cfg.vae_steps, "vae", progress)
     for _ in range(cfg.vae_steps):
         x = x_all[torch.randint(len(x_all), (cfg.vae_batch,), generator=gen)]
@@ -230,7 +232,7 @@ def train_unet(
     empty = len(prompts)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(cfg.warmup, cfg.unet_steps), cfg.unet_steps))
+    sched = _lr_schedule(opt, cfg.warmup, cfg.unet_steps)
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
     alphas = scheduler.alphas_cumprod
     losses: list[float] = []
