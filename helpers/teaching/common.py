@@ -28,8 +28,9 @@ def pin_cpu_kernels() -> bool:
 
     Kernels of different instruction sets round differently in the last bits, and training amplifies that: a
     judge fitted with the same seed on an AVX-512 CPU differed from one fitted on an AVX2 CPU, and with these
-    kernels it is the same file. Effective only before torch first picks its kernels (call it before torch
-    runs anything); a value already in the environment wins. Returns whether the pin applies here.
+    kernels it is the same file on the AMD EPYC (an Intel Xeon still fits other bytes, which read scenes alike).
+    Effective only before torch first picks its kernels (call it before torch runs anything); a value already
+    in the environment wins. Returns whether the pin applies here.
     """
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False

@@ -17,7 +17,8 @@ another here. Either way the weights come out byte for byte the same.
 Stages run on the CPU's own kernels (AVX-512 where it has them: about 30% faster than AVX2 at these sizes), so
 the same seed gives the same bytes on the same kind of CPU. The scene judge is the exception (``pinned``): it
 is fitted in a process of its own on torch's AVX2 kernels (:func:`helpers.teaching.common.pin_cpu_kernels`), as
-the tests fit it, so the shipped judge is the classifier a test fits on either kind of CPU.
+the tests fit it, so the shipped judge is the classifier a test fits on the CPU that fitted it, whichever
+kernels it has (the Intel Xeon of 2026-12-04 fits one that reads scenes alike, not the same bytes).
 """
 
 from __future__ import annotations
