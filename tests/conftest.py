@@ -4,7 +4,8 @@ Tiny models run fastest on one thread, and on a shared, oversubscribed CPU two t
 119 s with torch's default threads on a busy machine against 16.8 s with one. Subprocesses (notebook kernels,
 the command line) inherit ``OMP_NUM_THREADS=1`` and, on x86, torch's AVX2 kernels
 (:func:`helpers.teaching.common.pin_cpu_kernels`), so a judge fitted in a test is the same file on the AMD EPYC's
-AVX2 and AVX-512 kernels (an Intel Xeon fits other bytes that read scenes alike). A test that measures threads sets its own; the count is restored after every test.
+AVX2 and AVX-512 kernels (an Intel Xeon fits other bytes that read scenes alike). A test that measures threads
+sets its own; the count is restored after every test.
 
 ``make test`` spreads the tests over both cores with pytest-xdist: each test goes to whichever worker is free,
 except the modules in ``XDIST_WHOLE_MODULES``, whose module-scoped fixtures (a judge fitted on fresh scenes, a

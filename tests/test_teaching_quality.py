@@ -59,8 +59,9 @@ def test_on_pinned_kernels_the_judge_fitted_here_is_the_shipped_one_weight_for_w
 
     if os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
         pytest.skip("the kernels are pinned only on x86 CPUs with AVX2")
-    if _cpu_vendor() != "AuthenticAMD":
-        pytest.skip(f"the shipped judge was fitted on an AMD CPU; this one is {_cpu_vendor() or 'unknown'}")
+    vendor = _cpu_vendor()
+    if vendor != "AuthenticAMD":
+        pytest.skip(f"the shipped judge was fitted on an AMD CPU; this one is {vendor or 'unknown'}")
     assert torch.backends.cpu.get_cpu_capability() == "AVX2"
     shipped = SceneJudge.load(JUDGE_FOLDER).net.state_dict()
     fitted = judge.net.state_dict()
