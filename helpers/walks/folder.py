@@ -16,9 +16,10 @@ import json
 import numbers
 import os
 import re
+import secrets
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,11 @@ import torch
 
 from helpers.render import (
     _auto_batch,
-    _check_embedding_width,
-    _check_pipe_kwargs,
     _check_rows,
     _model_dtype,
     _output_size,
     _pipeline_kind,
+    check_inputs,
     render_frames,
 )
 
@@ -180,8 +180,16 @@ def _frame_name(i: int, n: int) -> str:
     return f"frame_{i:0{max(5, len(str(n - 1)))}d}.png"
 
 
-#: The only files render_walk ever deletes: its frames and the temporary files of its own atomic writes.
-_OWN_FILE = re.compile(r"frame_\d{5,}\.png|\.(frame_\d{5,}|manifest)\.[A-Za-z0-9_]+\.part\.(png|json)")
+#: The only files render_walk ever deletes: frames its manifest lists and the temporary files of its own
+#: atomic writes (frames, manifest and the exports' ``.walk.<hex>.part.gif``, as ``media.atomic_write`` names them).
+_OWN_FILE = re.compile(
+    r"frame_\d{5,}\.png|\.(frame_\d{5,}|manifest)\.[A-Za-z0-9_]+\.part\.(png|json)"
+    r"|\.\.?(walk|contact_sheet)\.[0-9a-f]+\.part(\.[0-9a-f]+\.part)?\.(gif|mp4|png)"
+)
+_FRAME_FILE = re.compile(r"frame_\d{5,}\.png")
+#: The exports a walk file writes beside its frames; each is recorded in the manifest with its sha256, and a
+#: file of that name the manifest does not record (the user's own ``walk.gif``) is never replaced.
+EXPORT_NAMES = ("walk.gif", "walk.mp4", "contact_sheet.png")
 
 
 def _own_file(folder: Path, name: str) -> Path | None:
@@ -192,6 +200,22 @@ def _own_file(folder: Path, name: str) -> Path | None:
     return path if path.is_file() and not path.is_symlink() else None
 
 
+def _open_no_follow(path: Path, flags: int) -> Any:
+    """Open ``path`` as a file object without following a symbolic link at its name: a render folder that
+    arrives with ``.walk.lock`` pointing elsewhere must not make the render create or append to the link's
+    target (``open(…, "a+")`` would)."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError:
+        if path.is_symlink():
+            raise WalkFolderError(
+                f"{path} is a symbolic link; render_walk never writes through a link in its folder. Delete the "
+                "link (its target is not touched) and run again."
+            ) from None
+        raise
+    return os.fdopen(fd, "a+" if flags & os.O_RDWR else "a", encoding="utf-8")
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive lock on the folder's manifest (several processes of one distributed render share it)."""
@@ -200,7 +224,7 @@ def _locked(folder: Path) -> Iterator[None]:
     except ImportError:  # Windows: one process per folder
         yield
         return
-    with open(folder / _LOCK_NAME, "a+") as fh:
+    with _open_no_follow(folder / _LOCK_NAME, os.O_RDWR | os.O_CREAT) as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -261,7 +285,7 @@ def _apply_commits(folder: Path, frames: list[dict[str, Any]]) -> None:
 
 def _append_commit(folder: Path, records: list[dict[str, Any]]) -> None:
     """Commit a chunk: one line appended to the commit log and flushed to disk (the caller holds the lock)."""
-    with open(folder / COMMITS_NAME, "a", encoding="utf-8") as fh:
+    with _open_no_follow(folder / COMMITS_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND) as fh:
         fh.write(json.dumps({"frames": records}, separators=(",", ":")) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -320,12 +344,13 @@ def _png_bytes(image: Any) -> bytes:
     return buf.getvalue()
 
 
-def _remove_walk_files(folder: Path, manifest: dict[str, Any] | None) -> None:
-    """Delete this walk's own frames (``frame_NNNNN.png`` regular files directly in ``folder``), its manifest and
-    its partial writes; nothing else, whatever the manifest says."""
+def _remove_walk_files(folder: Path, manifest: dict[str, Any]) -> None:
+    """Delete this walk's own frames (the ``frame_NNNNN.png`` regular files its manifest lists, directly in
+    ``folder``), its manifest, commit log and partial writes; nothing else, whatever the manifest says."""
+    listed = {f.get("file") for f in manifest.get("frames", [])}
     for path in folder.iterdir():
         own = _own_file(folder, path.name)
-        if own is not None:
+        if own is not None and (path.name in listed or not _FRAME_FILE.fullmatch(path.name)):
             own.unlink(missing_ok=True)
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
     (folder / COMMITS_NAME).unlink(missing_ok=True)
@@ -353,8 +378,9 @@ def _run_lock(folder: Path, enabled: bool) -> Iterator[None]:
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / _RUN_LOCK_NAME
-    new_lock = not lock.exists()
-    fh = open(lock, "a+")
+    new_lock = not lock.exists() and not lock.is_symlink()
+    new_manifest_lock = not (folder / _LOCK_NAME).exists()
+    fh = _open_no_follow(lock, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -366,6 +392,8 @@ def _run_lock(folder: Path, enabled: bool) -> Iterator[None]:
     except BaseException:
         if new_lock and fh.closed is False:  # a refused or failed start leaves the folder as it found it
             lock.unlink(missing_ok=True)
+            if new_manifest_lock and not (folder / MANIFEST_NAME).exists():
+                (folder / _LOCK_NAME).unlink(missing_ok=True)
         fh.close()
         if created and not any(folder.iterdir()):
             folder.rmdir()
@@ -416,24 +444,39 @@ def render_walk(
 
     Introduced in notebook 04_prompt_walks.
     """
-    folder = Path(out_dir).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise WalkFolderError(f"{folder} is a file; render_walk needs a folder for the frames")
-    with _run_lock(folder, enabled=state is None or state.is_main_process):
-        return _render_walk(pipe, folder, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-                            image_embeddings=image_embeddings, latents=latents, super_res_latents=super_res_latents,
-                            seed=seed, batch_size=batch_size, model=model, overwrite=overwrite, progress=progress,
-                            state=state, **pipe_kwargs)
-
-
-def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embeds, image_embeddings, latents,
-                 super_res_latents, seed, batch_size, model, overwrite, progress, state, **pipe_kwargs) -> WalkRender:
-    """:func:`render_walk` under its run lock: check, pin the walk in the manifest, render what is pending."""
+    folder = _check_folder(out_dir)
+    kind = _pipeline_kind(pipe)
+    n = _check_walk_inputs(pipe, kind, prompt_embeds, negative_prompt_embeds, image_embeddings, latents,
+                           super_res_latents, batch_size, pipe_kwargs)
     from helpers.devices import _check_seed
 
-    kind = _pipeline_kind(pipe)
-    n = _check_walk_inputs(pipe, kind, prompt_embeds, image_embeddings, batch_size, pipe_kwargs)
     seed = _check_seed(seed)
+    with _run_lock(folder, enabled=state is None or state.is_main_process):
+        return _render_walk(pipe, folder, kind, n, prompt_embeds=prompt_embeds,
+                            negative_prompt_embeds=negative_prompt_embeds, image_embeddings=image_embeddings,
+                            latents=latents, super_res_latents=super_res_latents, seed=seed, batch_size=batch_size,
+                            model=model, overwrite=overwrite, progress=progress, state=state, **pipe_kwargs)
+
+
+def _check_folder(out_dir: Any) -> Path:
+    """The output folder as a path, refused up front when it is empty or is (or lies inside) a file."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        raise ValueError(f"render_walk needs an output folder, e.g. 'renders/my_walk'; got {out_dir!r}")
+    folder = Path(out_dir).expanduser()
+    for path in (folder, *folder.parents):
+        if path.is_symlink() and not path.exists():
+            raise WalkFolderError(f"{path} is a link to a folder that does not exist; create its target or "
+                                  "choose another folder")
+        if path.exists() and not path.is_dir():
+            where = "is a file" if path == folder else f"is inside {path}, which is a file"
+            raise WalkFolderError(f"{folder} {where}; render_walk needs a folder for the frames")
+    return folder
+
+
+def _render_walk(pipe: Any, folder: Path, kind: str, n: int, *, prompt_embeds, negative_prompt_embeds,
+                 image_embeddings, latents, super_res_latents, seed, batch_size, model, overwrite, progress, state,
+                 **pipe_kwargs) -> WalkRender:
+    """:func:`render_walk` under its run lock: pin the walk in the manifest, render what is pending."""
     tensors = {
         "prompt_embeds": prompt_embeds,
         "negative_prompt_embeds": negative_prompt_embeds,
@@ -489,25 +532,30 @@ def _render_walk(pipe: Any, folder: Path, *, prompt_embeds, negative_prompt_embe
     )
 
 
-def _check_walk_inputs(pipe: Any, kind: str, prompt_embeds: Any, image_embeddings: Any, batch_size: Any,
-                       pipe_kwargs: dict[str, Any]) -> int:
-    """Everything that can be refused before the folder is touched; returns the number of frames."""
+def _check_walk_inputs(pipe: Any, kind: str, prompt_embeds: Any, negative_prompt_embeds: Any, image_embeddings: Any,
+                       latents: Any, super_res_latents: Any, batch_size: Any, pipe_kwargs: dict[str, Any]) -> int:
+    """Everything that can be refused before the folder is touched (render_frames' own gate, then what only a
+    walk on disk refuses); returns the number of frames."""
     name = "prompt_embeds" if kind == "text2img" else "image_embeddings"
-    cond = prompt_embeds if kind == "text2img" else image_embeddings
-    if cond is None:
+    if (prompt_embeds if kind == "text2img" else image_embeddings) is None:
         raise ValueError(f"render_walk needs {name}, one row per frame (see render_frames)")
-    n = _check_rows(name, cond, None).shape[0]
-    _check_pipe_kwargs(pipe, kind, pipe_kwargs)
-    _check_embedding_width(pipe, kind, cond)
+    fixed = sorted(set(pipe_kwargs) & {"output_type", "generator", "flags_out"})
+    if fixed:
+        raise TypeError(f"render_walk takes no {fixed}: it writes PNG frames and draws every frame's noise from "
+                        "seed= (recorded in the manifest, so a resumed run gives the same bytes); pass seed=")
+    cond = check_inputs(pipe, kind, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+                        image_embeddings=image_embeddings, super_res_latents=super_res_latents,
+                        batch_size=batch_size, pipe_kwargs=pipe_kwargs)
+    n = int(cond.shape[0])
+    for key, value in (("negative_prompt_embeds", negative_prompt_embeds), ("latents", latents),
+                       ("super_res_latents", super_res_latents)):
+        if value is not None:
+            _check_rows(key, value, n, broadcast=True)
     if n > LARGE_WALK_FRAMES:
         warnings.warn(f"a walk of {n} frames is large (over {LARGE_WALK_FRAMES}): its inputs stay in memory and "
                       "its manifest is rewritten at every start; consider fewer frames or several walks",
-                      stacklevel=4)
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-    return int(n)
+                      stacklevel=3)
+    return n
 
 
 def _walk_parameters(pipe: Any, tensors: dict[str, Any], n: int, model: Any, seed: int,
@@ -561,11 +609,27 @@ def _existing_walk(folder: Path, parameters: dict[str, Any], overwrite: bool,
                 stacklevel=4,
             )
         batch_size = grid
-    if existing is None and folder.is_dir() and not overwrite and any(folder.glob("frame_*.png")):
-        raise WalkFolderError(
-            f"{folder} holds frame files but no {MANIFEST_NAME}; use a new folder or pass overwrite=True"
-        )
+    _refuse_foreign_frames(folder, existing, parameters["frames"])
     return existing, overwrite, batch_size
+
+
+def _refuse_foreign_frames(folder: Path, manifest: dict[str, Any] | None, n: int) -> None:
+    """Refuse, whatever the flags, a folder with ``frame_NNNNN.png`` files but no manifest (the user's own frames,
+    say from ffmpeg), or one whose manifest does not list a frame file that this ``n``-frame walk would write."""
+    if not folder.is_dir():
+        return
+    listed = {f.get("file") for f in (manifest or {}).get("frames", [])}
+    ours = {_frame_name(i, n) for i in range(n)}
+    foreign = sorted(p.name for p in folder.iterdir() if _FRAME_FILE.fullmatch(p.name) and p.name not in listed
+                     and (manifest is None or p.name in ours))
+    if foreign:
+        why = "it has no manifest.json" if manifest is None else "its manifest.json does not list them"
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise ForeignFolderError(
+            f"{folder} holds frame files that render_walk did not write ({', '.join(foreign[:3])}{more}; {why}), "
+            "so nothing in this folder is touched, with or without overwrite. Render into a new folder, or move "
+            "those files away first."
+        )
 
 
 def _prepare_folder(folder: Path, pipe: Any, existing: dict[str, Any] | None, overwrite: bool,
@@ -574,6 +638,7 @@ def _prepare_folder(folder: Path, pipe: Any, existing: dict[str, Any] | None, ov
     manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
+        exports = (existing or {}).get("exports", {})  # still ours to replace after an overwrite
         if existing is not None and overwrite:
             _remove_walk_files(folder, existing)
             existing = None
@@ -586,6 +651,7 @@ def _prepare_folder(folder: Path, pipe: Any, existing: dict[str, Any] | None, ov
                 {"index": i, "file": _frame_name(i, n), "status": "pending", "sha256": None, "renders": 0}
                 for i in range(n)
             ],
+            "exports": exports,
         }
         manifest["info"] = {
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -659,6 +725,62 @@ def _commit(folder: Path, entries: list[dict[str, Any]], todo: list[int], blobs:
         ) from None
     for record in records:
         entries[record["index"]].update(status="done", sha256=record["sha256"], renders=record["renders"])
+
+
+def _written_here(path: Path, recorded: dict[str, list[str]]) -> bool:
+    """Whether ``path`` is a regular file (not a link) whose bytes an export of this folder wrote."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return _sha256(path.read_bytes()) in recorded.get(path.name, [])
+    except OSError:
+        return False
+
+
+def check_exports(out_dir: str | os.PathLike, names: list[str]) -> list[Path]:
+    """The paths of exports ``names`` (e.g. ``walk.gif``) in a render folder, refused with one
+    :class:`ForeignFolderError` if any of them is a file or link the folder's manifest does not record as
+    written by :func:`record_export` (see :func:`write_export`) with those very bytes: a render never replaces a file it did not write."""
+    folder = Path(out_dir).expanduser()
+    manifest = _read_manifest(folder) if folder.is_dir() else None
+    recorded = (manifest or {}).get("exports", {})
+    paths = [folder / name for name in names]
+    foreign = [p.name for p in paths if (p.exists() or p.is_symlink()) and not _written_here(p, recorded)]
+    if foreign:
+        raise ForeignFolderError(
+            f"{folder} already holds {', '.join(foreign)}, which this render did not write (or which changed since); "
+            "nothing was replaced. Move or rename it, or render into a new folder, and run the same walk again: "
+            "the frames are kept and only the exports are written."
+        )
+    return paths
+
+
+def write_export(out_dir: str | os.PathLike, name: str, write: Callable[[Path], Any]) -> Path:
+    """Write the export ``name`` (e.g. ``walk.gif``) into a render folder with ``write(path)`` and return its path.
+
+    Refused (see :func:`check_exports`) if a file of that name there was not written by a render. The export is
+    written to a temporary ``.walk.<hex>.part.gif`` first (which a rerun deletes if a kill leaves it), its
+    sha256 is recorded in the manifest, and only then is it moved into place: a kill at any point leaves
+    either the old file or one the manifest records, never a file the next run would refuse as foreign.
+    """
+    folder = Path(out_dir).expanduser()
+    path = check_exports(folder, [name])[0]
+    staging = folder / f".{path.stem}.{secrets.token_hex(4)}.part{path.suffix}"
+    try:
+        write(staging)
+        sha = _sha256(staging.read_bytes())
+        with _locked(folder):
+            manifest = _read_manifest(folder)
+            if manifest is None:
+                raise WalkFolderError(f"{folder} has no {MANIFEST_NAME}: render the walk there before exporting")
+            shas = [s for s in manifest.setdefault("exports", {}).get(name, []) if s != sha]
+            manifest["exports"][name] = (shas + [sha])[-4:]  # the file in place, or the one about to replace it
+            _compact(folder, manifest)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
