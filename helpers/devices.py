@@ -47,6 +47,37 @@ def _as_device(device: str | torch.device | None) -> torch.device:
     )
 
 
+def check_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` this machine has (``None``: :func:`get_device`), or one ``ValueError``
+    saying what is missing and what to pass instead (``TypeError`` for a value that is no device at all).
+
+    Checked before any model loads: ``device="cuda"`` on a machine without a CUDA GPU used to end in torch's
+    ``AssertionError: Torch not compiled with CUDA enabled`` after the weights were read.
+    """
+    if isinstance(device, str):
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps' (or None for the best one here); "
+                             f"got {device!r}") from None
+    device = _as_device(device)
+    advice = "use device='cpu', or leave device out to use the best device here"
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = "" if torch.version.cuda else " (this torch is a CPU-only build)"
+            raise ValueError(f"device={str(device)!r}, but this machine has no CUDA GPU that torch can use{build}; "
+                             f"{advice}")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device={str(device)!r}, but this machine has {count} CUDA GPU(s): cuda:0 to "
+                             f"cuda:{count - 1}")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device='mps', but Apple's MPS is not available here; {advice}")
+    return device
+
+
 def pick_dtype(device: str | torch.device | None = None) -> torch.dtype:
     """The dtype to run models in on ``device`` (default: :func:`get_device`).
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from helpers.checks import check_side
 from helpers.devices import make_generator
 
 
@@ -208,7 +209,8 @@ def latent_shape(
     Stable Diffusion: ``(unet.in_channels, height / vae_scale, width / vae_scale)``. unCLIP: the decoder's
     ``(in_channels, sample_size, sample_size)`` for ``kind="decoder"``, or the super-resolution stage's for
     ``kind="super_res"`` (its size is fixed, so ``height``/``width`` must be left out). A pixel-space UNet
-    without VAE: ``(in_channels, sample_size, sample_size)``.
+    without VAE: ``(in_channels, sample_size, sample_size)``. ``height``/``width`` must be multiples of the VAE's
+    scale, at most :data:`helpers.checks.MAX_SIZE_FACTOR` times the model's native size.
     """
     if kind not in ("decoder", "super_res"):
         raise ValueError(f"kind must be 'decoder' or 'super_res', got {kind!r}")
@@ -226,15 +228,11 @@ def latent_shape(
     if unet is None:
         raise TypeError(f"cannot tell the latent shape of {type(pipe).__name__}: it has no unet or decoder")
     cfg = unet.config
-    size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
+    sizes = (cfg.sample_size,) * 2 if isinstance(cfg.sample_size, int) else tuple(cfg.sample_size)
     scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
-    height = size * scale if height is None else height
-    width = size * scale if width is None else width
-    for name, value in (("height", height), ("width", width)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value % scale:
-            raise ValueError(
-                f"{name} must be a positive multiple of {scale} (the VAE's scale), got {value!r}"
-            )
+    native_h, native_w = sizes[0] * scale, sizes[-1] * scale
+    height = native_h if height is None else check_side("height", height, native=native_h, multiple=scale)
+    width = native_w if width is None else check_side("width", width, native=native_w, multiple=scale)
     return cfg.in_channels, height // scale, width // scale
 
 

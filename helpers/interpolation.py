@@ -11,11 +11,14 @@ The interpolation fraction ``frac`` (λ in the notebooks: 0 at the first input, 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar, overload
 
 import numpy as np
 import torch
+
+from helpers.checks import check_real
 
 Array = torch.Tensor | np.ndarray
 # The kind of the first input, which every function returns (a tensor for a tensor, an array for an array).
@@ -70,6 +73,9 @@ def _prepare_pair(a: Array, b: Array) -> tuple[torch.Tensor, torch.Tensor]:
             f"`a` and `b` must have the same shape, got {tuple(ta.shape)} and {tuple(tb.shape)}. "
             "Interpolate between two latents (or embeddings) of one model and one size."
         )
+    if ta.numel() == 0:
+        raise ValueError(f"`a` and `b` are empty input (shape {tuple(ta.shape)}): they hold nothing to "
+                         "interpolate.")
     work = _work_dtype(ta)
     ta, tb = ta.to(work), tb.to(device=ta.device, dtype=work)
     for name, x in (("a", ta), ("b", tb)):
@@ -83,7 +89,13 @@ def _prepare_frac(frac: float | Sequence[float] | Array, device: torch.device, d
     if isinstance(frac, torch.Tensor):
         fr = frac.detach().to(device=device, dtype=dtype)
     else:
-        arr = np.asarray(frac, dtype=np.float64)
+        try:
+            arr = np.asarray(frac, dtype=np.float64) if frac is not None else None
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None:
+            raise TypeError(f"frac must be a number or a 1-D sequence of numbers, got {frac!r} "
+                            f"({type(frac).__name__}).")
         fr = torch.as_tensor(arr, dtype=dtype, device=device)
     scalar = fr.ndim == 0
     if fr.ndim > 1:
@@ -93,6 +105,45 @@ def _prepare_frac(frac: float | Sequence[float] | Array, device: torch.device, d
     if not bool(torch.isfinite(fr).all()):
         raise ValueError("`frac` contains NaN or infinite values.")
     return fr.reshape(-1), scalar
+
+
+#: Results may take at most this fraction of the machine's memory (the arithmetic needs a few times more).
+_MEMORY_SHARE = 0.25
+
+
+def _memory_bytes(device: torch.device) -> int | None:
+    """The memory of ``device`` in bytes: the GPU's total, or the machine's physical memory; None if unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[1])
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, RuntimeError, ValueError):
+        return None
+
+
+def _check_result_size(frames: int, like: torch.Tensor, what: str) -> None:
+    """Refuse a result of ``frames`` rows shaped like ``like`` that would not fit in memory, saying its size."""
+    need = frames * like.numel() * like.element_size()
+    have = _memory_bytes(like.device)
+    if have is not None and need > _MEMORY_SHARE * have:
+        raise ValueError(f"{what} of {frames} frames of shape {tuple(like.shape)} would allocate {need / 1e9:,.1f} GB "
+                         f"for its result alone, more than this machine's memory allows ({have / 1e9:,.1f} GB); ask "
+                         "for fewer frames, or build the walk in pieces.")
+
+
+def check_fractions(name: str, values: object, what: str = "0 = the first input, 1 = the second") -> np.ndarray:
+    """``values`` (a number or a 1-D sequence of numbers, all finite and in [0, 1]) as a 1-D float64 array; else
+    one ``ValueError`` naming ``name``. The fractions of a morph or walk between two endpoints."""
+    try:
+        arr = np.asarray(values, dtype=np.float64) if values is not None else np.full((1, 1), np.nan)
+    except (TypeError, ValueError):
+        arr = np.full((1, 1), np.nan)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: give at least one fraction in [0, 1] ({what}).")
+    if arr.ndim > 1 or not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"{name} must be a number or a 1-D sequence of finite numbers in [0, 1] ({what}), "
+                         f"got {values!r}")
+    return arr.reshape(-1)
 
 
 def _reduce_dims(x: torch.Tensor, dim: int | Sequence[int] | None) -> tuple[int, ...]:
@@ -128,6 +179,9 @@ def _sum(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
 def _fallback_perpendicular(a_unit: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """A deterministic unit vector perpendicular to ``a_unit`` (per slice): the basis vector along which
     ``a_unit`` is smallest (first such index), with its ``a_unit`` component removed."""
+    if math.prod(a_unit.shape[d] for d in dims) < 2:  # 0-d, or 1-element slices: no perpendicular exists
+        raise ValueError("slerp between exactly opposite 1-element vectors is undefined: there is no "
+                         "perpendicular direction to turn through. Use lerp.")
     flat_shape = [s for i, s in enumerate(a_unit.shape) if i not in dims]
     moved = a_unit.permute(*[i for i in range(a_unit.ndim) if i not in dims], *dims)
     moved = moved.reshape(int(np.prod(flat_shape)) if flat_shape else 1, -1)
@@ -135,11 +189,7 @@ def _fallback_perpendicular(a_unit: torch.Tensor, dims: tuple[int, ...]) -> torc
     e = torch.zeros_like(moved)
     e[torch.arange(len(e)), idx] = 1.0
     e = e - (e * moved).sum(dim=1, keepdim=True) * moved
-    enorm = torch.linalg.vector_norm(e, dim=1, keepdim=True)
-    if bool((enorm < 1e-6).any()):
-        raise ValueError("slerp between exactly opposite 1-element vectors is undefined: there is no "
-                         "perpendicular direction to turn through. Use lerp.")
-    e = e / enorm
+    e = e / torch.linalg.vector_norm(e, dim=1, keepdim=True)  # >= 1/sqrt(2): some |a_i| <= 1/sqrt(2)
     kept = [a_unit.shape[i] for i in range(a_unit.ndim) if i not in dims]
     reduced = [a_unit.shape[i] for i in dims]
     e = e.reshape(*kept, *reduced)
@@ -167,6 +217,7 @@ def lerp(a: ArrayT, b: Array, frac: float | Sequence[float] | Array) -> ArrayT:
     """
     ta, tb = _prepare_pair(a, b)
     fr, scalar = _prepare_frac(frac, ta.device, ta.dtype)
+    _check_result_size(len(fr), ta, "lerp")
     lam = _stack(fr, ta.ndim)
     out = (1 - lam) * ta + lam * tb
     return _restore(out[0] if scalar else out, a)
@@ -208,6 +259,7 @@ def slerp(
         raise ValueError(f"slerp interpolates: frac must lie in [0, 1], got values from {float(fr.min()):.4g} to "
                          f"{float(fr.max()):.4g}. To extrapolate along the line, use lerp.")
     fr = fr.clamp(0.0, 1.0)
+    _check_result_size(len(fr), ta, "slerp")
     dims = _reduce_dims(ta, dim)
     na, nb = _norm(ta, dims), _norm(tb, dims)
     for name, n in (("a", na), ("b", nb)):
@@ -427,6 +479,7 @@ def interpolation_path(
     n_segments = k if closed else k - 1
     min_frames = k if closed else k
     num_frames = _check_count(num_frames, min_frames)
+    _check_result_size(num_frames, points[0], "interpolation_path")
     lengths = _segment_lengths(points, method, closed)
     ends = points[1:] + points[:1] if closed else points[1:]
 
@@ -465,6 +518,7 @@ def circular_walk(x: ArrayT, y: Array, num_frames: int) -> ArrayT:
     """
     tx, ty = _prepare_pair(x, y)
     n = _check_count(num_frames, 3)
+    _check_result_size(n, tx, "circular_walk")
     dims = tuple(range(tx.ndim))
     nx, ny = _norm(tx, dims), _norm(ty, dims)
     if bool(nx == 0) or bool(ny == 0):
@@ -497,15 +551,22 @@ def walk_around(
     work = tc.to(_work_dtype(tc))
     if not bool(torch.isfinite(work).all()):
         raise ValueError("`center` contains NaN or infinite values.")
-    if not (isinstance(radius, (int, float)) and math.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be a positive number (relative to |center|), got {radius!r}.")
+    radius = check_real("radius", radius, low=0.0, low_open=True, hint="it is relative to |center|, e.g. 0.1")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
+                        "e.g. generator=helpers.make_generator(42)")
     n = _check_count(num_frames, 3)
+    _check_result_size(n, work, "walk_around")
     c = work.detach().cpu().reshape(-1)
     cnorm = torch.linalg.vector_norm(c)
     if cnorm == 0:
         raise ValueError("walk_around needs a non-zero center: the radius is relative to its norm.")
     if c.numel() < 3:
         raise ValueError("walk_around needs at least 3 dimensions to circle around a point.")
+    largest = torch.finfo(tc.dtype).max
+    if (1 + radius) * float(cnorm) >= largest:
+        raise ValueError(f"radius={radius:g} times |center| ({float(cnorm):.3g}) overflows {tc.dtype}, whose "
+                         f"largest value is {largest:.3g}: the loop would be inf. Use a radius around 0.1.")
     basis = [c / cnorm]
     for _ in range(2):
         r = torch.randn(c.shape, generator=generator, dtype=c.dtype)

@@ -25,6 +25,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -34,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps
+
+from helpers.checks import check_int, check_real
 
 FLOAT_TOLERANCE = 1e-3
 """How far float frames may stray outside ``[0, 1]`` before :func:`to_pil` refuses them (then clipped)."""
@@ -50,11 +53,15 @@ __all__ = [
     "FLOAT_TOLERANCE",
     "GIF_MAX_FPS",
     "InlineAnimation",
+    "alpha_on_white",
     "atomic_write",
+    "check_fps",
     "export_gif",
     "export_mp4",
     "image_grid",
     "load_image",
+    "max_image_pixels",
+    "part_file_pattern",
     "save_image",
     "show",
     "to_pil",
@@ -180,6 +187,18 @@ def _normalise_pil_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def alpha_on_white(im: Image.Image) -> Image.Image:
+    """``im`` with its transparent pixels put on white: an ``RGB`` image (``L`` for a greyscale one without
+    alpha). Any mode works (palette transparency, ``LA``, 16-bit grey ...). What :func:`load_image` and
+    :func:`helpers.morph.prepare_images` do, so a transparent background never turns black.
+    Introduced in notebook 03_unclip_image_interpolation."""
+    im = _normalise_pil_mode(im)
+    if im.mode != "RGBA":
+        return im
+    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, im).convert("RGB")
+
+
 def _wide_grey_to_l(im: Image.Image) -> Image.Image:
     """A 16-bit ("I;16"), 32-bit integer ("I") or float ("F") greyscale image as 8-bit "L", scaled by its
     format's range: 0..65535 for 16-bit PNG/TIFF, 0..1 for float images whose values lie there (else
@@ -277,9 +296,21 @@ def _scaled(im: Image.Image, scale: int) -> Image.Image:
 
 
 def _check_scale(scale: int) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be a whole number ≥ 1 (nearest-neighbour upscaling); got {scale!r}.")
-    return scale
+    return check_int("scale", scale, low=1, hint="it upscales frames by a whole factor (nearest-neighbour)")
+
+
+def max_image_pixels() -> int:
+    """The most pixels one picture written here may have: Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million), so every file written opens again, in :func:`load_image`
+    too. Checked before any pixel is allocated."""
+    return int(Image.MAX_IMAGE_PIXELS or 2**31 - 1)
+
+
+def _check_pixels(width: int, height: int, what: str, fix: str) -> None:
+    """Refuse a picture of ``width`` x ``height`` beyond :func:`max_image_pixels`, before it is allocated."""
+    if width * height > max_image_pixels():
+        raise ValueError(f"{what} would be {width}x{height} = {width * height:.3g} pixels, more than the "
+                         f"{max_image_pixels():,} an image may have (Pillow's decompression-bomb limit); {fix}.")
 
 
 def _animation_frames(frames: Any, scale: int = 1) -> list[Image.Image]:
@@ -293,6 +324,8 @@ def _animation_frames(frames: Any, scale: int = 1) -> list[Image.Image]:
                 f"All frames of an animation must have the same size: frame 0 is {size[0]}x{size[1]} "
                 f"but frame {i} is {im.width}x{im.height} (width x height). Resize them, or use image_grid."
             )
+    if scale > 1:
+        _check_pixels(size[0] * scale, size[1] * scale, f"a frame upscaled {scale}x", "use a smaller scale")
     return [_scaled(im, scale) for im in ims]
 
 
@@ -305,23 +338,51 @@ def _pingpong(frames: list[Image.Image]) -> list[Image.Image]:
 # Safe writing
 # --------------------------------------------------------------------------------------------------
 
+def _part_name(target: Path) -> str:
+    """A fresh temporary name for ``target``: ``.<stem, at most 64 characters>.<8 hex digits>.part<suffix>``."""
+    return f".{target.stem[:64]}.{secrets.token_hex(4)}.part{target.suffix}"
+
+
+def part_file_pattern(name: str) -> re.Pattern[str]:
+    """The names of the temporary files :func:`atomic_write` makes while writing the file ``name`` (for
+    ``walk.gif``: ``.walk.<8 hex digits>.part.gif``). A writer killed midway (SIGKILL, power loss) leaves one
+    behind; a cleaner that matches this pattern in the folder removes exactly those, never a user's file."""
+    target = Path(name)
+    return re.compile(rf"\.{re.escape(target.stem[:64])}\.[0-9a-f]{{8}}\.part{re.escape(target.suffix)}")
+
+
+def _writable_target(path: PathLike) -> Path:
+    """``path`` (``~`` expanded) if a file can be written there: not a folder, and no file where one of its
+    folders would go. Otherwise one clear error (``IsADirectoryError`` / ``NotADirectoryError``), before any
+    work."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a folder; give a file name such as {target / 'walk.gif'}.")
+    for parent in target.parents:
+        if parent.is_dir():
+            break
+        if parent.exists() or parent.is_symlink():
+            raise NotADirectoryError(f"{parent} is a file, not a folder, so {target.name} cannot be written inside "
+                                     "it; choose another folder (or move that file away).")
+    return target
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
 
-    The temporary file lives in the same folder (so the final ``os.replace`` is atomic) and ends with the
-    same suffix (so encoders that pick the format from the name still work). It is created as a plain
+    The temporary file lives in the same folder (so the final ``os.replace`` is atomic), is hidden and ends with
+    the same suffix (so encoders that pick the format from the name still work): its name matches
+    :func:`part_file_pattern`. It is created as a plain
     ``open(path, "w")`` would create it (the umask applies), and a file it replaces keeps its permissions. If
     the block raises anything (including ``KeyboardInterrupt``), the temporary file is deleted and an existing
     ``path`` is left untouched. Parent folders are created. Introduced in notebook 04_prompt_walks; every
     writer in :mod:`helpers.media` and the resumable renderer use it.
     """
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise IsADirectoryError(f"{target} is a folder; give a file name such as {target / 'walk.gif'}.")
+    target = _writable_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:  # a fresh name, created exclusively (as mkstemp does, but with the umask's permissions)
-        tmp = target.parent / f".{target.stem[:64]}.{secrets.token_hex(4)}.part{target.suffix}"
+        tmp = target.parent / _part_name(target)
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             break
@@ -346,26 +407,25 @@ def _check_suffix(path: PathLike, allowed: tuple[str, ...], what: str) -> Path:
     target = Path(path).expanduser()
     if target.suffix.lower() not in allowed:
         raise ValueError(f"{what} needs a file name ending in {' or '.join(allowed)}; got {target.name!r}.")
-    return target
+    return _writable_target(target)
 
 
-def _check_fps(fps: float) -> float:
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps must be a positive number; got {fps!r}.")
-    return fps
+def check_fps(fps: Any) -> float:
+    """``fps`` as a float if it is a finite number above 0 (NumPy scalars too); else one ``ValueError``."""
+    return check_real("fps", fps, low=0, low_open=True, hint="frames per second, e.g. 8")
 
 
 def _gif_duration_ms(fps: float) -> int:
     """Milliseconds per GIF frame: ``1000 / fps`` rounded to the format's 10 ms steps."""
-    _check_fps(fps)
+    fps = check_fps(fps)
     if fps > GIF_MAX_FPS:
         raise ValueError(
-            f"A GIF cannot play at {fps} fps: delays are stored in 1/100 s and browsers slow down delays under "
+            f"A GIF cannot play at {fps:g} fps: delays are stored in 1/100 s and browsers slow down delays under "
             f"20 ms. Use fps <= {GIF_MAX_FPS}, or export_mp4 for higher frame rates."
         )
     centiseconds = max(2, round(100 / fps))
     if centiseconds > 65535:
-        raise ValueError(f"fps={fps} is too slow for a GIF (at most 655 s per frame).")
+        raise ValueError(f"fps={fps:g} is too slow for a GIF (at most 655 s per frame).")
     return centiseconds * 10
 
 
@@ -529,7 +589,7 @@ def export_mp4(
     import imageio.v2 as iio  # imported here: imageio and its ffmpeg binary are only needed for MP4
 
     target = _check_suffix(path, _VIDEO_SUFFIXES, "export_mp4")
-    _check_fps(fps)
+    fps = check_fps(fps)
     if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 1 <= quality <= 10:
         raise ValueError(f"quality must be a number from 1 (smallest file) to 10 (best); got {quality!r}.")
     ims = _animation_frames(frames, scale)
@@ -608,15 +668,16 @@ def image_grid(
     long for the tile are shortened with '...'. Size: ``cols*w + (cols+1)*pad`` by
     ``rows*(h + label_height) + (rows+1)*pad``. Introduced in notebook 01_diffusion_basics.
     """
-    _check_scale(scale)
-    tiles = [_scaled(im, scale) for im in to_pil_list(frames)]
-    n = len(tiles)
+    scale = _check_scale(scale)
+    pad = check_int("pad", pad, low=0, hint="pixels between the tiles and around them")
+    if cols is not None:
+        cols = check_int("cols", cols, low=1, hint="or None for automatic")
+    if labels is not None:
+        font_size = check_real("font_size", font_size, low=1, high=1000)
+    originals = to_pil_list(frames)
+    n = len(originals)
     if cols is None:
         cols = n if n <= 8 else math.ceil(math.sqrt(n))
-    if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
-        raise ValueError(f"cols must be a whole number ≥ 1 (or None for automatic); got {cols!r}.")
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"pad must be a whole number of pixels ≥ 0; got {pad!r}.")
     if labels is not None and len(labels) != n:
         raise ValueError(
             f"Got {len(labels)} labels for {n} frames; give one label per frame (None for none)."
@@ -624,8 +685,8 @@ def image_grid(
     cols = min(cols, n)
     rows = math.ceil(n / cols)
     background = _parse_colour(bg, "bg")[:3]
-    cell_w = max(t.width for t in tiles)
-    cell_h = max(t.height for t in tiles)
+    cell_w = max(t.width for t in originals) * scale
+    cell_h = max(t.height for t in originals) * scale
 
     font: Any = None
     label_h = 0
@@ -637,6 +698,9 @@ def image_grid(
             luminance = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]
             label_color = (0, 0, 0) if luminance > 127 else (255, 255, 255)
         text_rgb = _parse_colour(label_color, "label_color")[:3]
+    _check_pixels(cols * cell_w + (cols + 1) * pad, rows * (cell_h + label_h) + (rows + 1) * pad, "the sheet",
+                  "use a smaller pad or scale, or fewer frames per sheet")
+    tiles = [_scaled(im, scale) for im in originals]
 
     from diffusers.utils import make_image_grid  # imported here: helpers.media stays cheap to import
 
@@ -674,7 +738,7 @@ def save_image(frame_or_grid: Any, path: PathLike) -> Path:
     The format follows the suffix: ``.png`` (recommended, lossless), ``.jpg``/``.jpeg`` (alpha dropped),
     ``.webp``, ``.bmp``, ``.tif``. Introduced in notebook 01_diffusion_basics.
     """
-    target = Path(path).expanduser()
+    target = _writable_target(path)
     fmt = _SAVE_FORMATS.get(target.suffix.lower())
     if fmt is None:
         raise ValueError(
@@ -689,44 +753,77 @@ def save_image(frame_or_grid: Any, path: PathLike) -> Path:
     return target
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (for the error that refuses it)."""
+    for test, what in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "a special file"
+
+
 def load_image(
     path: PathLike, *, size: int | tuple[int, int] | None = None, mode: str = "RGB"
 ) -> Image.Image:
     """Open a user's image file as a PIL image in ``mode`` (default ``"RGB"``), upright (EXIF rotation).
 
     ``size=512`` gives 512x512 and ``size=(w, h)`` gives exactly w x h: the image is centre-cropped to
-    that aspect ratio and resized (never stretched). Animated files give their first frame. A missing file
-    raises ``FileNotFoundError`` and an unreadable one ``ValueError``, both naming the file.
-    Introduced in notebook 03_unclip_image_interpolation.
+    that aspect ratio and resized (never stretched). Animated files give their first frame. Transparent pixels
+    are put on white for ``"RGB"`` and ``"L"`` (:func:`alpha_on_white`); ``"RGBA"`` keeps them. Every pixel is
+    decoded here, so a file that loads is whole. A missing file raises ``FileNotFoundError``; anything else
+    that is not a readable image (a folder, a URL, a named pipe, a corrupt or truncated file, a
+    decompression bomb, i.e. more pixels than :func:`max_image_pixels` allows) one ``ValueError``, both naming
+    the file. Introduced in notebook 03_unclip_image_interpolation.
     """
-    p = Path(path).expanduser()
     if mode not in ("RGB", "RGBA", "L"):
         raise ValueError(f"mode must be 'RGB', 'RGBA' or 'L'; got {mode!r}.")
+    wh = None
     if size is not None:
-        wh = (size, size) if isinstance(size, int) else tuple(size)
-        if len(wh) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in wh):
+        pair = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
+        if len(pair) != 2:
             raise ValueError(f"size must be a positive int or a (width, height) pair of ints; got {size!r}.")
-    if not p.exists():
+        wh = (check_int("size", pair[0], low=1), check_int("size", pair[1], low=1))
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or pathlib.Path); got {type(path).__name__}.")
+    if isinstance(path, str) and _URL.match(path):
+        raise ValueError(f"URLs are not supported ({path!r}); download the image first and pass the path of the "
+                         "file (in Colab: !wget URL, or upload it in the Files panel).")
+    p = Path(path).expanduser()
+    try:
+        info = p.stat()
+    except FileNotFoundError:
         raise FileNotFoundError(
             f"No image file at {str(p)!r} (looked in {str(p.resolve().parent)!r}). Check the name, or upload "
             "the file first (in Colab: the Files panel) and use a path relative to the notebook."
-        )
-    if p.is_dir():
+        ) from None
+    except OSError as err:  # a path through a file, a loop of links, no permission
+        raise ValueError(f"Cannot open {str(p)!r}: {err.strerror or err}.") from None
+    if stat.S_ISDIR(info.st_mode):
         raise ValueError(
             f"{str(p)!r} is a folder, not an image file; give the path of a .png or .jpg inside it."
         )
-    from diffusers.utils import load_image as diffusers_load_image  # EXIF rotation, then our conversion
-
+    if not stat.S_ISREG(info.st_mode):  # checked before opening: reading a named pipe would block forever
+        raise ValueError(f"{str(p)!r} is {_file_kind(info.st_mode)}, not an image file; give the path of a "
+                         ".png or .jpg file.")
     try:
         with Image.open(p) as opened:  # opened here so that the file is closed (animated files stay open)
-            im = diffusers_load_image(opened, convert_method=lambda im: _normalise_pil_mode(im).convert(mode))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            opened.load()  # decode every pixel now: a corrupt stream fails here, not in a later step
+            upright = ImageOps.exif_transpose(opened)
+            if mode == "RGBA":
+                im = _normalise_pil_mode(upright).convert("RGBA")
+            else:
+                im = alpha_on_white(upright).convert(mode)
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"Refusing {str(p)!r}: {err} Shrink the image (or crop it) before loading it.") from None
+    except Exception as err:  # any decoder failure (OSError, SyntaxError, struct.error, ...) means unreadable
         raise ValueError(
             f"Could not read {str(p)!r} as an image ({type(err).__name__}: {err}). Use a PNG, JPEG, WebP, "
             "BMP, GIF or TIFF file (any format Pillow can open)."
         ) from None
-    if size is not None:
-        assert len(wh) == 2  # checked above
+    if wh is not None:
         im = ImageOps.fit(im, wh, method=Image.Resampling.LANCZOS)
     return im
 
@@ -811,9 +908,11 @@ def show(
     w, h = ims[0].size
     if width is None:
         width = w * max(1, 256 // w)
-    elif isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive number of pixels (or None); got {width!r}.")
-    ims = [_scaled(im, max(1, width // w)) for im in ims]
+    else:
+        width = check_int("width", width, low=1, hint="the displayed width in pixels, or None")
+    factor = max(1, width // w)
+    _check_pixels(w * factor, h * factor, f"a frame shown {width} px wide", "use a smaller width")
+    ims = [_scaled(im, factor) for im in ims]
     buf = io.BytesIO()
     if len(ims) == 1:
         ims[0].save(buf, format="PNG")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from helpers.checks import MAX_SIDE, check_guidance, check_int, check_real, check_steps
+from helpers.devices import _check_seed
+from helpers.render import check_batch_size
 
 #: How the self-attention layers mix the endpoints' keys and values (see :class:`AttentionInterpolation`).
 ATTENTION_MODES = ("inner", "outer", "fused")
@@ -69,7 +72,7 @@ def prepare_images(images: Any, size: int | tuple[int, int]) -> list[Any]:
     """
     from PIL import Image, ImageOps
 
-    from helpers.media import _normalise_pil_mode
+    from helpers.media import alpha_on_white
 
     if isinstance(images, (str, os.PathLike, Image.Image)):
         images = [images]
@@ -77,16 +80,13 @@ def prepare_images(images: Any, size: int | tuple[int, int]) -> list[Any]:
         images = list(images)
     if not isinstance(images, Sequence) or not images:
         raise ValueError(f"images must be a non-empty list of images or file paths, got {type(images).__name__}")
-    wh = (size, size) if isinstance(size, int) else tuple(size)
-    if len(wh) != 2 or not all(isinstance(s, int) and s > 0 for s in wh):
-        raise ValueError(f"size must be a positive int or a (width, height) pair, got {size!r}")
+    pair = size if isinstance(size, (tuple, list)) and len(size) == 2 else (size, size)
+    w, h = (check_int("size", s, low=1, high=MAX_SIDE, hint="an int, or a (width, height) pair of ints")
+            for s in pair)
     out = []
     for item in images:
-        im = _normalise_pil_mode(_one_image(item))
-        if im.mode in ("RGBA", "LA"):
-            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(white, im.convert("RGBA"))
-        out.append(ImageOps.fit(im.convert("RGB"), wh, method=Image.Resampling.LANCZOS))
+        im = alpha_on_white(_one_image(item))
+        out.append(ImageOps.fit(im.convert("RGB"), (w, h), method=Image.Resampling.LANCZOS))
     return out
 
 
@@ -110,20 +110,12 @@ def _check_sd(pipe: Any, what: str) -> None:
 
 
 def _model_size(pipe: Any, height: int | None, width: int | None) -> tuple[int, int]:
+    """``height`` and ``width`` in pixels (default: the model's), checked by the gate every pipeline call uses."""
+    from helpers.embeddings import latent_shape
+
     scale = int(getattr(pipe, "vae_scale_factor", 8))
-    sample = pipe.unet.config.sample_size
-    sample = sample if isinstance(sample, int) else sample[0]
-    height, width = height or sample * scale, width or sample * scale
-    for name, value in (("height", height), ("width", width)):
-        if not isinstance(value, int) or value <= 0 or value % scale:
-            raise ValueError(f"{name} must be a positive multiple of {scale} for this VAE, got {value!r}")
-    return height, width
-
-
-def _steps(value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"num_inference_steps must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    _, h, w = latent_shape(pipe, height=height, width=width)
+    return h * scale, w * scale
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,7 +165,7 @@ def invert_images(
     from helpers.inversion import ddim_inversion
 
     _check_sd(pipe, "invert_images")
-    steps = _steps(num_inference_steps)
+    steps = check_steps("num_inference_steps", num_inference_steps)
     height, width = _model_size(pipe, height, width)
     pil = prepare_images(images, (width, height))
     if prompts is None:
@@ -204,10 +196,9 @@ def invert_images(
 
 
 def _check_ts(ts: Any) -> np.ndarray:
-    arr = np.asarray(ts, dtype=np.float64).reshape(-1)  # a float too: one row
-    if arr.size == 0 or not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
-        raise ValueError(f"ts must be finite values in [0, 1] (0 = the first image, 1 = the second), got {ts!r}")
-    return arr
+    from helpers.interpolation import check_fractions
+
+    return check_fractions("ts", ts, "0 = the first image, 1 = the second")
 
 
 def _check_pair(inversion: Any) -> None:
@@ -448,14 +439,12 @@ def render_morph(
     if attention is not None and not self_attention_layers(pipe.unet):
         raise ValueError(f"{type(pipe.unet).__name__} has no self-attention layers to interpolate; use "
                          "attention=None")
-    if not (isinstance(attention_steps, (int, float)) and 0 <= attention_steps <= 1):
-        raise ValueError(f"attention_steps must be a fraction of the steps in [0, 1], got {attention_steps!r}")
-    if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 0):
-        raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
-    steps = inversion.steps if num_inference_steps is None else _steps(num_inference_steps)
-    size = len(fracs) if batch_size is None else batch_size
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    attention_steps = check_real("attention_steps", attention_steps, low=0.0, high=1.0,
+                                 hint="the fraction of the steps with attention interpolation")
+    guidance_scale = check_guidance("guidance_scale", guidance_scale)
+    steps = inversion.steps if num_inference_steps is None else check_steps("num_inference_steps",
+                                                                            num_inference_steps)
+    size = check_batch_size(batch_size) or len(fracs)
 
     latents, embeds = morph_inputs(inversion, fracs, noise=noise)
     device, dtype = pipe._execution_device, pipe.unet.dtype
@@ -542,9 +531,11 @@ def chained_img2img(
     _check_sd(pipe, "chained_img2img")
     _check_pair(inversion)
     fracs = _check_ts(ts)
-    if not (isinstance(strength, (int, float)) and 0 < strength <= 1):
-        raise ValueError(f"strength must be in (0, 1], got {strength!r}")
-    steps = inversion.steps if num_inference_steps is None else _steps(num_inference_steps)
+    strength = check_real("strength", strength, low=0.0, high=1.0, low_open=True)
+    guidance_scale = check_guidance("guidance_scale", guidance_scale)
+    steps = inversion.steps if num_inference_steps is None else check_steps("num_inference_steps",
+                                                                            num_inference_steps)
+    _check_seed(_check_seed(seed) + len(fracs))  # every frame's seed (seed + i), before any work
     wanted = inspect.signature(StableDiffusionImg2ImgPipeline.__init__).parameters
     parts = {k: v for k, v in pipe.components.items() if k in wanted}
     parts["requires_safety_checker"] = parts.get("safety_checker") is not None  # no notice when there is none

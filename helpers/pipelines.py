@@ -20,13 +20,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from helpers.devices import dtype_kwarg, free_memory_bytes, get_device, pick_dtype
+from helpers.checks import check_kwargs
+from helpers.devices import check_device, dtype_kwarg, free_memory_bytes, pick_dtype
 from helpers.models import FOOTPRINTS, KARLO_ID, MODELS, RETIRED, SD15_ID, SDXL_ID, SDXL_TURBO_ID, names
 
 #: Registry names of the real models and their hub ids; the teaching models; retired names.
@@ -49,6 +51,19 @@ _UNCLIP_COMPONENTS = (
     "super_res_scheduler",
 )
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+#: What :func:`load_pipeline` passes on to diffusers' ``from_pretrained`` / ``from_single_file``: its loading
+#: options and the components of the pipelines helpers walks (``unet=``, ``safety_checker=None`` ...). Anything
+#: else is refused with a did-you-mean: diffusers would only log that it ignores it.
+LOAD_KWARGS = (
+    "cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "variant",
+    "use_safetensors", "low_cpu_mem_usage", "device_map", "max_memory", "offload_folder", "offload_state_dict",
+    "quantization_config", "custom_pipeline", "custom_revision", "trust_remote_code", "disable_mmap",
+    "config", "original_config", "original_config_file", "load_safety_checker",
+    "vae", "text_encoder", "tokenizer", "unet", "scheduler", "safety_checker", "feature_extractor",
+    "requires_safety_checker", "image_encoder", "text_encoder_2", "tokenizer_2", "force_zeros_for_empty_prompt",
+    "add_watermarker", *_UNCLIP_COMPONENTS,
+)
 
 
 class ModelUnavailableError(RuntimeError):
@@ -102,13 +117,20 @@ def resolve_memory_options(
     memory: str | Iterable[str] | None, device: str | torch.device, kind: str = "text2img"
 ) -> list[str]:
     """``"auto"``: :func:`memory_plan` of the free memory; ``"none"``/``None``: ``[]``; lists are checked."""
+    options = check_memory(memory)
+    return memory_plan(free_memory_bytes(device), device, kind) if options is None else options
+
+
+def check_memory(memory: Any) -> list[str] | None:
+    """The memory options ``memory`` names, in the order they apply (``None`` for ``"auto"``, decided later from
+    the free memory); one ``ValueError`` for anything else (an unknown name, a typo, a value that is no name)."""
     if memory is None or memory == "none":
         return []
     if memory == "auto":
-        return memory_plan(free_memory_bytes(device), device, kind)
+        return None
     if isinstance(memory, str):
         memory = [memory]
-    options = list(memory)
+    options = list(memory) if isinstance(memory, Iterable) else [memory]
     unknown = [o for o in options if o not in MEMORY_OPTIONS]
     if unknown:
         raise ValueError(
@@ -208,17 +230,59 @@ def _unavailable_message(name: str, repo_id: str, exc: BaseException) -> str:
     )
 
 
-def _is_unclip_folder(folder: Path) -> bool:
+_WALKABLE = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", "UnCLIPImageVariationPipeline")
+_WALKS_WHAT = ("helpers walks Stable Diffusion 1.x/2.x and SDXL text-to-image pipelines and unCLIP image-variation "
+               "(Karlo) pipelines")
+
+
+def _check_pipeline_class(class_name: Any, where: str) -> None:
+    """Refuse, before any weight loads, a pipeline class (a ``model_index.json``'s ``_class_name``) that diffusers
+    has and helpers cannot walk. Names diffusers does not know, and custom code (``[module, class]``), are left
+    to diffusers, which refuses them itself or runs them with ``trust_remote_code=True``."""
+    if not isinstance(class_name, str) or not class_name:
+        return
+    if class_name.startswith("Flux") or class_name.startswith("StableDiffusion3"):
+        family = "FLUX" if class_name.startswith("Flux") else "Stable Diffusion 3"
+        raise ValueError(f"{where} is a {class_name} folder: {family} is not supported yet (see the README); "
+                         f"{_WALKS_WHAT}")
+    if class_name.startswith("UnCLIP") and class_name != "UnCLIPImageVariationPipeline":
+        raise ValueError(f"{where} holds an unCLIP pipeline of class {class_name}, not an unCLIP image-variation "
+                         "folder (UnCLIPImageVariationPipeline, like kakaobrain/karlo-v1-alpha-image-variations); "
+                         "the text-to-image unCLIP teaching model is load_pipeline('teaching-unclip-text')")
+    try:
+        import diffusers
+
+        cls = getattr(diffusers, class_name, None)
+    except Exception:  # an optional dependency of that class is missing: diffusers will say so
+        return
+    if isinstance(cls, type) and not any(c.__name__ in _WALKABLE for c in cls.__mro__):
+        raise ValueError(f"{where} holds a {class_name}, which helpers cannot walk: {_WALKS_WHAT}")
+
+
+def _class_name(index: Path) -> Any:
+    """The ``_class_name`` of a ``model_index.json`` (``None`` when unreadable: diffusers then says why)."""
+    try:
+        return json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _folder_kind(folder: Path) -> str:
+    """``"unclip"`` (Karlo-style, loaded component by component) or ``"auto"`` for a model folder; one ValueError
+    for a folder whose pipeline class cannot be walked, or an unCLIP folder that lacks components."""
     index = folder / "model_index.json"
-    if index.is_file():
-        try:
-            cls = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
-        except (OSError, ValueError):
-            cls = ""
-        return "UnCLIP" in cls
-    return all(
-        (folder / part).is_dir() for part in ("decoder", "text_proj", "super_res_first", "super_res_last")
-    )
+    unclip_parts = ("decoder", "text_proj", "super_res_first", "super_res_last")
+    if not index.is_file():
+        return "unclip" if all((folder / part).is_dir() for part in unclip_parts) else "auto"
+    class_name = _class_name(index)
+    _check_pipeline_class(class_name, repr(str(folder)))
+    if class_name != "UnCLIPImageVariationPipeline":
+        return "auto"
+    missing = [part for part in _UNCLIP_COMPONENTS if not (folder / part).is_dir()]
+    if missing:
+        raise ValueError(f"{str(folder)!r} is not an unCLIP image-variation folder: its model_index.json says "
+                         f"UnCLIPImageVariationPipeline, but it has no {', '.join(f'{m}/' for m in missing)}")
+    return "unclip"
 
 
 def _load_unclip_components(source: str, dtype: torch.dtype, **hub_kwargs: Any) -> Any:
@@ -289,6 +353,14 @@ class _CheckpointKeys(dict):
         return self[key] if key in self else default
 
 
+def _check_ckpt_format(path: Path) -> None:
+    """Refuse a ``.ckpt`` that is not a ``torch.save`` zip archive, before anything in it is unpickled."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{str(path)!r} is not a supported checkpoint: a .ckpt must be a torch.save zip archive "
+                         "(PyTorch 1.6 and later), and this is an old-format or plain pickle file, which could run "
+                         "code when opened. Use the model's .safetensors file instead")
+
+
 def single_file_type(path: str | os.PathLike) -> str:
     """What a single-file checkpoint holds, in diffusers' words (``"v1"``, ``"v2"``, ``"xl_base"``, ``"sd3"``,
     ``"flux-dev"``, ...), from its key names; ``"unknown"`` when it is not a diffusion-model checkpoint.
@@ -300,7 +372,8 @@ def single_file_type(path: str | os.PathLike) -> str:
     path = Path(path)
     if path.suffix == ".safetensors":
         checkpoint: dict = _CheckpointKeys(path)
-    else:  # a pickled .ckpt: tensors only (weights_only), memory-mapped where the format allows
+    else:  # a pickled .ckpt: tensors only (weights_only), memory-mapped
+        _check_ckpt_format(path)
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         checkpoint = checkpoint.get("state_dict", checkpoint)
     if not any(str(k).startswith(("model.diffusion_model.", "joint_blocks.", "double_blocks.")) for k in checkpoint):
@@ -313,6 +386,8 @@ def _resolve_file(path: Path) -> str:
     if path.suffix not in SINGLE_FILE_SUFFIXES:
         raise ValueError(f"{str(path)!r} is a file but not a checkpoint helpers can load: single-file models "
                          f"end in {' or '.join(SINGLE_FILE_SUFFIXES)}; a diffusers model is a folder")
+    if path.suffix == ".ckpt":
+        _check_ckpt_format(path)
     try:
         model_type = single_file_type(path)
     except Exception as exc:  # a truncated or foreign file: say so in one line
@@ -335,7 +410,7 @@ def _resolve(model: str) -> tuple[str, str, bool]:
     )
     path = Path(model).expanduser()
     if path.is_dir():
-        return ("unclip" if _is_unclip_folder(path) else "auto"), str(path), True
+        return _folder_kind(path), str(path), True
     if path.is_file():
         return _resolve_file(path), str(path), True
     repo_id = MODEL_ALIASES.get(model, model)
@@ -402,6 +477,12 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
         return walk_policy(StableDiffusionPipeline.from_pretrained(source, **dtype_kwarg(dtype), **kwargs))
     from diffusers import DiffusionPipeline
 
+    if not Path(source).expanduser().is_dir():  # a hub id: refuse by class before fetching gigabytes
+        from huggingface_hub import hf_hub_download
+
+        hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision")
+               if k in kwargs}
+        _check_pipeline_class(_class_name(Path(hf_hub_download(source, "model_index.json", **hub))), repr(source))
     keep_checker = "safety_checker" in kwargs
     return walk_policy(DiffusionPipeline.from_pretrained(source, **dtype_kwarg(dtype), **kwargs),
                        keep_checker=keep_checker)
@@ -420,6 +501,29 @@ def _load_single_file(kind: str, path: str, dtype: torch.dtype, **kwargs: Any) -
         kwargs.setdefault("safety_checker", None)  # the walk policy: see walk_policy
         kwargs.setdefault("requires_safety_checker", False)
     return walk_policy(cls.from_single_file(path, **dtype_kwarg(dtype), **kwargs))
+
+
+def _missing_weights(exc: BaseException) -> str:
+    """'missing weights: …' when a load failed because the file lacks tensors of a component, else ''.
+
+    diffusers builds each component with empty (meta) weights and fills in those the file holds; any it lacks
+    stay empty and the load ends in torch's opaque "Cannot copy out of meta tensor". The component is still in
+    the failing frames, so its empty parameters name what the file lacks."""
+    if not any("meta tensor" in str(e) for e in _chain(exc)):
+        return ""
+    tb = exc.__traceback__
+    while tb is not None:
+        model = tb.tb_frame.f_locals.get("model")
+        if isinstance(model, torch.nn.Module):
+            empty = [n for n, p in model.named_parameters() if p.is_meta]
+            if empty:
+                total = sum(1 for _ in model.parameters())
+                shown = ", ".join(empty[:5]) + (", …" if len(empty) > 5 else "")
+                return (f"missing weights: the file lacks {len(empty)} of the {total} tensors of the "
+                        f"{type(model).__name__} ({shown}); it is incomplete (a pruned or partial checkpoint, or "
+                        "the wrong file): use the complete checkpoint")
+        tb = tb.tb_next
+    return "missing weights: the file lacks tensors a component needs (an incomplete checkpoint)"
 
 
 def walk_policy(pipe: Any, *, keep_checker: bool = False) -> Any:
@@ -446,13 +550,16 @@ def _check_walkable(pipe: Any, name: str) -> None:
     """Refuse a pipeline the walks cannot drive (one clear error, not a deep one at the first frame)."""
     from helpers.embeddings import is_unclip
 
-    walkable = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
-    if is_unclip(pipe) or any(cls.__name__ in walkable for cls in type(pipe).__mro__):
+    if is_unclip(pipe) or any(cls.__name__ in _WALKABLE for cls in type(pipe).__mro__):
         return
-    raise ValueError(
-        f"{name!r} loaded as {type(pipe).__name__}, which helpers cannot walk: it renders Stable Diffusion 1.x/2.x "
-        "and SDXL text-to-image pipelines and unCLIP (Karlo) pipelines"
-    )
+    raise ValueError(f"{name!r} loaded as {type(pipe).__name__}, which helpers cannot walk: {_WALKS_WHAT}")
+
+
+def _check_dtype(dtype: Any) -> torch.dtype:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a float type (torch.float32, torch.float16 or torch.bfloat16), or None for "
+                         f"the best one on the device; got {dtype!r}")
+    return dtype
 
 
 def load_pipeline(
@@ -475,28 +582,39 @@ def load_pipeline(
     names a diffusers folder for the components' configs when the hub cannot be reached). ``device``/``dtype`` default to
     :func:`~helpers.devices.get_device` / :func:`~helpers.devices.pick_dtype`. ``memory``: ``"auto"``
     (from the free GPU memory, see :func:`memory_plan`), ``"none"``, or a list of option names. Extra
-    keyword arguments go to ``from_pretrained`` (e.g. ``cache_dir=``, ``safety_checker=None``).
+    keyword arguments go to ``from_pretrained`` (e.g. ``cache_dir=``, ``safety_checker=None``; the names in
+    :data:`LOAD_KWARGS`); the teaching models take none.
 
     The pipeline's own per-step progress bars are off (:func:`helpers.render_frames` shows one bar over the
     frames; ``pipe.set_progress_bar_config(disable=False)`` brings them back).
 
-    Raises :class:`ModelUnavailableError` (one readable message, no chained traceback) when the weights can
-    be neither downloaded nor found in the cache, and ``ValueError`` for unknown names.
+    Everything is checked before any weight loads: an empty or unknown name, a device this machine lacks, a
+    dtype that is not a float type, an unknown memory option (``ValueError``), an unknown keyword argument
+    (``TypeError``, with a did-you-mean), a folder or hub id whose pipeline class cannot be walked (FLUX, SD 3,
+    img2img ...). Raises :class:`ModelUnavailableError` (one readable message, no chained traceback) when the
+    weights can be neither downloaded nor found in the cache, or a file or folder does not load (a checkpoint
+    with missing weights names them).
 
     Introduced in notebook 01_diffusion_basics.
     """
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a name, hub id or folder path (str), got {type(model).__name__}")
     name = os.fspath(model)
-    device = torch.device(device) if device is not None else get_device()
-    dtype = pick_dtype(device) if dtype is None else dtype
+    if not name.strip():
+        raise ValueError("model is empty: give a name such as 'teaching' or 'sd15', a hub id, a model folder or a "
+                         "checkpoint file")
+    device = check_device(device)
+    dtype = pick_dtype(device) if dtype is None else _check_dtype(dtype)
+    check_memory(memory)
     if name in TEACHING_MODELS or name in RETIRED_MODELS:
         from helpers.teaching import load_teaching_pipeline
 
+        check_kwargs(f"load_pipeline({name!r}), a bundled model,", kwargs, ())  # nothing goes to diffusers
         pipe = load_teaching_pipeline(name, device=device, dtype=dtype)
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
         return pipe
+    check_kwargs("load_pipeline", kwargs, LOAD_KWARGS)
     kind, source, is_local = _resolve(name)
     memory_kind = kind.removeprefix("file:") if kind.removeprefix("file:") in ("unclip", "sdxl") else "text2img"
     options = resolve_memory_options(memory, device, memory_kind)  # before a download
@@ -509,8 +627,12 @@ def load_pipeline(
     except Exception as exc:  # translated below when it means "weights unavailable"
         if is_local:
             what = "checkpoint file" if kind.startswith("file:") else "model folder"
-            message = f"Cannot load the {what} {source!r}: {_first_line(exc)}"
-            if kind.startswith("file:") and "config" not in kwargs:
+            missing = _missing_weights(exc)
+            message = f"Cannot load the {what} {source!r}: {missing or _first_line(exc)}"
+            if "trust_remote_code" in str(exc):  # diffusers says so on a second line
+                message += ("; it loads only with trust_remote_code=True, which runs that code: pass it only for a "
+                            "folder whose code you have read and trust")
+            if kind.startswith("file:") and "config" not in kwargs and not missing:
                 message += (". A single file holds weights only: diffusers reads the components' configs from the "
                             "hub, or from config=<a diffusers folder or hub id of the same architecture>")
         elif _is_unavailable(exc):

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from helpers.checks import check_eta, check_guidance, check_kwargs, check_real, check_steps
 from helpers.devices import clone_generator, free_memory_bytes, make_generator
 from helpers.embeddings import latent_shape
 
@@ -93,29 +94,30 @@ def _pipeline_kind(pipe: Any) -> str:
 
 
 def _check_pipe_kwargs(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> None:
-    """Refuse what diffusers would swallow or misread: keyword arguments the pipeline does not name (its
-    ``**kwargs`` takes typos silently), step counts below 1 and guidance scales that are not finite."""
-    import difflib
-    import math
-
+    """Refuse what diffusers would swallow or misread, before any work: arguments that render_frames sets itself,
+    keyword arguments the pipeline does not name (its ``**kwargs`` takes typos silently), and numbers out of range
+    (steps, guidance, eta, height/width against the model's native size, anything non-finite): the shared gate of
+    :mod:`helpers.checks`."""
+    clash = sorted(set(pipe_kwargs) & _RESERVED)
+    if clash:
+        raise TypeError(f"render_frames sets {clash} itself; pass per-frame tensors as its own arguments instead")
     params = inspect.signature(pipe).parameters
-    named = [k for k, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)]
-    for key in pipe_kwargs:
-        if key not in named:
-            close = difflib.get_close_matches(key, named, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(f"{type(pipe).__name__} takes no argument {key!r}{hint}; it would be ignored. "
-                            f"Its arguments: {', '.join(k for k in named if k not in _RESERVED)}")
+    named = [k for k, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and k not in _RESERVED]
+    check_kwargs(type(pipe).__name__, pipe_kwargs, named)
     for key, value in pipe_kwargs.items():
         if key.endswith("num_inference_steps"):
             low = 2 if kind == "unclip" else 1
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                why = " (UnCLIPScheduler cannot take a single step)" if kind == "unclip" else ""
-                raise ValueError(f"{key} must be an int >= {low}{why}, got {value!r}")
-        if key.endswith("guidance_scale") and (
-            isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-        ):
-            raise ValueError(f"{key} must be a finite number (1 = no guidance), got {value!r}")
+            check_steps(key, value, low=low, hint="UnCLIPScheduler cannot take a single step" if low == 2 else "")
+        elif key.endswith("guidance_scale"):
+            check_guidance(key, value)
+        elif key == "eta":
+            check_eta(key, value)
+        elif key == "guidance_rescale":
+            check_real(key, value, low=0.0, high=1.0)
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            check_real(key, value)  # whatever else the pipeline takes: at least finite
+    if kind == "text2img" and ("height" in pipe_kwargs or "width" in pipe_kwargs):
+        latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))  # checks the sides
 
 
 def _check_embedding_width(pipe: Any, kind: str, cond: torch.Tensor) -> None:
@@ -290,11 +292,6 @@ def render_frames(
 def check_inputs(pipe: Any, kind: str, *, prompt_embeds: Any, negative_prompt_embeds: Any, image_embeddings: Any,
                  super_res_latents: Any, batch_size: Any, pipe_kwargs: dict[str, Any]) -> torch.Tensor:
     """Everything :func:`render_frames` refuses, checked before any work: returns the per-frame conditioning."""
-    clash = sorted(set(pipe_kwargs) & _RESERVED)
-    if clash:
-        raise TypeError(
-            f"render_frames sets {clash} itself; pass per-frame tensors as its own arguments instead"
-        )
     if kind == "text2img":
         if image_embeddings is not None or super_res_latents is not None:
             raise ValueError("this is a text-to-image pipeline: pass prompt_embeds, not image_embeddings")
@@ -321,11 +318,17 @@ def check_inputs(pipe: Any, kind: str, *, prompt_embeds: Any, negative_prompt_em
     _check_embedding_width(pipe, kind, cond)
     if kind == "text2img":
         _unpack_sdxl(pipe, {"prompt_embeds": cond})  # SDXL: refuse embeddings without the pooled token, first
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    check_batch_size(batch_size)
     return cond
+
+
+def check_batch_size(batch_size: Any) -> int | None:
+    """``batch_size`` (frames per pipeline call) as an int, or None for automatic; else one ``ValueError``."""
+    if batch_size is None:
+        return None
+    if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    return int(batch_size)
 
 
 def _noise_rows(name: str, given: Any, shape: tuple[int, ...], base: torch.Generator, n: int) -> torch.Tensor:
@@ -385,6 +388,7 @@ def _render_chunks(pipe: Any, per_frame: dict[str, torch.Tensor], n: int, batch_
                    generator_device: Any, output_type: str, progress: bool, flags_out: list[bool] | None,
                    pipe_kwargs: dict[str, Any]) -> Any:
     """One pipeline call per chunk, every frame with its own step-noise generator in the same state."""
+    from diffusers.utils import numpy_to_pil
     from tqdm.auto import tqdm
 
     chunks, flagged = [], 0
@@ -397,10 +401,12 @@ def _render_chunks(pipe: Any, per_frame: dict[str, torch.Tensor], n: int, batch_
             for g in generators:
                 g.set_state(step_state)
             inputs = _unpack_sdxl(pipe, {k: v[rows] for k, v in per_frame.items()})
-            out = pipe(
-                **inputs, generator=generators, output_type=output_type, return_dict=True, **pipe_kwargs
-            )
-            chunks.append(out.images)
+            # PIL frames are made here from the pipeline's arrays (as diffusers makes them), so that NaN pixels
+            # are refused instead of turning black in the cast to uint8.
+            out = pipe(**inputs, generator=generators, output_type="np" if output_type == "pil" else output_type,
+                       return_dict=True, **pipe_kwargs)
+            check_finite_frames(out.images, first=start)
+            chunks.append(numpy_to_pil(out.images) if output_type == "pil" else out.images)
             marks = [bool(f) for f in (getattr(out, "nsfw_content_detected", None) or [False] * count)]
             flagged += sum(marks)
             if flags_out is not None:
@@ -409,6 +415,29 @@ def _render_chunks(pipe: Any, per_frame: dict[str, torch.Tensor], n: int, batch_
     if flagged:
         warnings.warn(f"the safety checker blacked out {flagged} of {n} frames", stacklevel=3)
     return _collect(chunks)
+
+
+class NonFiniteFramesError(RuntimeError):
+    """The model's output held NaN or inf for some frames; ``frames`` lists their indices in the call."""
+
+    def __init__(self, message: str, frames: list[int]) -> None:
+        super().__init__(message)
+        self.frames = frames
+
+
+def check_finite_frames(images: Any, *, first: int = 0) -> None:
+    """Raise :class:`NonFiniteFramesError` naming the frames (numbered from ``first``) of a pipeline's array or
+    tensor output that hold NaN or inf: such frames would otherwise be saved black, or as garbage."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().float().cpu().numpy()
+    if not (isinstance(images, np.ndarray) and np.issubdtype(images.dtype, np.floating)):
+        return  # PIL images or integer arrays hold no NaN
+    rows = (~np.isfinite(images.reshape(len(images), -1))).any(axis=1)
+    bad = [first + int(i) for i in np.flatnonzero(rows)]
+    if bad:
+        raise NonFiniteFramesError(
+            f"the model returned NaN or inf pixels for frame(s) {bad}, so no frames were returned: usually a "
+            "half-precision overflow (load the model in float32) or extreme settings (lower guidance_scale)", bad)
 
 
 def frame_bytes_estimate(height: int, width: int, dtype: torch.dtype) -> int:

@@ -345,6 +345,11 @@ def adain_interpolate(a: Any, b: Any, t: float | Sequence[float], *, dim: int = 
     out_dtype, device = ta.dtype, ta.device
     work = torch.float64 if ta.dtype == torch.float64 else torch.float32
     ta, tb = ta.to(work), tb.to(device=device, dtype=work)
+    for name, x in (("a", ta), ("b", tb)):
+        if x.numel() and not bool(x.any()):
+            raise ValueError(f"adain_interpolate needs two non-zero noises, but `{name}` is all zeros: the slerp "
+                             "inside AdaIN has no direction to turn from. Pass noises, e.g. inverted latents or "
+                             "helpers.make_latents(pipe, [0, 1]).")
     z = slerp(ta, tb, t_arr.tolist())  # stacked: (T, *shape)
     z = torch.as_tensor(z).to(device=device, dtype=work)
 

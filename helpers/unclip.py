@@ -20,12 +20,16 @@ and decoded here.
 from __future__ import annotations
 
 import inspect
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from helpers.checks import check_eta, check_guidance, check_kwargs, check_steps
+from helpers.interpolation import check_fractions
 
 DEFAULT_STEPS = 25  # decoder steps of both decode and invert: keep them equal for exact round trips
 
@@ -91,8 +95,7 @@ def ddim_scheduler(unclip_scheduler: Any, *, eta: float = 0.0, inverse: bool = F
     """
     from diffusers import DDIMInverseScheduler
 
-    if not 0.0 <= float(eta) <= 1.0:
-        raise ValueError(f"eta must be in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like), got {eta!r}")
+    eta = check_eta("eta", eta)
     cls = DDIMInverseScheduler if inverse else _ddim_class()
     config = {k: v for k, v in dict(unclip_scheduler.config).items() if not k.startswith("_")}
     config.pop("variance_type", None)
@@ -127,6 +130,13 @@ def with_ddim(pipe: Any, *, eta: float = 0.0) -> Any:
         logging.set_verbosity(level)
     new.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
     return new
+
+
+def _check_numbers(steps: Any, super_res_steps: Any, guidance_scale: Any, eta: Any = 0.0
+                   ) -> tuple[int, int, float, float]:
+    """The step counts, guidance and eta of :func:`decode` / :func:`invert`, through the shared gate."""
+    return (check_steps("num_inference_steps", steps), check_steps("super_res_num_inference_steps", super_res_steps),
+            check_guidance("guidance_scale", guidance_scale), check_eta("eta", eta))
 
 
 def _model_dtype(pipe: Any) -> torch.dtype:
@@ -169,13 +179,14 @@ def decode(
     is drawn for the whole batch). Returns (N, 3, H, W) float32 in [0, 1] on the CPU for ``output_type="pt"``,
     else what the pipeline returns for ``"np"`` / ``"pil"``.
     """
+    from helpers.render import check_batch_size, check_finite_frames
+
     _check_unclip(pipe)
     if output_type not in ("pt", "np", "pil"):
         raise ValueError(f"output_type must be 'pt', 'np' or 'pil', got {output_type!r}")
-    for key, steps in (("num_inference_steps", num_inference_steps),
-                       ("super_res_num_inference_steps", super_res_num_inference_steps)):
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"{key} must be a positive int, got {steps!r}")
+    steps, sr_steps, guidance_scale, eta = _check_numbers(num_inference_steps, super_res_num_inference_steps,
+                                                          guidance_scale, eta)
+    batch_size = check_batch_size(batch_size)
     emb = _rows("image_embeddings", image_embeddings)
     if emb.ndim != 2:
         raise ValueError(f"image_embeddings must be (N, dim), got shape {tuple(emb.shape)}")
@@ -192,8 +203,6 @@ def decode(
     lat = lat.to(device=device, dtype=dtype).expand(n, -1, -1, -1).contiguous()
     sr = sr.to(device=device, dtype=dtype).expand(n, -1, -1, -1).contiguous()
     emb = emb.to(device=device, dtype=dtype)
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
     if isinstance(generator, torch.Generator) and eta > 0:
         batch_size = n  # one generator draws the step noise of the whole batch: splitting it would change frames
     elif batch_size is None:
@@ -210,18 +219,25 @@ def decode(
             image_embeddings=emb[rows],
             decoder_latents=lat[rows],
             super_res_latents=sr[rows],
-            decoder_num_inference_steps=num_inference_steps,
-            super_res_num_inference_steps=super_res_num_inference_steps,
+            decoder_num_inference_steps=steps,
+            super_res_num_inference_steps=sr_steps,
             decoder_guidance_scale=guidance_scale,
             generator=generator[rows] if isinstance(generator, list) else generator,
-            output_type="pil" if output_type == "pil" else "np",
+            output_type="np",
         ).images)
-    if output_type == "pil":
-        return [im for chunk in chunks for im in chunk]
+        check_finite_frames(chunks[-1], first=start)
     out = np.concatenate(chunks)
+    if output_type == "pil":
+        from diffusers.utils import numpy_to_pil
+
+        return numpy_to_pil(out)
     if output_type == "pt":
         return torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2).float()
     return out
+
+
+#: The keyword arguments of :func:`decode`, which :func:`morph` passes on.
+_DECODE_OPTIONS = tuple(k for k, v in inspect.signature(decode).parameters.items() if v.kind == v.KEYWORD_ONLY)
 
 
 @dataclass
@@ -252,8 +268,9 @@ def morph(
     from helpers.interpolation import slerp
 
     noise = slerp if noise is None else noise
-    i, j = pair
-    ts = [float(x) for x in np.atleast_1d(np.asarray(t, dtype=np.float64))]
+    check_kwargs("morph", decode_kwargs, _DECODE_OPTIONS)
+    i, j = _check_pair(pair, inversion.image_embeddings.shape[0])
+    ts = check_fractions("t", t, "0 = image pair[0], 1 = image pair[1]").tolist()
     return decode(
         pipe,
         slerp(inversion.image_embeddings[i], inversion.image_embeddings[j], ts, dim=-1),
@@ -261,6 +278,16 @@ def morph(
         noise(inversion.super_res_latents[i], inversion.super_res_latents[j], ts),
         **decode_kwargs,
     )
+
+
+def _check_pair(pair: Any, n: int) -> tuple[int, int]:
+    """Two image indices into an inversion of ``n`` images (negative ones count from the end, as in Python)."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"pair must be two image indices, e.g. (0, 1), got {pair!r}")
+    for k in pair:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not -n <= int(k) < n:
+            raise ValueError(f"pair names image {k!r} of {n}: the inversion holds images 0 to {n - 1}")
+    return int(pair[0]), int(pair[1])
 
 
 def _decoder_inputs(pipe: Any, image_embeddings: torch.Tensor, guidance_scale: float):
@@ -342,10 +369,10 @@ def invert(
     from helpers.inversion import ddim_inversion
 
     _check_unclip(pipe)
-    if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-        raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
-    if not isinstance(super_res_num_inference_steps, int) or super_res_num_inference_steps < 1:
-        raise ValueError(f"super_res_num_inference_steps must be a positive int, got {super_res_num_inference_steps!r}")
+    num_inference_steps, super_res_num_inference_steps, guidance_scale, _ = _check_numbers(
+        num_inference_steps, super_res_num_inference_steps, guidance_scale)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     device, dtype = pipe._execution_device, _model_dtype(pipe)
     sr_cfg, dec_cfg = pipe.super_res_first.config, pipe.decoder.config
     x = images_to_tensor(images, sr_cfg.sample_size)
@@ -408,9 +435,7 @@ def prior_embeddings(
     prompts = _as_prompt_list(prompts)
     if not prompts:
         raise ValueError("prompts is empty: give at least one prompt")
-    steps = num_inference_steps
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
-        raise ValueError(f"num_inference_steps must be an int >= 2 (the prior's schedule), got {steps!r}")
+    steps, guidance_scale, seed = _check_prior_numbers(num_inference_steps, guidance_scale, seed)
     device = pipe._execution_device
     do_cfg = guidance_scale > 1.0
     rows: list[torch.Tensor] = []
@@ -418,6 +443,14 @@ def prior_embeddings(
         embeds, hidden, mask = pipe._encode_prompt([prompt], device, 1, do_cfg)
         rows.append(_prior_sample(pipe, embeds, hidden, mask, steps, guidance_scale, seed))
     return torch.cat(rows).float().cpu()
+
+
+def _check_prior_numbers(steps: Any, guidance_scale: Any, seed: Any) -> tuple[int, float, int]:
+    """The prior's step count (>= 2: UnCLIPScheduler divides by steps - 1), guidance and seed, up front."""
+    from helpers.devices import _check_seed
+
+    return (check_steps("num_inference_steps", steps, low=2, hint="the prior's UnCLIPScheduler needs 2 or more"),
+            check_guidance("guidance_scale", guidance_scale), _check_seed(seed))
 
 
 def _check_prior(pipe: Any) -> None:
@@ -475,15 +508,20 @@ def prior_text_walk(
     from helpers.interpolation import slerp
 
     _check_prior(pipe)
+    for name, prompt in (("prompt_a", prompt_a), ("prompt_b", prompt_b)):
+        if not isinstance(prompt, str):
+            raise TypeError(f"{name} must be a string (one prompt), got {prompt!r} ({type(prompt).__name__})")
+    fracs = check_fractions("t", t, "0 = prompt_a, 1 = prompt_b")
+    steps, guidance_scale, seed = _check_prior_numbers(num_inference_steps, guidance_scale, seed)
     device = pipe._execution_device
     do_cfg = guidance_scale > 1.0
     (ea, ha, ma), (eb, hb, mb) = (pipe._encode_prompt([p], device, 1, do_cfg) for p in (prompt_a, prompt_b))
     mask = ma | mb  # rows [empty prompt, prompt] when guided: the union keeps every token either prompt has
     rows = []
-    for x in np.atleast_1d(np.asarray(t, dtype=np.float64)):
+    for x in fracs:
         embeds = slerp(ea, eb, float(x), dim=-1)
         hidden = slerp(ha, hb, float(x), dim=-1)
         if do_cfg:  # the unconditional row is the empty prompt's, the same for both
             embeds, hidden = torch.cat([ea[:1], embeds[1:]]), torch.cat([ha[:1], hidden[1:]])
-        rows.append(_prior_sample(pipe, embeds, hidden, mask, num_inference_steps, guidance_scale, seed))
+        rows.append(_prior_sample(pipe, embeds, hidden, mask, steps, guidance_scale, seed))
     return torch.cat(rows).float().cpu()

@@ -23,6 +23,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from helpers.checks import check_int
+
 DISPLAY_WIDTH = 256
 #: Smallest tile side in the static contact sheet (tiny 32x32 frames are scaled up to stay readable).
 SHEET_TILE = 96
@@ -98,10 +100,12 @@ class _Explorer:
     def __init__(self, *, name: str, out_dir: str | Path, fps: float, display_width: int) -> None:
         import ipywidgets as w
 
+        from helpers.media import check_fps
+
         self.name = _check_name(name)
         self.out_dir = Path(out_dir)
-        self.fps = fps
-        self.display_width = int(display_width)
+        self.fps = check_fps(fps)
+        self.display_width = check_int("display_width", display_width, low=1, high=4096, hint="pixels")
         self.image = w.Image(format="png", layout=w.Layout(width=f"{self.display_width}px"))
         self.status = w.HTML(value="")
         self.export_format = w.Dropdown(options=["gif", "mp4"], value="gif", description="format",
@@ -198,8 +202,7 @@ class FrameExplorer(_Explorer):
         if len(labels) != len(self.values):
             raise ValueError(f"got {len(labels)} labels for {len(self.values)} values")
         self._labels = [str(s) for s in labels]
-        if not 0 <= start < len(self.values):
-            raise ValueError(f"start must be an index into values (0..{len(self.values) - 1}), got {start}")
+        start = check_int("start", start, low=0, high=len(self.values) - 1, hint="an index into values")
         self.cache: FrameCache[int] = FrameCache(lambda i: render(self.values[i]))
         self.slider = w.SelectionSlider(
             options=list(zip(self._labels, range(len(self.values)))), value=start, description=description,
@@ -233,6 +236,39 @@ class FrameExplorer(_Explorer):
         return [f"{name}={s}" for s in self._labels]
 
 
+def _frozen(value: Any) -> Hashable:
+    """A hashable stand-in for a control value, equal exactly when the values are: lists, tuples, dicts and sets
+    by their items (a TagsInput's list, a Dropdown's dict), hashable values by type and value, anything else
+    by identity (the :class:`_Setting` holding it keeps it alive, so an identity is never reused)."""
+    if isinstance(value, (list, tuple)):
+        return type(value).__name__, tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return "dict", frozenset((_frozen(k), _frozen(v)) for k, v in value.items())
+    if isinstance(value, (set, frozenset)):
+        return "set", frozenset(_frozen(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return "object", id(value)
+    return type(value).__name__, value
+
+
+class _Setting:
+    """One walk setting as a cache key: the control values (passed to ``render_walk`` as they are) and the frame
+    count, hashed and compared through :func:`_frozen`, so list- or dict-valued controls work."""
+
+    def __init__(self, values: dict[str, Any], num_frames: int) -> None:
+        self.values = values
+        self.num_frames = num_frames
+        self._id = (_frozen(values), num_frames)
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Setting) and self._id == other._id
+
+
 class WalkExplorer(_Explorer):
     """Controls that define a walk, a frame-count slider and a λ slider that scrubs through the rendered walk.
 
@@ -258,14 +294,14 @@ class WalkExplorer(_Explorer):
         import ipywidgets as w
 
         super().__init__(name=name, out_dir=out_dir, fps=fps, display_width=display_width)
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 2 <= num_frames <= max_frames:
-            raise ValueError(f"num_frames must be an integer from 2 to max_frames={max_frames}, got {num_frames!r}")
+        max_frames = check_int("max_frames", max_frames, low=2)
+        num_frames = check_int("num_frames", num_frames, low=2, high=max_frames, hint=f"max_frames is {max_frames}")
         self.controls = dict(controls or {})
         for key, control in self.controls.items():
             if not hasattr(control, "observe") or not hasattr(control, "value"):
                 raise TypeError(f"control {key!r} must be an ipywidgets widget with a value, got {type(control).__name__}")
         self._render_walk = render_walk
-        self.cache = FrameCache(self._render_key)
+        self.cache: FrameCache[_Setting] = FrameCache(self._render_key)
         self.num_frames = w.IntSlider(value=num_frames, min=2, max=max_frames, description="frames",
                                       continuous_update=False)
         self.frac = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=1 / (num_frames - 1), description="λ",
@@ -281,21 +317,20 @@ class WalkExplorer(_Explorer):
         ])
         self.update()
 
-    def _render_key(self, key: tuple) -> list[Any]:
+    def _render_key(self, key: _Setting) -> list[Any]:
         from helpers.media import to_pil_list
 
-        values, n = dict(key[0]), key[1]
-        frames = to_pil_list(self._render_walk(num_frames=n, **values))
-        if len(frames) != n:
-            raise ValueError(f"render_walk returned {len(frames)} frames for num_frames={n}")
+        frames = to_pil_list(self._render_walk(num_frames=key.num_frames, **key.values))
+        if len(frames) != key.num_frames:
+            raise ValueError(f"render_walk returned {len(frames)} frames for num_frames={key.num_frames}")
         return frames
 
     def settings(self) -> dict[str, Any]:
         """The current control values (what ``render_walk`` receives, besides ``num_frames``)."""
         return {key: control.value for key, control in self.controls.items()}
 
-    def _key(self) -> tuple:
-        return tuple(sorted(self.settings().items())), int(self.num_frames.value)
+    def _key(self) -> _Setting:
+        return _Setting(self.settings(), int(self.num_frames.value))
 
     @property
     def index(self) -> int:

@@ -7,12 +7,13 @@ cases also assert that nothing loaded a model before the error: values are valid
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import subprocess
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,9 +171,9 @@ API_CASES = [
     ApiCase("steps-typo", lambda sd: _sd_frames(sd, num_inference_step=3), TypeError,
             "did you mean 'num_inference_steps'", ("sd",)),
     ApiCase("steps-zero", lambda sd: _sd_frames(sd, num_inference_steps=0), ValueError,
-            "num_inference_steps must be an int >= 1", ("sd",)),
+            "num_inference_steps must be a whole number from 1 to 1000", ("sd",)),
     ApiCase("steps-negative", lambda sd: _sd_frames(sd, num_inference_steps=-3), ValueError,
-            "num_inference_steps must be an int >= 1", ("sd",)),
+            "num_inference_steps must be a whole number from 1 to 1000", ("sd",)),
     ApiCase("guidance-nan", lambda sd: _sd_frames(sd, num_inference_steps=2, guidance_scale=math.nan), ValueError,
             "guidance_scale must be a finite number", ("sd",)),
     ApiCase("guidance-inf", lambda sd: _sd_frames(sd, num_inference_steps=2, guidance_scale=math.inf), ValueError,
@@ -188,7 +189,7 @@ API_CASES = [
     ApiCase("unclip-one-step",
             lambda unclip: render_frames(unclip[0], image_embeddings=unclip[1], progress=False,
                                          decoder_num_inference_steps=1),
-            ValueError, "decoder_num_inference_steps must be an int >= 2", ("unclip",)),
+            ValueError, "decoder_num_inference_steps must be a whole number from 2 to 1000", ("unclip",)),
     ApiCase("slerp-dim-out-of-range", lambda: slerp(x3, y3, 0.5, dim=5), ValueError, "`dim` 5 is out of range"),
     ApiCase("slerp-frac-negative", lambda: slerp(x3, 3 * y3, -0.5), ValueError, "frac must lie in [0, 1]"),
     ApiCase("slerp-frac-above-1", lambda: slerp(x3, y3, [0.5, 1.5]), ValueError, "frac must lie in [0, 1]"),
@@ -205,14 +206,19 @@ API_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", API_CASES, ids=lambda c: c.id)
-def test_bad_api_values_raise_one_clear_error(case, request, world):
+def assert_one_clear_error(case: ApiCase, request: pytest.FixtureRequest, world: Path) -> None:
+    """Run an API case: it raises ``case.error`` stating ``case.fact``, and no file outside ``world/out`` changed."""
     fixtures = [request.getfixturevalue(name) for name in case.needs]
     before = _snapshot(world, world / "out")
     with pytest.raises(case.error) as info:
         case.call(*fixtures)
     assert case.fact in str(info.value)
     assert _snapshot(world, world / "out") == before
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=lambda c: c.id)
+def test_bad_api_values_raise_one_clear_error(case, request, world):
+    assert_one_clear_error(case, request, world)
 
 
 def test_render_walk_checks_its_arguments_before_touching_the_folder(sd, world):
@@ -292,18 +298,26 @@ def test_a_commit_costs_the_same_however_long_the_walk(sd, world, monkeypatch):
 # ------------------------------------------------------------------------------------------- a full disk
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 160 KiB tmpfs (root only; skipped elsewhere), unmounted afterwards."""
+@contextlib.contextmanager
+def tmpfs(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (e.g. ``"160k"``) mounted under ``tmp_path`` (root only; the test is skipped
+    elsewhere), unmounted afterwards."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)],
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                                            capture_output=True).returncode:
-        pytest.skip("needs root and mount to make a small full disk (tmpfs)")
+        pytest.skip("needs root and mount to make a small disk (tmpfs)")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 160 KiB tmpfs, to fill up."""
+    with tmpfs(tmp_path, "160k") as mount:
+        yield mount
 
 
 def test_a_full_disk_mid_render_is_one_clear_error_and_resumes_identically(sd, small_disk, tmp_path):

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_hostile
 import torch
 from PIL import Image
-from test_hostile import BASE, _snapshot, sd, small_disk, world  # noqa: F401  (fixtures, used by name)
+from test_hostile import BASE, _snapshot
 
 import helpers.walks.spec as walkfile
 from helpers.interpolation import slerp
@@ -27,6 +28,7 @@ from helpers.render import NonFiniteFramesError
 from helpers.walks import ForeignFolderError, WalkFolderError, read_manifest, render_walk
 
 ROOT = Path(__file__).resolve().parents[1]
+sd, small_disk, world = test_hostile.sd, test_hostile.small_disk, test_hostile.world  # fixtures, used by name
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -228,7 +230,7 @@ def test_render_walk_refuses_an_impossible_folder_up_front(sd, world, monkeypatc
     assert not (world / "missing_target").exists() and not (world / "manifest.json").exists()
 
 
-def test_r2_084_a_start_on_a_full_disk_leaves_no_lock_behind(sd, small_disk):  # noqa: F811
+def test_r2_084_a_start_on_a_full_disk_leaves_no_lock_behind(sd, small_disk):
     filler = small_disk / "filler.bin"
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     filler.write_bytes(b"\0" * max(0, free - 512))

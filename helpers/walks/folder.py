@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from helpers.render import (
+    NonFiniteFramesError,
     _auto_batch,
     _check_rows,
     _model_dtype,
@@ -684,10 +685,18 @@ def _render_pending(pipe: Any, folder: Path, entries: list[dict[str, Any]], chun
             flags: list[bool] = []
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # flagged frames are refused below, with the reason
-                images = render_frames(
-                    pipe, **inputs, seed=seed, batch_size=len(chunk), progress=False, flags_out=flags,
-                    **pipe_kwargs
-                )
+                try:
+                    images = render_frames(
+                        pipe, **inputs, seed=seed, batch_size=len(chunk), progress=False, flags_out=flags,
+                        **pipe_kwargs
+                    )
+                except NonFiniteFramesError as exc:
+                    bad = [chunk[0] + i for i in exc.frames]
+                    raise NonFiniteFramesError(
+                        f"the model returned NaN or inf pixels for frame(s) {bad}; they were not committed (nor the "
+                        f"rest of their chunk), and the {committed + len(rendered)} frame(s) committed so far are "
+                        "kept. Usually a half-precision overflow (load the model in float32) or extreme settings "
+                        "(lower guidance_scale); then run the same walk again.", bad) from None
             if any(flags):
                 bad = [i for i, f in zip(chunk, flags) if f]
                 raise SafetyCheckerError(

@@ -34,11 +34,13 @@ import difflib
 import math
 import numbers
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers.checks import MAX_GUIDANCE, MAX_SIDE, MAX_STEPS, check_int, check_side
 from helpers.models import MODELS as _REGISTRY
 from helpers.models import RETIRED as RETIRED_MODELS
 
@@ -51,12 +53,15 @@ SCENE_PREFIX = "scene:"
 RETIRED_PREFIX = "digit:"
 FORMATS = ("gif", "mp4", "png", "contact_sheet")
 #: Bounds of the values a walk file may ask for (beyond them a render would mislead or exhaust the machine).
-LIMITS: dict[str, Any] = {"frames": 100_000, "steps": 1000, "size": 4096, "fps": (0.5, 120.0), "guidance": 100.0}
+LIMITS: dict[str, Any] = {"frames": 100_000, "steps": MAX_STEPS, "size": MAX_SIDE, "fps": (0.5, 120.0),
+                          "guidance": MAX_GUIDANCE}
 #: A walk file is a few lines: bigger ones, or YAML that expands (aliases) past these bounds, are refused.
 MAX_FILE_BYTES = 256 * 1024
 MAX_NODES = 20_000
 MAX_DEPTH = 8
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+#: ``images:`` entries that are URLs (``https://…``): refused, with what to do instead.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _KEYS = (
     "model", "prompts", "negative_prompt", "images", "seeds", "frames", "steps", "size", "guidance", "method",
     "closed", "schedule", "formats", "fps", "batch_size", "out", "device", "dtype", "compile", "channels_last",
@@ -76,6 +81,7 @@ class WalkSpec:
 
     model: str
     frames: int
+    model_path: Path | None = None  # where ``model:`` names a folder or file: resolved against the walk file
     prompts: list[str] = field(default_factory=list)
     negative_prompt: str = ""
     images: list[str] = field(default_factory=list)
@@ -109,13 +115,26 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _text_number_hint(value: Any) -> str:
+    """For a number YAML read as text (``1e3``: PyYAML wants a dot and a signed exponent), what to write."""
+    if not isinstance(value, str) or "e" not in value.lower():
+        return ""
+    try:
+        x = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(x):
+        return ""
+    instead = str(int(x)) if x.is_integer() else repr(x) if "e" not in repr(x) else f"{x:e}"
+    return f"; YAML reads {value} as text, not a number: write {instead}"
+
+
 def _int(data: dict, key: str, where: str, minimum: int, maximum: int | None = None) -> int:
     value = data[key]
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum
-            or (maximum is not None and int(value) > maximum)):
-        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise WalkSpecError(f"{where}: {key} must be a whole number {bound}, got {value!r} ({_type_name(value)})")
-    return int(value)
+    try:
+        return check_int(key, value, low=minimum, high=maximum)
+    except ValueError as exc:
+        raise WalkSpecError(f"{where}: {exc}{_text_number_hint(value)}") from None
 
 
 def _number(data: dict, key: str, where: str, minimum: float, maximum: float) -> float:
@@ -123,7 +142,7 @@ def _number(data: dict, key: str, where: str, minimum: float, maximum: float) ->
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not minimum <= value <= maximum:
         raise WalkSpecError(f"{where}: {key} must be a number from {minimum:g} to {maximum:g}, got {value!r} "
-                            f"({_type_name(value)})")
+                            f"({_type_name(value)}){_text_number_hint(value)}")
     return float(value)
 
 
@@ -187,15 +206,40 @@ def _check_size(data: Any, where: str) -> None:
             stack.extend((v, depth + 1) for v in node)
 
 
-def _check_model_name(model: str, where: str) -> None:
-    """A named model, a model folder or a hub id ``owner/name``; anything else is refused with a hint."""
+def _walk_path(base: Path, text: str) -> Path:
+    """A path written in a walk file: ``~`` is the home folder, and relative paths start at ``base``, the walk
+    file's folder (``model:``, ``images:`` and ``out:`` alike)."""
+    return base / Path(text).expanduser()
+
+
+def _model_path(model: str, base: Path) -> Path | None:
+    """Where ``model:`` names a folder or a checkpoint file, that path relative to the walk file; None for a
+    registry name or a hub id (``owner/name``). A path that exists only relative to the working directory is
+    still taken relative to the walk file, so that it is refused rather than found by chance."""
+    if model in MODELS:
+        return None
+    path = _walk_path(base, model)
+    looks_like_path = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+    if looks_like_path or path.exists() or Path(model).exists():
+        return path
+    return None
+
+
+def _check_model_name(model: str, where: str, path: Path | None = None) -> None:
+    """A named model, a model folder or file (``path``) or a hub id ``owner/name``; anything else is refused
+    with the reason: an unknown name gets the names, a folder or file that cannot load says why."""
     if model in MODELS:
         return
+    if path is not None and not path.exists():
+        raise WalkSpecError(f"{where}: model: no model folder or checkpoint file at {str(path)!r} (model paths in "
+                            "a walk file are relative to its folder, like images: and out:)")
     from helpers.pipelines import _resolve
 
     try:
-        _resolve(model)
-    except ValueError:
+        _resolve(model if path is None else str(path))
+    except ValueError as exc:
+        if path is not None:  # its own reason: "cannot read the checkpoint …", "holds no Stable Diffusion weights"
+            raise WalkSpecError(f"{where}: model: {exc}") from None
         close = difflib.get_close_matches(model, list(MODELS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise WalkSpecError(f"{where}: unknown model {model!r}{hint}; use one of {', '.join(MODELS)}, a hub id "
@@ -208,14 +252,16 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
 
     Raises :class:`WalkSpecError` naming the key: unknown keys (with a suggestion), wrong types, missing
     prompts or images, too few frames for the keypoints. Relative ``images`` and ``out`` paths are taken
-    relative to ``base_dir`` (the walk file's folder).
+    relative to ``base_dir`` (the walk file's folder), and so is a ``model`` folder or file; ``~`` is the home
+    folder in all three.
 
     Introduced in notebook 04_prompt_walks.
     """
     where = source
     _check_keys(data, where)
-    spec = WalkSpec(model=_parse_model(data, where), frames=0, source=source)
     base = Path(base_dir)
+    model, model_path = _parse_model(data, base, where)
+    spec = WalkSpec(model=model, model_path=model_path, frames=0, source=source)
     _parse_keypoints(spec, data, base, where)
     _parse_frames(spec, data, where)
     if "negative_prompt" in data:
@@ -228,6 +274,9 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         spec.steps = _int(data, "steps", where, 2 if spec.kind == "unclip" else 1, LIMITS["steps"])
     if "size" in data:
         spec.size = _parse_size(data["size"], spec.kind, where)
+        native = _registry_native_side(spec.model)
+        if native is not None:
+            _check_native_size(spec, native)
     _parse_render_options(spec, data, base, where)
     return spec
 
@@ -244,7 +293,9 @@ def _check_keys(data: Any, where: str) -> None:
         raise WalkSpecError(f"{where}: unknown key(s) {', '.join(hints)}; known keys: {', '.join(_KEYS)}")
 
 
-def _parse_model(data: dict, where: str) -> str:
+def _parse_model(data: dict, base: Path, where: str) -> tuple[str, Path | None]:
+    """The model's name as written (what the render folder's manifest records) and, for a folder or file, its
+    path relative to the walk file."""
     from helpers.teaching.common import TEACHING_MODELS
 
     if "model" not in data:
@@ -259,8 +310,9 @@ def _parse_model(data: dict, where: str) -> str:
         walkable = [m for m in MODELS if m in TEACHING_MODELS]
         raise WalkSpecError(f"{where}: walk files cannot use {model!r}; the teaching models they "
                             f"walk with are {', '.join(walkable)} (prompts / images)")
-    _check_model_name(model, where)
-    return model
+    path = _model_path(model, base)
+    _check_model_name(model, where, path)
+    return model, path
 
 
 def _parse_keypoints(spec: WalkSpec, data: dict, base: Path, where: str) -> None:
@@ -277,9 +329,11 @@ def _parse_keypoints(spec: WalkSpec, data: dict, base: Path, where: str) -> None
             if item.startswith(RETIRED_PREFIX):
                 raise WalkSpecError(f"{where}: {item!r}: the digit world was retired; name an example scene "
                                     f"instead, e.g. \"{SCENE_PREFIX}red apple\" (quoted in YAML)")
-        spec.images = [
-            _scene_item(s, where) if s.startswith(SCENE_PREFIX) else str((base / s).expanduser()) for s in items
-        ]
+        for item in items:
+            if _URL.match(item):
+                raise WalkSpecError(f"{where}: {_short(item)!r}: URLs are not supported; download the image and "
+                                    "give its path (relative to the walk file)")
+        spec.images = [_scene_item(s, where) if s.startswith(SCENE_PREFIX) else str(_walk_path(base, s)) for s in items]
     else:
         if "images" in data:
             raise WalkSpecError(f"{where}: {spec.model} is a text-to-image model: use prompts:, not images:")
@@ -307,8 +361,9 @@ def _parse_frames(spec: WalkSpec, data: dict, where: str) -> None:
 def _parse_seeds(value: Any, frames: int, where: str) -> list[int]:
     seeds = [value] if not isinstance(value, list) else value
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**64 for s in seeds):
+        hint = next((h for s in seeds if (h := _text_number_hint(s))), "")
         raise WalkSpecError(f"{where}: seeds must be a whole number from 0 to 2**64 - 1 or a list of them, "
-                            f"got {_short(value)}")
+                            f"got {_short(value)}{hint}")
     if len(seeds) > frames:
         raise WalkSpecError(f"{where}: {len(seeds)} seeds but only {frames} frames")
     return [int(s) for s in seeds]
@@ -327,6 +382,34 @@ def _parse_size(size: Any, kind: str, where: str) -> tuple[int, int]:
             f"(text-to-image models only), got {_short(size)}"
         )
     return (pair[0], pair[1])
+
+
+def _registry_native_side(model: str) -> int | None:
+    """A named model's native image side where it is known without loading it (the registry's real models, the
+    teaching model); None for the others, which are checked once loaded."""
+    entry = _REGISTRY.get(model)
+    if entry is None or entry.kind != "text2img":
+        return None
+    if entry.size:
+        return entry.size
+    if entry.backend == "teaching":
+        from helpers.teaching.text2img import IMAGE_SIZE
+
+        return IMAGE_SIZE
+    return None
+
+
+def _check_native_size(spec: WalkSpec, native: int) -> None:
+    """``size:`` against the model's native side (at most :data:`helpers.checks.MAX_SIZE_FACTOR` times it)."""
+    assert spec.size is not None
+    height, width = spec.size
+    names = ("size", "size") if height == width else ("size (height)", "size (width)")
+    for name, side in zip(names, spec.size):
+        try:
+            check_side(name, side, native=native)
+        except ValueError as exc:
+            raise WalkSpecError(f"{spec.source}: {exc} for model {spec.model}; a larger picture takes long and "
+                                "comes out as tiles, so write a smaller size: (or leave it out)") from None
 
 
 def _parse_render_options(spec: WalkSpec, data: dict, base: Path, where: str) -> None:
@@ -349,7 +432,7 @@ def _parse_render_options(spec: WalkSpec, data: dict, base: Path, where: str) ->
     if "out" in data:
         if not isinstance(data["out"], str) or not data["out"].strip():
             raise WalkSpecError(f"{where}: out must be a folder name, got {data['out']!r}")
-        spec.out = (base / data["out"]).expanduser()
+        spec.out = _walk_path(base, data["out"])
     if "device" in data:
         spec.device = _choice(data, "device", where, ("auto", "cpu", "cuda", "mps"))
     if "dtype" in data:
@@ -357,6 +440,36 @@ def _parse_render_options(spec: WalkSpec, data: dict, base: Path, where: str) ->
     for key in ("compile", "channels_last"):
         if key in data:
             setattr(spec, key, _bool(data, key, where))
+
+
+class _DuplicateKeyError(ValueError):
+    """A key given twice in one mapping of a walk file (YAML keeps the last silently)."""
+
+
+def _unique_key_loader() -> type:
+    """PyYAML's ``SafeLoader`` that refuses a key given twice in one mapping (merge keys ``<<`` may still be
+    overridden, as YAML intends)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            lines: dict[Any, int] = {}
+            for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = lines.get(key)
+                except TypeError:  # an unhashable key: the SafeLoader says so below
+                    continue
+                if first is not None:
+                    raise _DuplicateKeyError(f"the key {_short(key, 60)!r} is given twice (lines {first} and "
+                                             f"{line}); YAML would keep only the last, so delete one")
+                lines[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
@@ -376,7 +489,9 @@ def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
     except UnicodeDecodeError as exc:
         raise WalkSpecError(f"{p.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_key_loader())  # a SafeLoader
+    except _DuplicateKeyError as exc:
+        raise WalkSpecError(f"{p.name}: {exc}") from None
     except yaml.YAMLError as exc:
         raise WalkSpecError(f"{p.name} is not valid YAML: {_short(' '.join(str(exc).split()), 300)}") from None
     _check_size(data, p.name)
@@ -389,36 +504,50 @@ def load_walk_spec(path: str | os.PathLike) -> WalkSpec:
 # ------------------------------------------------------------------------------------------------ running
 
 
+def _out_folder(spec: WalkSpec, out: str | os.PathLike | None) -> Path:
+    """The folder a walk renders into: ``out`` (``--out``), else the walk file's ``out:`` or its own name."""
+    if out is None:
+        return spec.out or Path("walk")
+    if not str(out).strip():
+        raise WalkSpecError(f"{spec.source}: --out is empty; name the folder to render into, or leave --out out "
+                            "to use the walk file's out: (or a folder named after the walk file)")
+    return Path(out).expanduser()
+
+
 def check_runtime(spec: WalkSpec, out: str | os.PathLike | None = None) -> None:
     """What a walk needs from this machine, checked before any model loads: the device exists, every image
-    file opens as an image, and the output folder can be made (no file in its place or above it).
+    file decodes as an image (:func:`helpers.media.load_image`: pixels, not only the header), and the output
+    folder can be made (named, with no file or dangling symbolic link in its place or above it).
 
     Introduced in notebook 04_prompt_walks; :func:`run_walk` calls it first.
     """
-    import torch
+    from helpers.devices import check_device
 
     where = spec.source
-    if spec.device == "cuda" and not torch.cuda.is_available():
-        raise WalkSpecError(f"{where}: device: cuda, but this machine has no CUDA GPU that torch can use; write "
-                            "device: auto (or cpu)")
-    if spec.device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise WalkSpecError(f"{where}: device: mps, but Apple's MPS is not available here; write device: auto")
-    from PIL import Image, UnidentifiedImageError
+    if spec.device != "auto":
+        try:
+            check_device(spec.device)
+        except ValueError as exc:
+            raise WalkSpecError(f"{where}: {exc} (in a walk file: device: auto)") from None
+    from helpers.media import load_image
 
     for item in spec.images:
         if item.startswith(SCENE_PREFIX):
             continue
-        path = Path(item)
-        if not path.is_file():
+        if not Path(item).is_file():  # before opening: a named pipe would block
             raise WalkSpecError(f"{where}: no image file at {item!r} (image paths are relative to the walk file)")
         try:
-            with Image.open(path) as im:
-                im.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise WalkSpecError(f"{where}: {item!r} is not an image Pillow can read ({type(exc).__name__}); use "
-                                "a PNG, JPEG, WebP, BMP, GIF or TIFF file") from None
-    folder = Path(out).expanduser() if out is not None else spec.out or Path("walk")
+            load_image(item)
+        except ValueError as exc:
+            raise WalkSpecError(f"{where}: {item!r} is not an image Pillow can read "
+                                f"({_short(' '.join(str(exc).split()), 300)})") from None
+    folder = _out_folder(spec, out)
     for parent in (folder, *folder.parents):
+        if parent.is_symlink() and not parent.exists():
+            what = "is" if parent == folder else f"is inside {str(parent)!r},"
+            raise WalkSpecError(f"{where}: the output folder {str(folder)!r} {what} a symbolic link to "
+                                f"{os.readlink(parent)!r}, which does not exist; create that folder, or choose "
+                                "another out:")
         if parent.exists():
             if not parent.is_dir():
                 what = "is a file" if parent == folder else f"is inside {str(parent)!r}, which is a file"
@@ -428,19 +557,30 @@ def check_runtime(spec: WalkSpec, out: str | os.PathLike | None = None) -> None:
 
 def load_model(spec: WalkSpec, device: Any = None) -> Any:
     """The :class:`helpers.backends.Backend` (or, for other names, the pipeline) a walk file asks for."""
+    import contextlib
+
     import torch
 
     from helpers.backends import choose_backend
+    from helpers.devices import get_device, quiet_libraries
 
     dtype = None if spec.dtype == "auto" else getattr(torch, spec.dtype)
     if device is None and spec.device != "auto":
         device = torch.device(spec.device)
-    if spec.model in MODELS:
-        backend, kind = MODELS[spec.model]
-        return choose_backend(backend, kind, model=spec.model, device=device, dtype=dtype)
-    from helpers.pipelines import load_pipeline
+    quiet: Any = contextlib.nullcontext()
+    if dtype == torch.float16 and torch.device(device or get_device()).type == "cpu":
+        # diffusers warns "cannot run with cpu device" at every .to() (three times per load): say it once.
+        print("note: dtype float16 on the CPU: some operations may be slow or unsupported there; float32 or "
+              "bfloat16 suit a CPU better")
+        quiet = quiet_libraries(progress_bars=True)
+    with quiet:
+        if spec.model in MODELS:
+            backend, kind = MODELS[spec.model]
+            return choose_backend(backend, kind, model=spec.model, device=device, dtype=dtype)
+        from helpers.pipelines import load_pipeline
 
-    pipe = load_pipeline(spec.model, device=device, dtype=dtype)
+        source = spec.model if spec.model_path is None else str(spec.model_path)
+        pipe = load_pipeline(source, device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -461,6 +601,9 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
         kwargs = {"num_inference_steps": spec.steps or 25, "guidance_scale": 7.5 if spec.guidance is None else spec.guidance}
     size: dict[str, Any] = {}
     if spec.size is not None:
+        from helpers.backends import _native_size
+
+        _check_native_size(spec, loaded.height if isinstance(loaded, Backend) and loaded.height else _native_size(pipe))
         kwargs["height"], kwargs["width"] = spec.size
     if "height" in kwargs:
         size = {"height": kwargs["height"], "width": kwargs["width"]}
@@ -479,9 +622,11 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
             else:
                 images.append(load_image(item))
         embeds = encode_images(pipe, images)
+        _check_keypoints_differ(spec, pipe, embeds, spec.images)
         inputs["image_embeddings"] = interpolation_path(list(embeds), spec.frames, **path_kw)
     else:
         embeds, negative = encode_prompts(pipe, spec.prompts, negative_prompt=spec.negative_prompt)
+        _check_keypoints_differ(spec, pipe, embeds, spec.prompts)
         inputs["prompt_embeds"] = interpolation_path(list(embeds), spec.frames, **path_kw)
         inputs["negative_prompt_embeds"] = negative[:1]
     if len(spec.seeds) > 1:
@@ -489,6 +634,30 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
         inputs["latents"] = interpolation_path(list(noise), spec.frames, method="slerp", closed=spec.closed,
                                                schedule=spec.schedule)
     return pipe, {**inputs, **kwargs}
+
+
+def _check_keypoints_differ(spec: WalkSpec, pipe: Any, embeds: Any, labels: list[str]) -> None:
+    """Refuse neighbouring keypoints written differently that encode to the same embedding (the walk between
+    them would stand still), e.g. prompts that differ only past the tokenizer's token limit."""
+    import torch
+
+    n = len(labels)
+    pairs = [(i, i + 1) for i in range(n - 1)] + ([(n - 1, 0)] if spec.closed and n > 2 else [])
+    for i, j in pairs:
+        a, b = labels[i], labels[j]
+        if a == b or not torch.equal(embeds[i], embeds[j]):
+            continue
+        why, fix = "", "make them differ"
+        limit = getattr(getattr(pipe, "tokenizer", None), "model_max_length", None)
+        if spec.kind != "unclip" and isinstance(limit, int):
+            count = [len(pipe.tokenizer(t, truncation=True, max_length=limit + 1).input_ids) for t in (a, b)]
+            if max(count) > limit:
+                why = (f": {spec.model} reads only the first {limit} tokens of a prompt (its token limit), and "
+                       "these differ only after that")
+                fix = f"make them differ within the first {limit} tokens"
+        a, b = (t if len(t) <= 80 else f"{t[:30]}…{t[-45:]}" for t in (a, b))  # where long prompts differ
+        raise WalkSpecError(f"{spec.source}: {a!r} and {b!r} encode to the same embedding"
+                            f"{why}, so the walk between them would stand still; {fix}")
 
 
 def _distributed_state() -> Any:
@@ -503,19 +672,25 @@ def _distributed_state() -> Any:
 
 
 def export_walk(spec: WalkSpec, frames: list[Any], out_dir: Path, *, log: Any = print) -> dict[str, Path]:
-    """Write the GIF, MP4 and contact sheet that ``spec.formats`` asks for into ``out_dir``."""
-    from helpers.media import export_gif, export_mp4, image_grid, save_image
+    """Write the GIF, MP4 and contact sheet that ``spec.formats`` asks for into the render folder ``out_dir``.
 
-    written: dict[str, Path] = {}
-    if "gif" in spec.formats:
-        written["gif"] = export_gif(frames, out_dir / "walk.gif", fps=min(spec.fps, 50))
-    if "mp4" in spec.formats:
-        written["mp4"] = export_mp4(frames, out_dir / "walk.mp4", fps=spec.fps)
-    if "contact_sheet" in spec.formats:
-        step = max(1, len(frames) // 16)
-        picked = list(range(0, len(frames), step))[:16]
-        sheet = image_grid([frames[i] for i in picked], labels=[str(i) for i in picked])
-        written["contact_sheet"] = save_image(sheet, out_dir / "contact_sheet.png")
+    Each is recorded in the folder's manifest; a file of the same name that no render of that folder wrote
+    (the user's own ``walk.gif``) is never replaced: all of them are checked before the first is written.
+    """
+    from helpers.media import export_gif, export_mp4, image_grid, save_image
+    from helpers.walks.folder import check_exports, write_export
+
+    step = max(1, len(frames) // 16)
+    picked = list(range(0, len(frames), step))[:16]
+    writers: dict[str, tuple[str, Any]] = {
+        "gif": ("walk.gif", lambda p: export_gif(frames, p, fps=min(spec.fps, 50))),
+        "mp4": ("walk.mp4", lambda p: export_mp4(frames, p, fps=spec.fps)),
+        "contact_sheet": ("contact_sheet.png", lambda p: save_image(
+            image_grid([frames[i] for i in picked], labels=[str(i) for i in picked]), p)),
+    }
+    wanted = [fmt for fmt in writers if fmt in spec.formats]
+    check_exports(out_dir, [writers[fmt][0] for fmt in wanted])
+    written = {fmt: write_export(out_dir, *writers[fmt]) for fmt in wanted}
     for name, path in written.items():
         log(f"wrote {name}: {path}")
     return written
@@ -542,7 +717,7 @@ def run_walk(
     pipe, inputs = walk_inputs(spec, loaded)
     for note in speed_options(pipe, compile=spec.compile, channels_last=spec.channels_last):
         log(note)
-    folder = Path(out).expanduser() if out is not None else spec.out or Path("walk")
+    folder = _out_folder(spec, out)
     if state is not None and state.num_processes > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)
     result = render_walk(
