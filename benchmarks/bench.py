@@ -245,11 +245,11 @@ def _frames_to_array(frames: list[Any]) -> np.ndarray:
 def cookbook_loop(case: Case, n: int | None = None) -> list[Any]:
     """(B) The cookbook's approach: one pipeline call per frame, a fresh seeded generator each time."""
     from helpers.devices import make_generator
-    from helpers.render import _model_dtype
+    from helpers.pipeline_info import model_dtype
 
     # as a cookbook user would hold them: on the pipeline's device, in its dtype (diffusers moves given
     # latents to the device but does not cast them, so fp32 latents would fail in an fp16 UNet)
-    device, dtype = case.pipe._execution_device, _model_dtype(case.pipe)
+    device, dtype = case.pipe._execution_device, model_dtype(case.pipe)
     inputs = {k: v.to(device=device, dtype=dtype) for k, v in case.inputs.items()}
     per_frame_key = "prompt_embeds" if "prompt_embeds" in inputs else "image_embeddings"
     total = inputs[per_frame_key].shape[0] if n is None else n
@@ -274,18 +274,11 @@ def helpers_render(case: Case, n: int | None = None, batch_size: int | None = No
 
 
 def _auto_batch_of(case: Case) -> int:
-    from helpers.embeddings import latent_shape
-    from helpers.render import _auto_batch
+    """The batch size :func:`helpers.render.render_frames` picks for ``case`` (its one batch planner)."""
+    from helpers.render import plan_batch_size
 
-    pipe = case.pipe
     key = "prompt_embeds" if "prompt_embeds" in case.inputs else "image_embeddings"
-    n = case.inputs[key].shape[0]
-    if key == "prompt_embeds":
-        shape = latent_shape(pipe, height=case.kwargs.get("height"), width=case.kwargs.get("width"))
-        scale = int(getattr(pipe, "vae_scale_factor", 1))
-        return _auto_batch(pipe, n, pipe._execution_device, shape[1] * scale, shape[2] * scale)
-    side = latent_shape(pipe, kind="super_res")[-1]
-    return _auto_batch(pipe, n, pipe._execution_device, side, side)
+    return plan_batch_size(case.pipe, case.inputs[key].shape[0], None, case.kwargs)
 
 
 def compare(case: Case, *, warmup: bool = True, repeats: int = 1) -> list[Row]:

@@ -93,12 +93,12 @@ def load(model: str) -> tuple[Any, int, str]:
 
 def inversions(pipe: Any, steps: int, pairs: tuple[tuple[str, str, str], ...]) -> list[tuple[str, Any]]:
     from helpers import morph
-    from helpers.backends import _tensor_to_pil
+    from helpers.media import to_pil
     from helpers.teaching import scenes
 
     out = []
     for i, (a, b, background) in enumerate(pairs):
-        images = [_tensor_to_pil(x) for x in scenes.example_scenes([a, b], seed=i, background=background).images]
+        images = [to_pil(x) for x in scenes.example_scenes([a, b], seed=i, background=background).images]
         captions = [scenes.caption(n, "big", background) for n in (a, b)]
         out.append((f"{a} → {b} ({background})", morph.invert_images(pipe, images, captions,
                                                                    num_inference_steps=steps)))

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from helpers.models import MODELS, model_for
+from helpers.pipeline_info import is_unclip, native_size
 
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
 KINDS = ("text2img", "unclip")
@@ -128,6 +129,7 @@ class Backend:
         white background. The teaching and tiny models were made for 32x32 scenes; for the real model they are
         upscaled to 256x256 (bring your own photos with :func:`helpers.media.load_image`).
         """
+        from helpers.media import to_pil
         from helpers.teaching import scenes
 
         if objects is None:
@@ -138,7 +140,7 @@ class Backend:
         if isinstance(objects, str) or not objects:
             raise ValueError(f"objects must be a non-empty list of object names, got {objects!r}")
         found = [scenes.object_index(name) for name in objects]  # a clear error for an unknown name
-        images = [_tensor_to_pil(x) for x in scenes.example_scenes(found, seed=int(seed)).images]
+        images = [to_pil(x) for x in scenes.example_scenes(found, seed=int(seed)).images]
         if self.is_real:
             from PIL import Image
 
@@ -172,13 +174,6 @@ def _positive_int(value: Any, name: str) -> int:
     return value
 
 
-def _tensor_to_pil(x: torch.Tensor) -> Any:
-    from PIL import Image
-
-    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(arr)
-
-
 def _check(backend: str, kind: str) -> None:
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(
@@ -189,18 +184,13 @@ def _check(backend: str, kind: str) -> None:
         raise ValueError(f"unknown pipeline kind {kind!r}; choose 'text2img' or 'unclip'")
 
 
-def _native_size(pipe: Any) -> int:
-    sample = pipe.unet.config.sample_size
-    return int(sample if isinstance(sample, int) else sample[0]) * int(getattr(pipe, "vae_scale_factor", 8))
-
-
 def _defaults(name: str, kind: str, pipe: Any, model: str = "") -> dict[str, Any]:
     """Image size, steps, guidance and prompts that suit each backend (the teaching models': their cards; the
     real ones': the registry's, else the pipeline's native size with 25 steps at guidance 7.5)."""
     if name == "real":
         if kind == "text2img":
             entry = MODELS.get(model)
-            size = (entry.size if entry and entry.size else None) or _native_size(pipe)
+            size = (entry.size if entry and entry.size else None) or native_size(pipe)[0]
             steps = entry.steps if entry and entry.steps else 25
             guidance = entry.guidance if entry and entry.guidance is not None else 7.5
             return {"height": size, "width": size, "steps": steps, "guidance_scale": guidance,
@@ -246,8 +236,6 @@ def _load_real(kind: str, device: str | torch.device | None, dtype: torch.dtype 
     dtype = pick_dtype(device) if dtype is None else dtype
     # load_pipeline applies the walk policy (DDIM instead of PNDM, no safety checker): helpers.pipelines.walk_policy
     pipe = load_pipeline(model, device=device, dtype=dtype)
-    from helpers.embeddings import is_unclip
-
     if is_unclip(pipe) != (kind == "unclip"):
         raise ValueError(f"model {model!r} is {'an unCLIP' if is_unclip(pipe) else 'a text-to-image'} pipeline, "
                          f"not the {kind!r} kind this notebook asks for")

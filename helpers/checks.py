@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -57,6 +57,17 @@ def _range_text(low: float | None, high: float | None, low_open: bool) -> str:
     if low_open:
         return f"a finite number above {low:g} and at most {high:g}"
     return f"a finite number from {low:g} to {high:g}"
+
+
+def check_prompts(prompts: Any, what: str = "prompts") -> list[str]:
+    """One prompt or a non-empty list of them, as a list; else ``TypeError`` / ``ValueError`` naming ``what``."""
+    if isinstance(prompts, str):
+        return [prompts]
+    if not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError(f"{what} must be a string or a list of strings, got {prompts!r}")
+    if len(prompts) == 0:
+        raise ValueError(f"{what} is empty: give at least one prompt")
+    return list(prompts)
 
 
 def check_kwargs(where: str, given: Iterable[str], allowed: Iterable[str]) -> None:

@@ -99,7 +99,8 @@ def pick_dtype(device: str | torch.device | None = None) -> torch.dtype:
     return torch.float32 if "GTX 16" in name else torch.float16
 
 
-def _check_seed(seed: object) -> int:
+def check_seed(seed: object) -> int:
+    """``seed`` as an int if it is a whole number in [0, 2**64); else one ``TypeError`` / ``ValueError``."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(
             f"seed must be a non-negative int, e.g. 0 or 1234; got {seed!r} ({type(seed).__name__})"
@@ -118,7 +119,7 @@ def make_generator(seed: int, device: str | torch.device | None = None) -> torch
 
     Introduced in notebook 01_diffusion_basics.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     device = torch.device("cpu") if device is None else _as_device(device)
     return torch.Generator(device=device).manual_seed(seed)
 

@@ -14,21 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.checks import check_side
+from helpers.checks import check_prompts
 from helpers.devices import make_generator
-
-
-def is_unclip(pipe: Any) -> bool:
-    """True for unCLIP-style pipelines (a decoder conditioned on CLIP image embeddings, then super-res)."""
-    return hasattr(pipe, "decoder") and hasattr(pipe, "super_res_first")
-
-
-def is_sdxl(pipe: Any) -> bool:
-    """Whether ``pipe`` is SDXL-like: a second text encoder and pooled text embeddings (``StableDiffusionXLPipeline``)."""
-    import inspect
-
-    return (getattr(pipe, "text_encoder_2", None) is not None and callable(pipe)
-            and "pooled_prompt_embeds" in inspect.signature(pipe).parameters)
+from helpers.pipeline_info import execution_device, is_sdxl, is_unclip, latent_shape
 
 
 def pooled_width(pipe: Any) -> int:
@@ -66,20 +54,23 @@ def unpack_pooled(packed: torch.Tensor, width: int, tokens: int | None = None) -
 
 
 def _device_of(pipe: Any, device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    found = getattr(pipe, "_execution_device", None) or getattr(pipe, "device", None)
-    return torch.device(found) if found is not None else torch.device("cpu")
+    return torch.device(device) if device is not None else execution_device(pipe)
 
 
-def _as_prompt_list(prompts: str | Sequence[str], what: str = "prompts") -> list[str]:
-    if isinstance(prompts, str):
-        return [prompts]
-    if not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
-        raise TypeError(f"{what} must be a string or a list of strings, got {prompts!r}")
-    if len(prompts) == 0:
-        raise ValueError(f"{what} is empty: give at least one prompt")
-    return list(prompts)
+def _text_parts(pipe: Any, purpose: str) -> tuple[Any, Any]:
+    """The pipeline's tokenizer and text encoder, or one ``TypeError`` (``purpose`` ends its sentence)."""
+    tokenizer, text_encoder = getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)
+    if tokenizer is None or text_encoder is None:
+        raise TypeError(f"{type(pipe).__name__} has no tokenizer/text encoder{purpose}")
+    return tokenizer, text_encoder
+
+
+def _run_text_encoder(tokenizer: Any, text_encoder: Any, texts: list[str], device: torch.device) -> Any:
+    """The text encoder's output for ``texts``, padded to the tokenizer's length, without gradients."""
+    ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    with torch.no_grad():
+        return text_encoder(ids.to(device))
 
 
 def encode_prompts(
@@ -104,9 +95,9 @@ def encode_prompts(
             "encode_prompts is for text-to-image pipelines; an unCLIP pipeline is conditioned on CLIP image "
             "embeddings: use encode_images(pipe, images) (and encode_text(pipe, prompts) for text diffs)"
         )
-    prompts = _as_prompt_list(prompts)
+    prompts = check_prompts(prompts)
     negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
-    negatives = _as_prompt_list(negatives, "negative_prompt")
+    negatives = check_prompts(negatives, "negative_prompt")
     if len(negatives) != len(prompts):
         raise ValueError(
             f"got {len(prompts)} prompts but {len(negatives)} negative prompts; give one or one each"
@@ -123,21 +114,8 @@ def encode_prompts(
                 prompts, device, 1, True, negative_prompt=negatives
             )  # (prompt, device, num_images_per_prompt, do_classifier_free_guidance)
             return embeds, negative
-        tokenizer, text_encoder = getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)
-        if tokenizer is None or text_encoder is None:
-            raise TypeError(f"{type(pipe).__name__} has no tokenizer/text encoder to encode prompts with")
-
-        def run(texts: list[str]) -> torch.Tensor:
-            ids = tokenizer(
-                texts,
-                padding="max_length",
-                max_length=tokenizer.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids
-            return text_encoder(ids.to(device))[0]
-
-        return run(prompts), run(negatives)
+        parts = _text_parts(pipe, " to encode prompts with")
+        return _run_text_encoder(*parts, prompts, device)[0], _run_text_encoder(*parts, negatives, device)[0]
 
 
 def encode_text(
@@ -150,20 +128,9 @@ def encode_text(
 
     Introduced in notebook 03_unclip_image_interpolation.
     """
-    prompts = _as_prompt_list(prompts)
-    tokenizer, text_encoder = getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)
-    if tokenizer is None or text_encoder is None:
-        raise TypeError(f"{type(pipe).__name__} has no tokenizer/text encoder")
-    device = _device_of(pipe, device)
-    ids = tokenizer(
-        prompts,
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-    with torch.no_grad():
-        out = text_encoder(ids.to(device))
+    prompts = check_prompts(prompts)
+    tokenizer, text_encoder = _text_parts(pipe, "")
+    out = _run_text_encoder(tokenizer, text_encoder, prompts, _device_of(pipe, device))
     if not hasattr(out, "text_embeds"):
         raise TypeError(
             f"{type(text_encoder).__name__} gives no projected text_embeds; encode_text needs a "
@@ -199,41 +166,6 @@ def encode_images(pipe: Any, images: Any, *, device: str | torch.device | None =
     pixels = extractor(images=pil, return_tensors="pt").pixel_values
     with torch.no_grad():
         return encoder(pixels.to(device=device, dtype=encoder.dtype)).image_embeds
-
-
-def latent_shape(
-    pipe: Any, *, height: int | None = None, width: int | None = None, kind: str = "decoder"
-) -> tuple[int, int, int]:
-    """(channels, h, w) of one row of initial noise for ``pipe``.
-
-    Stable Diffusion: ``(unet.in_channels, height / vae_scale, width / vae_scale)``. unCLIP: the decoder's
-    ``(in_channels, sample_size, sample_size)`` for ``kind="decoder"``, or the super-resolution stage's for
-    ``kind="super_res"`` (its size is fixed, so ``height``/``width`` must be left out). A pixel-space UNet
-    without VAE: ``(in_channels, sample_size, sample_size)``. ``height``/``width`` must be multiples of the VAE's
-    scale, at most :data:`helpers.checks.MAX_SIZE_FACTOR` times the model's native size.
-    """
-    if kind not in ("decoder", "super_res"):
-        raise ValueError(f"kind must be 'decoder' or 'super_res', got {kind!r}")
-    if is_unclip(pipe):
-        if height is not None or width is not None:
-            raise ValueError("unCLIP pipelines have a fixed image size; leave height and width out")
-        if kind == "super_res":
-            cfg = pipe.super_res_first.config
-            return cfg.in_channels // 2, cfg.sample_size, cfg.sample_size
-        cfg = pipe.decoder.config
-        return cfg.in_channels, cfg.sample_size, cfg.sample_size
-    if kind != "decoder":
-        raise ValueError("kind='super_res' only exists for unCLIP pipelines")
-    unet = getattr(pipe, "unet", None)
-    if unet is None:
-        raise TypeError(f"cannot tell the latent shape of {type(pipe).__name__}: it has no unet or decoder")
-    cfg = unet.config
-    sizes = (cfg.sample_size,) * 2 if isinstance(cfg.sample_size, int) else tuple(cfg.sample_size)
-    scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
-    native_h, native_w = sizes[0] * scale, sizes[-1] * scale
-    height = native_h if height is None else check_side("height", height, native=native_h, multiple=scale)
-    width = native_w if width is None else check_side("width", width, native=native_w, multiple=scale)
-    return cfg.in_channels, height // scale, width // scale
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:

@@ -85,6 +85,14 @@ def _is_tensor(x: Any) -> bool:
     return tensor_type is not None and isinstance(x, tensor_type)
 
 
+def _check_channels(c: int, other: int, shape: tuple[int, ...], frame: str, swapped: str) -> None:
+    """Refuse a frame whose channel axis (``c``) is not 1, 3 or 4, with a hint when its axes look swapped
+    (``other``, the side at the channels' usual place, would fit and ``c`` is too many for channels)."""
+    if c not in _CHANNELS_TO_MODE:
+        hint = f" It looks {swapped}." if other in _CHANNELS_TO_MODE and c > 4 else ""
+        raise ValueError(f"{frame} needs 1, 3 or 4 channels; got shape {shape}.{hint}")
+
+
 def _tensor_to_hwc(t: Any) -> np.ndarray:
     """A ``HxW`` / ``CxHxW`` tensor as a ``HxW`` / ``HxWxC`` numpy array (detached, on the CPU)."""
     torch = sys.modules["torch"]
@@ -92,16 +100,9 @@ def _tensor_to_hwc(t: Any) -> np.ndarray:
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()  # numpy has no bf16
     if t.ndim == 3:
-        c, h, w = t.shape
-        if c not in _CHANNELS_TO_MODE:
-            hint = (
-                " It looks channels-last (HxWxC); torch frames are CxHxW: use t.permute(2, 0, 1)."
-                if w in _CHANNELS_TO_MODE and c > 4
-                else ""
-            )
-            raise ValueError(
-                f"A CxHxW tensor frame needs 1, 3 or 4 channels; got shape {tuple(t.shape)}.{hint}"
-            )
+        c, _, w = t.shape
+        _check_channels(c, w, tuple(t.shape), "A CxHxW tensor frame",
+                        "channels-last (HxWxC); torch frames are CxHxW: use t.permute(2, 0, 1)")
         t = t.permute(1, 2, 0)
     elif t.ndim != 2:
         raise ValueError(
@@ -155,14 +156,9 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 
 def _array_to_pil(a: np.ndarray) -> Image.Image:
     if a.ndim == 3:
-        h, w, c = a.shape
-        if c not in _CHANNELS_TO_MODE:
-            hint = (
-                " It looks channels-first (CxHxW); numpy frames are HxWxC: use a.transpose(1, 2, 0)."
-                if h in _CHANNELS_TO_MODE and c > 4
-                else ""
-            )
-            raise ValueError(f"An HxWxC frame needs 1, 3 or 4 channels; got shape {a.shape}.{hint}")
+        h, _, c = a.shape
+        _check_channels(c, h, a.shape, "An HxWxC frame",
+                        "channels-first (CxHxW); numpy frames are HxWxC: use a.transpose(1, 2, 0)")
         if c == 1:
             a = a[..., 0]
     elif a.ndim != 2:

@@ -120,7 +120,7 @@ def _latent_array(x: Any) -> np.ndarray:
     return arr
 
 
-def _split_frames(frames: Any, images: bool = False) -> list[Any]:
+def split_frames(frames: Any, images: bool = False) -> list[Any]:
     """A walk as a list of single frames: a list/tuple, a batch (leading frame axis), or a pipeline output.
 
     For images (``images=True``) the conventions of :mod:`helpers.media` apply: a batch is 4-D (``NxHxWxC``
@@ -235,7 +235,7 @@ _METRICS: dict[str, tuple[Callable[[Any], Any], Callable[[Any, Any], float]]] = 
 }
 
 
-def _resolve_metric(metric: MetricLike) -> tuple[str, Callable[[Any], Any], Callable[[Any, Any], float]]:
+def resolve_metric(metric: MetricLike) -> tuple[str, Callable[[Any], Any], Callable[[Any, Any], float]]:
     """(name, prepare, pair): ``prepare`` runs once per frame, ``pair`` once per pair of prepared frames."""
     if callable(metric):
         return getattr(metric, "__name__", "custom"), (lambda x: x), (lambda a, b: float(metric(a, b)))
@@ -243,6 +243,15 @@ def _resolve_metric(metric: MetricLike) -> tuple[str, Callable[[Any], Any], Call
         prepare, pair = _METRICS[metric]
         return metric, prepare, pair
     raise ValueError(f"unknown metric {metric!r}; use one of {sorted(_METRICS)} or a callable D(a, b) -> float")
+
+
+def _prepared_frames(frames: Any, metric: MetricLike) -> tuple[str, Callable[[Any, Any], float], list[Any]]:
+    """(the metric's name, its pair distance, every frame prepared once): at least 2 frames, else one error."""
+    name, prepare, pair = resolve_metric(metric)
+    items = split_frames(frames, images=metric in ("rmse", "ssim"))
+    if len(items) < 2:
+        raise ValueError(f"need at least 2 frames to measure a walk, got {len(items)}")
+    return name, pair, [prepare(x) for x in items]
 
 
 def adjacent_distances(frames: Any, metric: MetricLike = "rmse") -> np.ndarray:
@@ -253,11 +262,7 @@ def adjacent_distances(frames: Any, metric: MetricLike = "rmse") -> np.ndarray:
 
     Introduced in notebook 07_smooth_interpolation.
     """
-    _, prepare, pair = _resolve_metric(metric)
-    items = _split_frames(frames, images=metric in ("rmse", "ssim"))
-    if len(items) < 2:
-        raise ValueError(f"need at least 2 frames to measure a walk, got {len(items)}")
-    prepared = [prepare(x) for x in items]
+    _, pair, prepared = _prepared_frames(frames, metric)
     return np.array([pair(prepared[i - 1], prepared[i]) for i in range(1, len(prepared))], dtype=np.float64)
 
 
@@ -372,11 +377,7 @@ def walk_report(
 
     Introduced in notebook 07_smooth_interpolation.
     """
-    metric_name, prepare, pair = _resolve_metric(metric)
-    items = _split_frames(frames, images=metric in ("rmse", "ssim"))
-    if len(items) < 2:
-        raise ValueError(f"need at least 2 frames to measure a walk, got {len(items)}")
-    prepared = [prepare(x) for x in items]
+    metric_name, pair, prepared = _prepared_frames(frames, metric)
     d = [pair(prepared[i - 1], prepared[i]) for i in range(1, len(prepared))]
     end = pair(prepared[-1], prepared[0]) if closed else pair(prepared[0], prepared[-1])
     return WalkReport.from_distances(d, end_to_end=end, closed=closed, name=name, metric=metric_name)

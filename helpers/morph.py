@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from helpers.checks import MAX_SIDE, check_guidance, check_int, check_real, check_steps
-from helpers.devices import _check_seed
-from helpers.render import check_batch_size
+from helpers.devices import check_seed
+from helpers.pipeline_info import output_size
+from helpers.render import plan_batch_size
 
 #: How the self-attention layers mix the endpoints' keys and values (see :class:`AttentionInterpolation`).
 ATTENTION_MODES = ("inner", "outer", "fused")
@@ -109,15 +110,6 @@ def _check_sd(pipe: Any, what: str) -> None:
             )
 
 
-def _model_size(pipe: Any, height: int | None, width: int | None) -> tuple[int, int]:
-    """``height`` and ``width`` in pixels (default: the model's), checked by the gate every pipeline call uses."""
-    from helpers.embeddings import latent_shape
-
-    scale = int(getattr(pipe, "vae_scale_factor", 8))
-    _, h, w = latent_shape(pipe, height=height, width=width)
-    return h * scale, w * scale
-
-
 @dataclass(frozen=True, eq=False)
 class ImageInversion:
     """What :func:`invert_images` found: the inputs as the model saw them and the noises that rebuild them.
@@ -166,7 +158,7 @@ def invert_images(
 
     _check_sd(pipe, "invert_images")
     steps = check_steps("num_inference_steps", num_inference_steps)
-    height, width = _model_size(pipe, height, width)
+    height, width = output_size(pipe, height, width)  # checked by the gate every pipeline call uses
     pil = prepare_images(images, (width, height))
     if prompts is None:
         prompts = [""] * len(pil)
@@ -444,7 +436,7 @@ def render_morph(
     guidance_scale = check_guidance("guidance_scale", guidance_scale)
     steps = inversion.steps if num_inference_steps is None else check_steps("num_inference_steps",
                                                                             num_inference_steps)
-    size = check_batch_size(batch_size) or len(fracs)
+    size = plan_batch_size(pipe, len(fracs), len(fracs) if batch_size is None else batch_size)  # default: all
 
     latents, embeds = morph_inputs(inversion, fracs, noise=noise)
     device, dtype = pipe._execution_device, pipe.unet.dtype
@@ -535,7 +527,7 @@ def chained_img2img(
     guidance_scale = check_guidance("guidance_scale", guidance_scale)
     steps = inversion.steps if num_inference_steps is None else check_steps("num_inference_steps",
                                                                             num_inference_steps)
-    _check_seed(_check_seed(seed) + len(fracs))  # every frame's seed (seed + i), before any work
+    check_seed(check_seed(seed) + len(fracs))  # every frame's seed (seed + i), before any work
     wanted = inspect.signature(StableDiffusionImg2ImgPipeline.__init__).parameters
     parts = {k: v for k, v in pipe.components.items() if k in wanted}
     parts["requires_safety_checker"] = parts.get("safety_checker") is not None  # no notice when there is none

@@ -401,8 +401,10 @@ def _resolve_file(path: Path) -> str:
     return f"file:{SINGLE_FILE_KINDS[model_type]}"
 
 
-def _resolve(model: str) -> tuple[str, str, bool]:
-    """(loader kind, hub id or folder, is_local) for a model name; ValueError for unknown names."""
+def resolve_model(model: str) -> tuple[str, str, bool]:
+    """(loader kind, hub id or folder, is_local) for a model name; ValueError for unknown names.
+
+    Introduced in notebook 01_diffusion_basics (through :func:`load_pipeline`)."""
     valid = (
         f"valid names: {', '.join(repr(n) for n in (*MODEL_ALIASES, *TEACHING_MODELS))}, "
         f"a hub id like {SD15_ID!r}, a local folder saved with save_pretrained, or a single-file checkpoint "
@@ -548,7 +550,7 @@ def walk_policy(pipe: Any, *, keep_checker: bool = False) -> Any:
 
 def _check_walkable(pipe: Any, name: str) -> None:
     """Refuse a pipeline the walks cannot drive (one clear error, not a deep one at the first frame)."""
-    from helpers.embeddings import is_unclip
+    from helpers.pipeline_info import is_unclip
 
     if is_unclip(pipe) or any(cls.__name__ in _WALKABLE for cls in type(pipe).__mro__):
         return
@@ -615,7 +617,7 @@ def load_pipeline(
             pipe.set_progress_bar_config(disable=True)
         return pipe
     check_kwargs("load_pipeline", kwargs, LOAD_KWARGS)
-    kind, source, is_local = _resolve(name)
+    kind, source, is_local = resolve_model(name)
     memory_kind = kind.removeprefix("file:") if kind.removeprefix("file:") in ("unclip", "sdxl") else "text2img"
     options = resolve_memory_options(memory, device, memory_kind)  # before a download
     if _offline():
@@ -875,9 +877,9 @@ def tiny_pipeline(
     """
     if kind not in TINY_KINDS:
         raise ValueError(f"unknown tiny pipeline kind {kind!r}; choose one of {sorted(TINY_KINDS)}")
-    from helpers.devices import _check_seed, quiet_libraries
+    from helpers.devices import check_seed, quiet_libraries
 
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]), quiet_libraries():
         torch.manual_seed(seed)
         pipe = TINY_KINDS[kind]()

@@ -38,7 +38,14 @@ import torch
 
 from helpers.checks import check_eta, check_guidance, check_kwargs, check_real, check_steps
 from helpers.devices import clone_generator, free_memory_bytes, make_generator
-from helpers.embeddings import latent_shape
+from helpers.pipeline_info import (
+    execution_device,
+    is_sdxl,
+    latent_shape,
+    model_dtype,
+    output_size,
+    render_kind,
+)
 
 #: Most frames per pipeline call when nothing else limits it.
 MAX_AUTO_BATCH = 8
@@ -79,18 +86,6 @@ def auto_batch_size(
         raise ValueError(f"per_frame_bytes must be > 0, got {per_frame_bytes}")
     fits = int((1.0 - reserve) * max(free_bytes, 0) // per_frame_bytes)
     return max(1, min(cap, fits))
-
-
-def _pipeline_kind(pipe: Any) -> str:
-    params = inspect.signature(pipe).parameters if callable(pipe) else {}
-    if "image_embeddings" in params:
-        return "unclip"
-    if "prompt_embeds" in params:
-        return "text2img"
-    raise TypeError(
-        f"render_frames does not know how to drive {type(pipe).__name__}: it takes neither prompt_embeds "
-        "(text-to-image) nor image_embeddings (unCLIP)"
-    )
 
 
 def _check_pipe_kwargs(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> None:
@@ -137,7 +132,7 @@ def _check_embedding_width(pipe: Any, kind: str, cond: torch.Tensor) -> None:
 
 def _unpack_sdxl(pipe: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """SDXL takes its pooled text embeddings apart: split :func:`helpers.embeddings.pack_pooled`'s last token."""
-    from helpers.embeddings import is_sdxl, pooled_width, unpack_pooled
+    from helpers.embeddings import pooled_width, unpack_pooled
 
     if not is_sdxl(pipe):
         return inputs
@@ -148,14 +143,6 @@ def _unpack_sdxl(pipe: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.
         if name in out:
             out[name], out[pooled_name] = unpack_pooled(out[name], width, tokens)
     return out
-
-
-def _model_dtype(pipe: Any) -> torch.dtype:
-    for name in ("unet", "decoder"):
-        module = getattr(pipe, name, None)
-        if module is not None:
-            return module.dtype
-    return getattr(pipe, "dtype", torch.float32)
 
 
 def _check_rows(name: str, x: Any, n: int | None, *, broadcast: bool = False) -> torch.Tensor:
@@ -174,9 +161,22 @@ def _check_rows(name: str, x: Any, n: int | None, *, broadcast: bool = False) ->
     return x
 
 
-def _auto_batch(pipe: Any, n: int, device: torch.device, height: int, width: int) -> int:
+def plan_batch_size(pipe: Any, n: int, batch_size: Any = None, pipe_kwargs: dict[str, Any] | None = None) -> int:
+    """Frames per pipeline call for a path of ``n`` frames: ``batch_size`` when given (checked by
+    :func:`check_batch_size`), else picked for the device: up to 8 on the CPU, 4 on MPS, and on CUDA as many as
+    the free memory holds at the frames' size (``height``/``width`` in ``pipe_kwargs``, default the model's).
+
+    The one batch planner of :func:`render_frames`, :func:`helpers.walks.render_walk`, the morphs and the
+    benchmarks. Introduced in notebook 01_diffusion_basics.
+    """
+    given = check_batch_size(batch_size)
+    if given is not None:
+        return given
+    kwargs = pipe_kwargs or {}
+    device = execution_device(pipe)
     if device.type == "cuda":
-        per_frame = frame_bytes_estimate(height, width, _model_dtype(pipe))
+        height, width = output_size(pipe, kwargs.get("height"), kwargs.get("width"))
+        per_frame = frame_bytes_estimate(height, width, model_dtype(pipe))
         return min(n, auto_batch_size(free_memory_bytes(device), per_frame))
     if device.type == "mps":
         return min(n, 4)
@@ -260,12 +260,12 @@ def render_frames(
 
     Introduced in notebook 01_diffusion_basics.
     """
-    kind = _pipeline_kind(pipe)
+    kind = render_kind(pipe)
     cond = check_inputs(pipe, kind, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-                        image_embeddings=image_embeddings, super_res_latents=super_res_latents,
+                        image_embeddings=image_embeddings, latents=latents, super_res_latents=super_res_latents,
                         batch_size=batch_size, pipe_kwargs=pipe_kwargs)
     n = cond.shape[0]
-    device, dtype = pipe._execution_device, _model_dtype(pipe)
+    device, dtype = pipe._execution_device, model_dtype(pipe)
     base = _base_generator(generator, seed)
     # Step noise: every frame its own generator, all in one state, on a stream seeded apart from the initial
     # noise (derived before any draw, so giving latents= or not does not change it).
@@ -283,42 +283,54 @@ def render_frames(
     per_frame = {
         k: v.to(device=device, dtype=dtype).expand(n, *v.shape[1:]).contiguous() for k, v in per_frame.items()
     }
-    if batch_size is None:
-        batch_size = _auto_batch(pipe, n, device, *_output_size(pipe, kind, pipe_kwargs))
+    batch_size = plan_batch_size(pipe, n, batch_size, pipe_kwargs)
     return _render_chunks(pipe, per_frame, n, batch_size, step_state, base.device, output_type, progress,
                           flags_out, pipe_kwargs)
 
 
+#: What each kind of pipeline takes per frame: (its argument, that argument's layout, what the pipeline is called,
+#: the arguments it refuses, where the rows come from).
+_CONDITIONING = {
+    "text2img": ("prompt_embeds", "(N, seq, dim)", "text-to-image", ("image_embeddings", "super_res_latents"),
+                 "interpolate between rows of helpers.encode_prompts(pipe, [...])[0]"),
+    "unclip": ("image_embeddings", "(N, dim)", "unCLIP", ("prompt_embeds", "negative_prompt_embeds"),
+               "slerp between rows of helpers.encode_images(pipe, images)"),
+}
+
+
+def _conditioning_rows(kind: str, given: dict[str, Any]) -> torch.Tensor:
+    """The per-frame conditioning of a ``kind`` pipeline out of ``given`` (every tensor argument by name)."""
+    name, layout, what, foreign, source = _CONDITIONING[kind]
+    article = "an" if what[0] in "aeiou" else "a"
+    if any(given[k] is not None for k in foreign):
+        raise ValueError(f"this is {article} {what} pipeline: pass {name}, not {foreign[0]}")
+    if given[name] is None:
+        raise ValueError(f"this {what} pipeline needs {name} {layout}, one row per frame: e.g. {source}")
+    cond = _check_rows(name, given[name], None)
+    if cond.ndim != layout.count(",") + 1:
+        raise ValueError(f"{name} must be {layout}, got shape {tuple(cond.shape)}")
+    return cond
+
+
 def check_inputs(pipe: Any, kind: str, *, prompt_embeds: Any, negative_prompt_embeds: Any, image_embeddings: Any,
-                 super_res_latents: Any, batch_size: Any, pipe_kwargs: dict[str, Any]) -> torch.Tensor:
-    """Everything :func:`render_frames` refuses, checked before any work: returns the per-frame conditioning."""
-    if kind == "text2img":
-        if image_embeddings is not None or super_res_latents is not None:
-            raise ValueError("this is a text-to-image pipeline: pass prompt_embeds, not image_embeddings")
-        if prompt_embeds is None:
-            raise ValueError(
-                "this text-to-image pipeline needs prompt_embeds (N, seq, dim), one row per frame: "
-                "e.g. interpolate between rows of helpers.encode_prompts(pipe, [...])[0]"
-            )
-        cond = _check_rows("prompt_embeds", prompt_embeds, None)
-        if cond.ndim != 3:
-            raise ValueError(f"prompt_embeds must be (N, seq, dim), got shape {tuple(cond.shape)}")
-    else:
-        if prompt_embeds is not None or negative_prompt_embeds is not None:
-            raise ValueError("this is an unCLIP pipeline: pass image_embeddings, not prompt_embeds")
-        if image_embeddings is None:
-            raise ValueError(
-                "this unCLIP pipeline needs image_embeddings (N, dim), one row per frame: "
-                "e.g. slerp between rows of helpers.encode_images(pipe, images)"
-            )
-        cond = _check_rows("image_embeddings", image_embeddings, None)
-        if cond.ndim != 2:
-            raise ValueError(f"image_embeddings must be (N, dim), got shape {tuple(cond.shape)}")
+                 super_res_latents: Any, batch_size: Any, pipe_kwargs: dict[str, Any],
+                 latents: Any = None) -> torch.Tensor:
+    """Everything :func:`render_frames` refuses, checked before any work: returns the per-frame conditioning.
+
+    ``kind`` is :func:`helpers.pipeline_info.render_kind` of ``pipe``. The one gate of every render: frames,
+    walks on disk (:func:`helpers.walks.render_walk`) and walk files. Introduced in notebook 01_diffusion_basics.
+    """
+    given = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds,
+             "image_embeddings": image_embeddings, "latents": latents, "super_res_latents": super_res_latents}
+    cond = _conditioning_rows(kind, given)
     _check_pipe_kwargs(pipe, kind, pipe_kwargs)
     _check_embedding_width(pipe, kind, cond)
     if kind == "text2img":
         _unpack_sdxl(pipe, {"prompt_embeds": cond})  # SDXL: refuse embeddings without the pooled token, first
     check_batch_size(batch_size)
+    for key in ("negative_prompt_embeds", "latents", "super_res_latents"):  # one row per frame, or one for all
+        if given[key] is not None:
+            _check_rows(key, given[key], cond.shape[0], broadcast=True)
     return cond
 
 
@@ -372,16 +384,6 @@ def _negative_rows(pipe: Any, cond: torch.Tensor, negative: Any, n: int, pipe_kw
             f"{tuple(cond.shape[1:])}; encode both with the same pipeline"
         )
     return rows
-
-
-def _output_size(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> tuple[int, int]:
-    """The frames' height and width in pixels (what the automatic batch size is sized by)."""
-    if kind == "unclip":
-        h, w = latent_shape(pipe, kind="super_res")[-2:]
-        return int(h), int(w)
-    scale = int(getattr(pipe, "vae_scale_factor", 1)) if getattr(pipe, "vae", None) is not None else 1
-    h, w = latent_shape(pipe, height=pipe_kwargs.get("height"), width=pipe_kwargs.get("width"))[-2:]
-    return int(h) * scale, int(w) * scale
 
 
 def _render_chunks(pipe: Any, per_frame: dict[str, torch.Tensor], n: int, batch_size: int, step_state: Any,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.metrics import MetricLike, WalkReport, _resolve_metric, _split_frames
+from helpers.metrics import MetricLike, WalkReport, resolve_metric, split_frames
 
 __all__ = [
     "Retimed",
@@ -121,7 +121,7 @@ class _Sampler:
 
     def __init__(self, render_fn: RenderFn, metric: MetricLike, budget: int, closed: bool, t0: float, t1: float):
         self.render_fn = render_fn
-        self.metric_name, self.prepare, self.pair = _resolve_metric(metric)
+        self.metric_name, self.prepare, self.pair = resolve_metric(metric)
         self.images = isinstance(metric, str) and metric in ("rmse", "ssim")
         self.budget = budget
         self.closed = closed
@@ -144,7 +144,7 @@ class _Sampler:
             return
         if self.renders + len(new) > self.budget:
             raise _BudgetExceeded
-        out = _split_frames(self.render_fn(np.asarray(new, dtype=np.float64)), images=self.images)
+        out = split_frames(self.render_fn(np.asarray(new, dtype=np.float64)), images=self.images)
         if len(out) != len(new):
             raise ValueError(
                 f"render_fn returned {len(out)} frames for {len(new)} fractions; return one frame per fraction, as a "

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.checks import check_eta, check_guidance, check_kwargs, check_steps
+from helpers.checks import check_eta, check_guidance, check_kwargs, check_prompts, check_steps
 from helpers.interpolation import check_fractions
+from helpers.pipeline_info import is_unclip, model_dtype
 
 DEFAULT_STEPS = 25  # decoder steps of both decode and invert: keep them equal for exact round trips
 
@@ -54,8 +55,6 @@ def upsample_like_pipeline(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _check_unclip(pipe: Any) -> None:
-    from helpers.embeddings import is_unclip
-
     if not is_unclip(pipe):
         raise TypeError(
             f"{type(pipe).__name__} is not an unCLIP pipeline; use load_pipeline('teaching-unclip'), "
@@ -139,10 +138,6 @@ def _check_numbers(steps: Any, super_res_steps: Any, guidance_scale: Any, eta: A
             check_guidance("guidance_scale", guidance_scale), check_eta("eta", eta))
 
 
-def _model_dtype(pipe: Any) -> torch.dtype:
-    return pipe.decoder.dtype
-
-
 def _rows(name: str, x: Any, n: int | None = None) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -191,7 +186,7 @@ def decode(
     if emb.ndim != 2:
         raise ValueError(f"image_embeddings must be (N, dim), got shape {tuple(emb.shape)}")
     n = emb.shape[0]
-    device, dtype = pipe._execution_device, _model_dtype(pipe)
+    device, dtype = pipe._execution_device, model_dtype(pipe)
     lat = _rows("decoder_latents", decoder_latents, n)
     sr = _rows("super_res_latents", super_res_latents, n)
     expected = {"decoder_latents": (lat, pipe.decoder.config), "super_res_latents": (sr, pipe.super_res_first.config)}
@@ -332,9 +327,9 @@ def images_to_tensor(images: Any, size: int) -> torch.Tensor:
             raise ValueError("image tensors must hold pixels in [0, 1]")
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     else:
-        from helpers.embeddings import _to_pil_list
+        from helpers.media import to_pil_list
 
-        arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in _to_pil_list(images)])
+        arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in to_pil_list(images)])
         x = torch.from_numpy(arr).permute(0, 3, 1, 2)
     if x.shape[-2:] != (size, size):
         x = upsample_like_pipeline(x, size) if x.shape[-1] < size else resize_images(x, size)
@@ -373,7 +368,7 @@ def invert(
         num_inference_steps, super_res_num_inference_steps, guidance_scale)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    device, dtype = pipe._execution_device, _model_dtype(pipe)
+    device, dtype = pipe._execution_device, model_dtype(pipe)
     sr_cfg, dec_cfg = pipe.super_res_first.config, pipe.decoder.config
     x = images_to_tensor(images, sr_cfg.sample_size)
     if image_embeddings is None:
@@ -429,10 +424,8 @@ def prior_embeddings(
     result goes to :func:`decode` of an image-variation pipeline with the same decoder (the teaching unCLIP:
     ``load_pipeline("teaching-unclip")``), e.g. slerped between two prompts.
     """
-    from helpers.embeddings import _as_prompt_list
-
     _check_prior(pipe)
-    prompts = _as_prompt_list(prompts)
+    prompts = check_prompts(prompts)
     if not prompts:
         raise ValueError("prompts is empty: give at least one prompt")
     steps, guidance_scale, seed = _check_prior_numbers(num_inference_steps, guidance_scale, seed)
@@ -447,10 +440,10 @@ def prior_embeddings(
 
 def _check_prior_numbers(steps: Any, guidance_scale: Any, seed: Any) -> tuple[int, float, int]:
     """The prior's step count (>= 2: UnCLIPScheduler divides by steps - 1), guidance and seed, up front."""
-    from helpers.devices import _check_seed
+    from helpers.devices import check_seed
 
     return (check_steps("num_inference_steps", steps, low=2, hint="the prior's UnCLIPScheduler needs 2 or more"),
-            check_guidance("guidance_scale", guidance_scale), _check_seed(seed))
+            check_guidance("guidance_scale", guidance_scale), check_seed(seed))
 
 
 def _check_prior(pipe: Any) -> None:

@@ -318,7 +318,7 @@ def test_values_that_make_sense_keep_working(case, request, world):
     assert _snapshot(world, world / "out") == before
 
 
-def test_the_attention_processor_refuses_a_batch_it_was_not_made_for(sd):
+def test_r2_150_the_attention_processor_refuses_a_batch_it_was_not_made_for(sd):
     """Case 150: a UNet call with 4 rows under a processor made for 3."""
     pipe, embeds, _ = sd
     with attention_interpolation(pipe.unet, [0, 1, 0.5]), pytest.raises(RuntimeError, match="not a multiple of the 3"):

@@ -132,6 +132,17 @@ def test_r2_115_lock_links_are_refused_and_their_targets_never_created(sd, world
     assert list(elsewhere.iterdir()) == []
 
 
+def test_r2_116_a_commit_log_that_arrives_as_a_link_is_removed_and_its_target_kept(sd, world, tmp_path_factory):
+    target = tmp_path_factory.mktemp("elsewhere") / "victim.txt"
+    target.write_text("keep me")
+    out = world / "walk"
+    out.mkdir()
+    (out / "commits.jsonl").symlink_to(target)
+    result = render_walk(sd[0], out, **_walk_kwargs(sd))
+    assert len(result.rendered) == 3 and target.read_text() == "keep me"
+    assert not (out / "commits.jsonl").is_symlink()
+
+
 def test_the_commit_log_is_never_appended_through_a_link(sd, world, tmp_path_factory, monkeypatch):
     import helpers.walks.folder as folder
 
@@ -165,8 +176,11 @@ sys.exit(walkfile.main([sys.argv[1], "--out", sys.argv[2], "--no-progress"]))
 """
 
 
-@pytest.mark.parametrize("writer,sig", [("export_gif", "SIGTERM"), ("export_mp4", "SIGTERM"), ("export_mp4", "SIGKILL")],
-                         ids=["r2-069-sigterm-mid-gif", "r2-071-sigterm-mid-mp4", "r2-072-kill9-mid-mp4"])
+@pytest.mark.parametrize("writer,sig", [
+    ("export_gif", "SIGINT"), ("export_gif", "SIGTERM"), ("export_mp4", "SIGINT"), ("export_mp4", "SIGTERM"),
+    ("export_mp4", "SIGKILL"),
+], ids=["r2-068-sigint-mid-gif", "r2-069-sigterm-mid-gif", "r2-070-sigint-mid-mp4", "r2-071-sigterm-mid-mp4",
+        "r2-072-kill9-mid-mp4"])
 def test_a_rerun_removes_the_temporaries_of_an_export_killed_midway(world, writer, sig):
     walk = world / "walk.yaml"
     walk.write_text(BASE + "formats: [gif, mp4]\n")
@@ -177,7 +191,11 @@ def test_a_rerun_removes_the_temporaries_of_an_export_killed_midway(world, write
     killed = subprocess.run([sys.executable, str(script), str(walk), str(out)], env=env, capture_output=True,
                             timeout=300)
     assert killed.returncode == -getattr(signal, sig), killed.stderr.decode()[-2000:]
-    assert [p.name for p in out.glob(".*.part*")], "the kill should have left a temporary export"
+    left = [p.name for p in out.glob(".*.part*")]
+    if sig == "SIGINT":  # Ctrl-C unwinds the writers, which delete their temporary files at once
+        assert left == []
+    else:  # SIGTERM and kill -9 end the process where it stands
+        assert left, "the kill should have left a temporary export"
     rerun = subprocess.run([sys.executable, "-m", "helpers.walks", str(walk), "--out", str(out), "--no-progress"],
                            env=env, capture_output=True, timeout=300, cwd=ROOT)
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]

@@ -281,7 +281,7 @@ def test_a_hostile_walk_file(case: Case, world: Path, monkeypatch: pytest.Monkey
         assert not os.path.lexists(world / path), path
 
 
-def test_a_second_cli_run_into_a_busy_folder_is_one_error(world, monkeypatch, capsys):
+def test_r2_077_a_second_cli_run_into_a_busy_folder_is_one_error(world, monkeypatch, capsys):
     """r2-077: while another render holds the folder, a second run stops with one line and changes nothing."""
     from helpers.walks.folder import _RUN_LOCK_NAME
 

@@ -1,4 +1,5 @@
-"""The package's import graph, read from the source: no module imports one that imports it back.
+"""The package's import graph, read from the source: no module imports one that imports it back, and none
+imports another's private names.
 
 Every ``import`` between ``helpers`` modules counts, also those inside functions (they run later, but a cycle
 there still means two modules that cannot be read, tested or moved one without the other).
@@ -79,6 +80,30 @@ def test_no_module_of_helpers_imports_one_that_imports_it_back() -> None:
     assert cycles(graph) == []
 
 
+def private_imports(source: str) -> list[str]:
+    """``module.name`` for every private name (``_x``, not dunders) imported from a ``helpers`` module, at any
+    depth of the source (inside functions too)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and (
+                node.module == "helpers" or node.module.startswith("helpers.")):
+            found += [f"{node.module}.{a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_the_private_import_finder_finds_one_inside_a_function() -> None:
+    source = ("from helpers.devices import make_generator as _g, _check_seed\n"
+              "def f():\n    from helpers.media import _normalise_pil_mode\n    from os import _exit\n")
+    assert private_imports(source) == ["helpers.devices._check_seed", "helpers.media._normalise_pil_mode"]
+
+
+def test_no_module_of_helpers_imports_another_modules_private_names() -> None:
+    found = {str(p.relative_to(ROOT)): private_imports(p.read_text(encoding="utf-8"))
+             for p in sorted(PACKAGE.rglob("*.py"))}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
 def test_frames_know_nothing_of_walk_folders() -> None:
     graph = import_graph()
     assert not any(e.startswith("helpers.walks") for e in graph["helpers.render"])
@@ -107,3 +132,9 @@ def test_the_public_api_is_listed_once_and_loads_nothing_at_import() -> None:
     run = subprocess.run([sys.executable, "-c", "import sys, helpers; print('torch' in sys.modules)"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.stdout.strip() == "False"
+
+
+def test_what_a_pipeline_is_lives_in_one_leaf() -> None:
+    graph = import_graph()
+    assert graph["helpers.pipeline_info"] <= {"helpers.checks"}
+    assert "helpers.pipeline_info" in graph["helpers.render"] and "helpers.pipeline_info" in graph["helpers.walks.folder"]

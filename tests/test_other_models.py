@@ -114,7 +114,7 @@ def test_tiny_backends_name_the_model_they_stand_in_for() -> None:
 def test_sdxl_loads_as_sdxl_with_its_half_precision_files(monkeypatch, sdxl) -> None:
     from diffusers import StableDiffusionXLPipeline
 
-    from helpers.pipelines import _resolve, load_pipeline
+    from helpers.pipelines import load_pipeline, resolve_model
 
     seen = {}
 
@@ -123,7 +123,7 @@ def test_sdxl_loads_as_sdxl_with_its_half_precision_files(monkeypatch, sdxl) -> 
         return sdxl
 
     monkeypatch.setattr(StableDiffusionXLPipeline, "from_pretrained", fake)
-    assert _resolve("sdxl")[:2] == ("sdxl", "stabilityai/stable-diffusion-xl-base-1.0")
+    assert resolve_model("sdxl")[:2] == ("sdxl", "stabilityai/stable-diffusion-xl-base-1.0")
     pipe = load_pipeline("sdxl", device="cpu", dtype=torch.float16)
     assert pipe is sdxl and seen["variant"] == "fp16" and seen["source"].endswith("stable-diffusion-xl-base-1.0")
     pipe.to(torch.float32)

@@ -81,6 +81,7 @@ def _run(script: Path, out: Path, log: Path, delay: float) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, which a test may signal as a whole (Ctrl-C in a terminal)
     )
 
 
@@ -117,7 +118,12 @@ def reference(tmp_path_factory, walk):
     return {p.name: p.read_bytes() for p in result.frames}
 
 
-def test_kill_9_mid_render_then_resume_is_identical(tmp_path, walk, reference):
+@pytest.mark.parametrize("sig,group", [(signal.SIGKILL, False), (signal.SIGINT, False), (signal.SIGINT, True),
+                                       (signal.SIGTERM, False)],
+                         ids=["r2-067-kill-9", "r2-064-sigint", "r2-065-sigint-to-the-group", "r2-066-sigterm"])
+def test_kill_9_mid_render_then_resume_is_identical(tmp_path, walk, reference, sig, group):
+    """Killed mid-render by kill -9, Ctrl-C (to the process, or to its whole group as a terminal sends it) or
+    SIGTERM: the rerun renders only what was not committed and the frames are the uninterrupted run's bytes."""
     script = tmp_path / "walk.py"
     script.write_text(SCRIPT)
     out = tmp_path / "walk"
@@ -129,9 +135,9 @@ def test_kill_9_mid_render_then_resume_is_identical(tmp_path, walk, reference):
         time.sleep(0.02)
     time.sleep(0.1)  # into the next chunk
     assert proc.poll() is None, f"the render finished before it could be killed:\n{proc.communicate()[0]}"
-    os.kill(proc.pid, signal.SIGKILL)
+    (os.killpg if group else os.kill)(proc.pid, sig)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -sig  # Python ends an uncaught KeyboardInterrupt by SIGINT too
 
     done_at_kill = _committed(out)
     assert 2 <= len(done_at_kill) < N_FRAMES

@@ -27,16 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.render import (
-    NonFiniteFramesError,
-    _auto_batch,
-    _check_rows,
-    _model_dtype,
-    _output_size,
-    _pipeline_kind,
-    check_inputs,
-    render_frames,
-)
+from helpers.devices import check_seed
+from helpers.pipeline_info import model_dtype, render_kind
+from helpers.render import NonFiniteFramesError, check_inputs, plan_batch_size, render_frames
 
 #: Walks longer than this render with a warning (see the README's "Safety of render folders").
 LARGE_WALK_FRAMES = 10_000
@@ -446,12 +439,10 @@ def render_walk(
     Introduced in notebook 04_prompt_walks.
     """
     folder = _check_folder(out_dir)
-    kind = _pipeline_kind(pipe)
+    kind = render_kind(pipe)
     n = _check_walk_inputs(pipe, kind, prompt_embeds, negative_prompt_embeds, image_embeddings, latents,
                            super_res_latents, batch_size, pipe_kwargs)
-    from helpers.devices import _check_seed
-
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     with _run_lock(folder, enabled=state is None or state.is_main_process):
         return _render_walk(pipe, folder, kind, n, prompt_embeds=prompt_embeds,
                             negative_prompt_embeds=negative_prompt_embeds, image_embeddings=image_embeddings,
@@ -488,8 +479,7 @@ def _render_walk(pipe: Any, folder: Path, kind: str, n: int, *, prompt_embeds, n
     parameters = _walk_parameters(pipe, tensors, n, model, seed, pipe_kwargs)
     is_main = state is None or state.is_main_process
     existing, overwrite, batch_size = _existing_walk(folder, parameters, overwrite, batch_size)
-    if batch_size is None:
-        batch_size = _auto_batch(pipe, n, pipe._execution_device, *_output_size(pipe, kind, pipe_kwargs))
+    batch_size = plan_batch_size(pipe, n, batch_size, pipe_kwargs)
     parameters["batch_size"] = int(batch_size)
     if is_main:
         _prepare_folder(folder, pipe, existing, overwrite, parameters, n)
@@ -545,13 +535,9 @@ def _check_walk_inputs(pipe: Any, kind: str, prompt_embeds: Any, negative_prompt
         raise TypeError(f"render_walk takes no {fixed}: it writes PNG frames and draws every frame's noise from "
                         "seed= (recorded in the manifest, so a resumed run gives the same bytes); pass seed=")
     cond = check_inputs(pipe, kind, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-                        image_embeddings=image_embeddings, super_res_latents=super_res_latents,
+                        image_embeddings=image_embeddings, latents=latents, super_res_latents=super_res_latents,
                         batch_size=batch_size, pipe_kwargs=pipe_kwargs)
     n = int(cond.shape[0])
-    for key, value in (("negative_prompt_embeds", negative_prompt_embeds), ("latents", latents),
-                       ("super_res_latents", super_res_latents)):
-        if value is not None:
-            _check_rows(key, value, n, broadcast=True)
     if n > LARGE_WALK_FRAMES:
         warnings.warn(f"a walk of {n} frames is large (over {LARGE_WALK_FRAMES}): its inputs stay in memory and "
                       "its manifest is rewritten at every start; consider fewer frames or several walks",
@@ -576,7 +562,7 @@ def _walk_parameters(pipe: Any, tensors: dict[str, Any], n: int, model: Any, see
             ),
         },
         "seed": seed,
-        "dtype": str(_model_dtype(pipe)).removeprefix("torch."),
+        "dtype": str(model_dtype(pipe)).removeprefix("torch."),
         "pipe_kwargs": _jsonable(pipe_kwargs),
     }
 

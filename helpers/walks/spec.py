@@ -233,10 +233,10 @@ def _check_model_name(model: str, where: str, path: Path | None = None) -> None:
     if path is not None and not path.exists():
         raise WalkSpecError(f"{where}: model: no model folder or checkpoint file at {str(path)!r} (model paths in "
                             "a walk file are relative to its folder, like images: and out:)")
-    from helpers.pipelines import _resolve
+    from helpers.pipelines import resolve_model
 
     try:
-        _resolve(model if path is None else str(path))
+        resolve_model(model if path is None else str(path))
     except ValueError as exc:
         if path is not None:  # its own reason: "cannot read the checkpoint …", "holds no Stable Diffusion weights"
             raise WalkSpecError(f"{where}: model: {exc}") from None
@@ -601,9 +601,9 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
         kwargs = {"num_inference_steps": spec.steps or 25, "guidance_scale": 7.5 if spec.guidance is None else spec.guidance}
     size: dict[str, Any] = {}
     if spec.size is not None:
-        from helpers.backends import _native_size
+        from helpers.pipeline_info import native_size
 
-        _check_native_size(spec, loaded.height if isinstance(loaded, Backend) and loaded.height else _native_size(pipe))
+        _check_native_size(spec, loaded.height if isinstance(loaded, Backend) and loaded.height else native_size(pipe)[0])
         kwargs["height"], kwargs["width"] = spec.size
     if "height" in kwargs:
         size = {"height": kwargs["height"], "width": kwargs["width"]}
