@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS)
 
 .PHONY: help venv test test-fast coverage lint typecheck pytest lab demo bench bench-morph teaching-models badges strip lock clean browser-deps test-browser \
-	test-colab test-floors test-fullsize
+	test-colab test-floors test-fullsize book test-site
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -41,20 +41,27 @@ lint: $(STAMP) ## ruff on the package, tests, tools and notebooks
 typecheck: $(STAMP) ## mypy on helpers/ (settings in pyproject.toml)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) ## the pytest suite only
-	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; \
+pytest: $(STAMP) ## the pytest suite only (the site's test aside: make test-site)
+	@$(PY) -m pytest $(XDIST) -m "not site" $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-test: lint typecheck browser-deps pytest ## lint + types + the whole test suite (what CI runs; the browser test when Chromium is here)
+test: lint typecheck browser-deps pytest test-site ## lint + types + the whole test suite + the site (what CI runs; the browser tests when Chromium is here)
+
+book: $(STAMP) ## the course as a static website -> outputs/site/index.html (executed notebooks cached by their code; offline)
+	$(PY) tools/book.py build
+
+# After `make pytest`, whose notebook runs on the teaching backend filled the book's cache: only Sphinx runs here.
+test-site: $(STAMP) ## build the site (make book) and open every page in headless Chromium (screenshots: outputs/site_*.png)
+	$(PY) -m pytest -m site tests/test_site.py
 
 coverage: $(STAMP) ## line coverage of helpers/ by the fast tier (make test-fast's tests) -> outputs/coverage.txt
 	@mkdir -p outputs
-	$(VENV)/bin/coverage run -m pytest -q -m "not notebooks and not browser and not colab and not slow"
+	$(VENV)/bin/coverage run -m pytest -q -m "not notebooks and not browser and not colab and not slow and not site"
 	$(VENV)/bin/coverage report | tee outputs/coverage.txt
 
 test-fast: $(STAMP) ## lint + the suite without notebooks, browser, Colab, quality gates and training (the inner loop)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q $(XDIST) -m "not notebooks and not browser and not colab and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) -m "not notebooks and not browser and not colab and not slow and not site" $(PYTEST_ARGS)
 
 # Debian's Chromium for tests/test_browser.py, installed quietly where we are root and apt-get exists;
 # anywhere else the browser test is skipped with its reason. Playwright itself comes from the lock file.
@@ -77,7 +84,7 @@ test-floors: ## the test suite (quality gates and training aside) on the lowest 
 	@test -x .venv-floors/bin/python || $(PYTHON) -m venv .venv-floors
 	.venv-floors/bin/python -m pip install -q --disable-pip-version-check -r requirements/floors.txt
 	.venv-floors/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
-	OMP_NUM_THREADS=1 .venv-floors/bin/python -m pytest -m "not browser and not colab" \
+	OMP_NUM_THREADS=1 .venv-floors/bin/python -m pytest -m "not browser and not colab and not site" \
 	  --deselect tests/test_teaching_quality.py --deselect tests/test_teaching_train.py
 
 test-fullsize: $(STAMP) ## SD 1.5, SDXL and Karlo at full size with random weights on the CPU, one step through the public API (opt-in; ~20 GB free memory)

@@ -16,6 +16,7 @@ from tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 nbtools = load_tool("notebooks")
+book = load_tool("book")
 
 NOTEBOOKS = nbtools.notebook_paths()
 BACKENDS = ("teaching", "tiny-random")
@@ -54,6 +55,7 @@ def test_notebook_runs(notebook: Path, backend: str, kernel: str, tmp_path: Path
     assert all(p.stat().st_size > 0 for p in saved)
     printed = "".join("".join(o["text"]) for o in outputs if o.get("output_type") == "stream")
     assert not failed_claims(notebook.stem, backend, printed), "the prose relies on numbers this run did not print"
+    book.store(notebook, executed, backend=backend)  # the site's page of it (make book), from this very run
 
 
 @pytest.mark.parametrize("name", ["04_prompt_walks", "05_circular_noise_walks"])

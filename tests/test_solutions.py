@@ -18,6 +18,7 @@ from tooling import load_tool
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "notebooks" / "solutions"
 nbtools = load_tool("notebooks")
+book = load_tool("book")
 
 NOTEBOOKS = sorted(SOLUTIONS.glob("*.ipynb"))
 
@@ -71,3 +72,4 @@ def test_solutions_run(notebook: Path, kernel: str, tmp_path: Path, monkeypatch)
     assert not stderr, "no library warnings in what a student reads"
     printed = "".join("".join(o["text"]) for o in outputs if o.get("output_type") == "stream")
     assert "the answer is" in printed, "each solution states its answer from the numbers it printed"
+    book.store(notebook, executed, backend="teaching")  # the site's page of it (make book), from this very run

@@ -20,3 +20,19 @@ def load_tool(name: str) -> ModuleType:
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def ended_by(returncode: int, output: str, sig: int) -> bool:
+    """Whether a child Python process ended because of the signal ``sig``.
+
+    For SIGINT, Python normally ends an uncaught ``KeyboardInterrupt`` by SIGINT itself (return code -2). When
+    torch's compiler stack is loaded (diffusers loads it), its exit hook ``torch._dynamo.utils.dump_compile_times``
+    imports ``tabulate`` for the first time while Python exits, and CPython then exits with status 1 instead
+    (measured 2026-12-07 with torch 2.13.0; tabulate comes with the course site's packages). Both mean the
+    process was interrupted by the Ctrl-C: status 1 counts only with ``KeyboardInterrupt`` as its last word.
+    """
+    import signal
+
+    if returncode == -sig:
+        return True
+    return sig == signal.SIGINT and returncode == 1 and output.rstrip().endswith("KeyboardInterrupt")
