@@ -324,7 +324,27 @@ def _ease_cosine(u: np.ndarray) -> np.ndarray:
     return ((1.0 - np.cos(np.pi * np.asarray(u, dtype=np.float64))) / 2.0).astype(np.float32)
 
 
-_EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"linear": _ease_linear, "cosine": _ease_cosine}
+def _ease_in(u: np.ndarray) -> np.ndarray:
+    return (np.asarray(u, dtype=np.float64) ** 2).astype(np.float32)
+
+
+def _ease_out(u: np.ndarray) -> np.ndarray:
+    return (1.0 - (1.0 - np.asarray(u, dtype=np.float64)) ** 2).astype(np.float32)
+
+
+def _ease_cubic(u: np.ndarray) -> np.ndarray:
+    u = np.asarray(u, dtype=np.float64)
+    return np.where(u < 0.5, 4 * u**3, 1 - (2 - 2 * u) ** 3 / 2).astype(np.float32)
+
+
+#: The one table of easing curves f(u), f(0) = 0 and f(1) = 1, monotone: walks' ``schedule`` and timelines'
+#: per-segment ``easing`` both name them. "ease-in" starts slowly (u²), "ease-out" ends slowly, "cosine" is
+#: the gentle ease-in-out (1 - cos πu)/2, "cubic" the stronger one (4u³ up to the middle, mirrored after).
+_EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": _ease_linear, "cosine": _ease_cosine, "ease-in": _ease_in, "ease-out": _ease_out,
+    "cubic": _ease_cubic,
+}
+EASINGS: tuple[str, ...] = tuple(_EASINGS)
 
 
 def _check_count(n: int, minimum: int) -> int:

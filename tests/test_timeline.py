@@ -1,0 +1,134 @@
+"""Timelines (helpers.timeline): keyframes with per-segment lengths and easing, exact loops, rendered on a tiny
+random Stable Diffusion pipeline. Checked against what each keyframe gives when rendered on its own, and against
+the geometry of the noise path (equal angular steps, the closing step included)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.embeddings import encode_prompts, make_latents
+from helpers.interpolation import EASINGS, schedule_values
+from helpers.pipelines import tiny_pipeline
+from helpers.render import render_frames
+from helpers.timeline import (
+    Keyframe,
+    Timeline,
+    duration_seconds,
+    keyframe_times,
+    plan_frames,
+    render_timeline,
+    timeline_inputs,
+)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline("text2img")
+
+
+def _angle(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    return float(torch.arccos((a @ b / (a.norm() * b.norm())).clamp(-1, 1)))
+
+
+def test_an_open_timeline_shows_every_keyframe_once_at_its_place():
+    tl = Timeline([Keyframe("a", frames=4), Keyframe("b", frames=6), Keyframe("c")])
+    plan = plan_frames(tl)
+    assert len(plan) == 4 + 6 + 1
+    on_keyframe = [i for i in range(len(plan)) if plan.frac[i] in (0.0, 1.0)]
+    assert on_keyframe == [0, 4, 10]
+    assert plan.segment.tolist() == [0] * 4 + [1] * 6 + [1] and plan.frac[-1] == 1.0
+    assert keyframe_times(tl) == [0.0, 4 / 12, 10 / 12]
+
+
+def test_a_loop_closes_exactly_with_equal_steps_and_no_repeated_frame(pipe):
+    tl = Timeline([Keyframe("a red heart", seed=0, frames=5), Keyframe("a red heart", seed=1, frames=5),
+                   Keyframe("a red heart", seed=2, frames=5)], loop=True)
+    latents = timeline_inputs(pipe, tl)["latents"]
+    assert len(latents) == 15
+    # three independent noises are nearly orthogonal: each segment is a slerp of about 90 degrees in 5 steps
+    keys = make_latents(pipe, [0, 1, 2])
+    steps = [_angle(latents[i], latents[(i + 1) % 15]) for i in range(15)]
+    per_segment = [_angle(keys[i], keys[(i + 1) % 3]) / 5 for i in range(3)]
+    np.testing.assert_allclose(steps, np.repeat(per_segment, 5), rtol=1e-4)  # the closing step like the others
+    assert min(steps) > 0.1  # no frame repeated, the seam included
+    for i in range(3):
+        torch.testing.assert_close(latents[5 * i], keys[i])
+
+
+def test_easing_shapes_each_segment_and_segments_keep_their_own_curves():
+    tl = Timeline([Keyframe("a", frames=8, easing="ease-in"), Keyframe("b", frames=8, easing="ease-out"),
+                   Keyframe("c")])
+    plan = plan_frames(tl)
+    u = np.arange(8) / 8
+    np.testing.assert_allclose(plan.frac[:8], u**2, atol=1e-6)
+    np.testing.assert_allclose(plan.frac[8:16], 1 - (1 - u) ** 2, atol=1e-6)
+    assert (np.diff(plan.frac[:8]) > 0).all() and (np.diff(np.diff(plan.frac[:8])) > 0).all()  # speeding up
+    assert (np.diff(np.diff(plan.frac[8:16])) < 0).all()  # slowing down
+
+
+@pytest.mark.parametrize("name", EASINGS)
+def test_every_easing_runs_from_0_to_1_and_never_back(name):
+    values = schedule_values(name, 101)
+    assert values[0] == pytest.approx(0, abs=1e-7) and values[-1] == pytest.approx(1, abs=1e-6)
+    assert (np.diff(values) >= 0).all()
+
+
+def test_seconds_count_at_the_timeline_fps():
+    tl = Timeline([Keyframe("a", seconds=0.5), Keyframe("b", seconds=1.0), Keyframe("c", frames=3)], fps=24,
+                  loop=True)
+    assert len(plan_frames(tl)) == 12 + 24 + 3
+    assert duration_seconds(tl) == pytest.approx(39 / 24)
+
+
+def test_keyframes_render_as_they_would_alone(pipe):
+    tl = Timeline([Keyframe("a red heart", seed=3, frames=3, negative_prompt="blue"),
+                   Keyframe("a blue car", seed=7)])
+    kw = dict(num_inference_steps=2, guidance_scale=3.0, output_type="np", progress=False)
+    frames = render_timeline(pipe, tl, **kw)
+    assert len(frames) == 4
+    for index, prompt, negative, seed in ((0, "a red heart", "blue", 3), (3, "a blue car", "", 7)):
+        embeds, neg = encode_prompts(pipe, [prompt], negative_prompt=negative)
+        alone = render_frames(pipe, prompt_embeds=embeds, negative_prompt_embeds=neg, latents=make_latents(pipe, seed),
+                              seed=0, **kw)
+        np.testing.assert_allclose(frames[index], alone[0], atol=1e-5)
+    assert np.abs(frames[1] - frames[0]).mean() > 1e-4  # the frames between move
+
+
+@pytest.mark.parametrize(("timeline", "message"), [
+    (Timeline([Keyframe("a", frames=3)]), "at least two keyframes"),
+    (Timeline([Keyframe("a", frames=3, seconds=1.0), Keyframe("b")]), "exactly one of them"),
+    (Timeline([Keyframe("a"), Keyframe("b")]), "exactly one of them"),
+    (Timeline([Keyframe("a", frames=3), Keyframe("b")], loop=True), "keyframe 1"),
+    (Timeline([Keyframe("a", frames=3, easing="bounce"), Keyframe("b")]), "unknown easing 'bounce'"),
+    (Timeline([Keyframe("a", frames=0), Keyframe("b")]), "frames must be a whole number from 1"),
+    (Timeline([Keyframe("a", seconds=0.01), Keyframe("b")]), "less than one frame"),
+    (Timeline([Keyframe("a", seed=-1, frames=2), Keyframe("b")]), "seed must be a whole number"),
+    (Timeline([Keyframe(" ", frames=2), Keyframe("b")]), "no prompt"),
+    (Timeline([Keyframe("a", frames=2), Keyframe("b")], fps=0), "fps must be"),
+])
+def test_a_timeline_that_cannot_render_is_one_clear_error(timeline, message):
+    with pytest.raises(ValueError, match=message):
+        plan_frames(timeline)
+
+
+def test_a_timeline_of_the_wrong_things_is_a_type_error():
+    with pytest.raises(TypeError, match="Keyframe"):
+        plan_frames(Timeline(["a", "b"]))
+    with pytest.raises(TypeError, match="Timeline"):
+        plan_frames([Keyframe("a", frames=2), Keyframe("b")])
+
+
+def test_sdxl_timelines_walk_both_encoders_and_the_pooled_embedding():
+    """On SDXL every conditioning part travels: the packed pooled embedding is the last token of each row."""
+    sdxl = tiny_pipeline("sdxl")
+    tl = Timeline([Keyframe("a cat", seed=1, frames=4), Keyframe("a dog", seed=2, frames=4)], loop=True)
+    embeds = timeline_inputs(sdxl, tl)["prompt_embeds"]
+    keys, _ = encode_prompts(sdxl, ["a cat", "a dog"])
+    pooled, key_pooled = embeds[:, -1], keys[:, -1]  # helpers.embeddings.pack_pooled's last token
+    middle = _angle(pooled[2], key_pooled[0]), _angle(pooled[2], key_pooled[1])
+    assert min(middle) > 0.01 and abs(middle[0] - middle[1]) < 0.2 * _angle(key_pooled[0], key_pooled[1])
+    frames = render_timeline(sdxl, tl, num_inference_steps=2, output_type="np", progress=False)
+    assert len(frames) == 8
