@@ -7,7 +7,6 @@ when a page is read.
 
 from __future__ import annotations
 
-import re
 import sys
 import tomllib
 from pathlib import Path
@@ -68,7 +67,10 @@ html_theme_options = {
     "launch_buttons": {"colab_url": "https://colab.research.google.com"},
 }
 
-_INTRODUCED = re.compile(r"Introduced\s+in\s+notebooks?\s+(\d\d_[a-z0-9_]+)")
+sys.path.insert(0, str(ROOT / "tools"))
+from toolbox import load_tool  # noqa: E402  (tools/ is not a package)
+
+_INTRODUCED = load_tool("book").INTRODUCED  # the one pattern of "Introduced in notebook NN_…"
 
 
 def _link_notebooks(app, what, name, obj, options, lines) -> None:

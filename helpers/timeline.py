@@ -49,14 +49,12 @@ class Keyframe:
 class Timeline:
     """Keyframes in order, the frame rate that ``seconds`` are counted in, and whether the walk loops."""
 
-    keyframes: tuple[Keyframe, ...]
+    keyframes: Sequence[Keyframe]
     fps: float = 12.0
     loop: bool = False
 
-    def __init__(self, keyframes: Sequence[Keyframe], fps: float = 12.0, loop: bool = False) -> None:
-        object.__setattr__(self, "keyframes", tuple(keyframes))
-        object.__setattr__(self, "fps", fps)
-        object.__setattr__(self, "loop", loop)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyframes", tuple(self.keyframes))  # a list given is kept as a tuple
 
 
 @dataclass(frozen=True)

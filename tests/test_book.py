@@ -16,7 +16,7 @@ REPO = book.repository_url()
 
 
 def _copy(tmp_path: Path, edit=None) -> Path:
-    """A copy of notebook 04 inside notebooks/ semantics: same name, in a folder of its own."""
+    """A copy of notebook 04 (same name, in a folder of its own), edited by ``edit``."""
     nb = json.loads(NB.read_text(encoding="utf-8"))
     if edit:
         edit(nb)
@@ -85,7 +85,7 @@ def _fake_executed(notebook: Path, out: Path, *, error: bool = False, widget: bo
     return path
 
 
-def test_store_keeps_clean_teaching_runs_only(tmp_path: Path, monkeypatch) -> None:
+def test_store_keeps_clean_teaching_runs_only(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     good = _fake_executed(NB, tmp_path / "good")
     assert book.store(NB, good, backend="tiny-random", cache=cache) is None

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
-import importlib.util
 import json
 import os
 import posixpath
@@ -45,18 +45,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_tool(name: str):
-    """``tools/<name>.py`` as a module, shared with the tests' loader (tests/tooling.py names it the same)."""
-    module_name = f"lw_tools_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, ROOT / "tools" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
+sys.path.insert(0, str(ROOT / "tools"))
+from toolbox import load_tool  # noqa: E402  (tools/ is not a package)
 
 nbtools = load_tool("notebooks")
 
@@ -104,10 +94,14 @@ def package_digest(package: Path = PACKAGE) -> str:
     return h.hexdigest()
 
 
+def _code_cells(nb: dict) -> list[dict]:
+    """The code cells that a reader wrote (not papermill's injected parameters), in order."""
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "injected-parameters" not in nbtools._tags(c)]
+
+
 def code_sources(nb: dict) -> list[str]:
-    """The sources of the code cells that a reader wrote (not papermill's injected parameters), in order."""
-    return [nbtools._source(c) for c in nb["cells"]
-            if c["cell_type"] == "code" and "injected-parameters" not in nbtools._tags(c)]
+    """The sources of :func:`_code_cells`."""
+    return [nbtools._source(c) for c in _code_cells(nb)]
 
 
 def cache_key(notebook: Path, backend: str = BACKEND, digest: str | None = None) -> str:
@@ -128,7 +122,8 @@ def cached(notebook: Path, *, backend: str = BACKEND, digest: str | None = None,
     return path if path.is_file() else None
 
 
-def store(notebook: Path, executed: Path, *, backend: str, cache: Path = CACHE) -> Path | None:
+def store(notebook: Path, executed: Path, *, backend: str, cache: Path = CACHE,
+          digest: str | None = None) -> Path | None:
     """Keep ``executed`` (a papermill copy of ``notebook``) as the cached page outputs; drop older entries.
 
     Only teaching-backend runs with no error output are kept: they are what the site shows. Returns the
@@ -145,7 +140,7 @@ def store(notebook: Path, executed: Path, *, backend: str, cache: Path = CACHE) 
         return None  # executed from another version of the notebook
     cache.mkdir(parents=True, exist_ok=True)
     name = _entry_name(notebook)
-    target = cache / f"{name}-{cache_key(notebook, backend)}.ipynb"
+    target = cache / f"{name}-{cache_key(notebook, backend, digest)}.ipynb"
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{name}-", suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
         f.write(executed.read_bytes())
@@ -156,10 +151,10 @@ def store(notebook: Path, executed: Path, *, backend: str, cache: Path = CACHE) 
     return target
 
 
-def _execute_into_cache(notebook: Path) -> tuple[str, float]:
+def _execute_into_cache(notebook: Path, digest: str) -> tuple[str, float]:
     with tempfile.TemporaryDirectory(prefix="lw-book-") as tmp:
         executed, seconds = nbtools.execute(notebook, Path(tmp) / "executed", backend=BACKEND, cwd=Path(tmp))
-        if store(notebook, executed, backend=BACKEND) is None:
+        if store(notebook, executed, backend=BACKEND, digest=digest) is None:
             raise RuntimeError(f"{notebook.name}: the executed copy has an error output")
     return notebook.name, seconds
 
@@ -182,7 +177,7 @@ def execute_missing(notebooks: Iterable[Path], *, jobs: int | None = None) -> di
     failed: list[str] = []
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {nb: pool.submit(_execute_into_cache, nb) for nb in missing}
+        futures = {nb: pool.submit(_execute_into_cache, nb, digest) for nb in missing}
         for nb, future in futures.items():
             try:
                 name, s = future.result()
@@ -199,7 +194,9 @@ def execute_missing(notebooks: Iterable[Path], *, jobs: int | None = None) -> di
 # 2. assemble the Sphinx source folder
 
 
+@functools.cache
 def repository_url() -> str:
+    """The repository's address (``pyproject.toml``), read once."""
     return nbtools.repository_url()
 
 
@@ -262,9 +259,9 @@ def page_notebook(notebook: Path, executed: Path) -> dict:
     """The page of ``notebook``: its current cells (prose included) with the executed copy's outputs."""
     source = json.loads(notebook.read_text(encoding="utf-8"))
     done = json.loads(executed.read_text(encoding="utf-8"))
-    ran = [c for c in done["cells"] if c["cell_type"] == "code" and "injected-parameters" not in nbtools._tags(c)]
+    ran = _code_cells(done)
     injected = [c for c in done["cells"] if "injected-parameters" in nbtools._tags(c)]
-    if [nbtools._source(c) for c in ran] != code_sources(source):
+    if code_sources(done) != code_sources(source):
         raise ValueError(f"{executed} was executed from other code than {notebook}; run `make book` again")
     repo_dir = notebook.resolve().parent.relative_to(ROOT).as_posix()
     cells: list[dict] = []
@@ -317,18 +314,17 @@ DEMO_GIFS = (
 )
 
 
-def landing_page(pages: dict[str, dict]) -> str:
-    """``book/index.md`` with the notebook table, the demo animations and the table of contents filled in."""
+def landing_page(demos: list[tuple[str, str]]) -> str:
+    """``book/index.md`` with the notebook table, the demo animations (file name, caption) and the table of
+    contents filled in."""
     entries = nbtools.course()
     rows = ["| # | Notebook | What you learn | Solutions |", "|---|----------|----------------|-----------|"]
     for e in entries:
         sol = SOLUTIONS / f"{e.number:02d}_solutions.ipynb"
         link = f"[solutions](notebooks/solutions/{sol.name})" if sol.is_file() else "—"
         rows.append(f"| {e.number:02d} | [{e.title}](notebooks/{e.file}) | {e.summary} | {link} |")
-    gifs = []
-    for stem, name, caption in DEMO_GIFS:
-        if stem in pages and _first_gif(pages[stem]) is not None:
-            gifs.append(f"```{{figure}} _static/demo/{name}\n:figclass: lw-demo\n:alt: {caption}\n\n{caption}\n```")
+    gifs = [f"```{{figure}} _static/demo/{name}\n:figclass: lw-demo\n:alt: {caption}\n\n{caption}\n```"
+            for name, caption in demos]
     toc = ["```{toctree}", ":caption: Notebooks", ":maxdepth: 1", ":hidden:", ""]
     toc += [f"notebooks/{e.file.removesuffix('.ipynb')}" for e in entries]
     toc += ["```", "", "```{toctree}", ":caption: Solutions", ":maxdepth: 1", ":hidden:", ""]
@@ -410,11 +406,13 @@ def assemble(src: Path = SRC) -> list[str]:
         put(rel, json.dumps(page, indent=1, ensure_ascii=False) + "\n")
     for static in sorted(p for p in (BOOK / "_static").rglob("*") if p.is_file()):
         put(static.relative_to(BOOK).as_posix(), static.read_bytes())  # images that pages refer to
-    for stem, name, _caption in DEMO_GIFS:
+    demos = []
+    for stem, name, caption in DEMO_GIFS:
         gif = _first_gif(pages[stem]) if stem in pages else None
         if gif is not None:
             put(f"_static/demo/{name}", gif)
-    put("index.md", landing_page(pages))
+            demos.append((name, caption))
+    put("index.md", landing_page(demos))
     cards = (PACKAGE / "teaching" / "README.md").read_text(encoding="utf-8")
     put("model-cards.md", rewrite_links(cards, "helpers/teaching", ""))
     for rel, text in api_pages().items():

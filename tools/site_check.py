@@ -32,22 +32,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from toolbox import load_tool  # noqa: E402  (tools/ is not a package)
 
-
-def _browser_check():
-    """tools/browser_check.py (Chromium's path and flags), loaded as the tests load it."""
-    import importlib.util
-
-    name = "lw_tools_browser_check"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "browser_check.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_bc = _browser_check()
+_bc = load_tool("browser_check")
 CHROMIUM_ARGS = _bc.CHROMIUM_ARGS
 find_chromium = _bc.find_chromium
 missing_requirements = _bc.missing_requirements
@@ -118,7 +106,7 @@ def _ids(path: Path) -> set[str]:
     return {html.unescape(m) for m in re.findall(r'\sid="([^"]+)"', text)}
 
 
-def _link_problem(site: Path, page_url: str, href: str, base: str, ids_of: dict[Path, set[str]]) -> str | None:
+def _link_problem(site: Path, href: str, base: str, ids_of: dict[Path, set[str]]) -> str | None:
     """Why an internal link does not resolve, or None when it does."""
     url = urllib.parse.urlsplit(href)
     rel = urllib.parse.unquote(url.path[len(urllib.parse.urlsplit(base).path):])
@@ -202,7 +190,7 @@ def run_check(site: Path = SITE, *, screenshots: Path | None = ROOT / "outputs")
                 internal = [h for h in hrefs if h.startswith(base)]
                 report.internal_links = len(internal)
                 for href in sorted(set(internal)):
-                    why = _link_problem(site, base + path, href, base, ids_of)
+                    why = _link_problem(site, href, base, ids_of)
                     if why:
                         report.broken_links.append(why)
                 gifs = page.locator("img[src$='.gif']")
