@@ -100,8 +100,9 @@ demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 / sd
 teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds, a pool of 2 one-thread workers; 36 min measured on the 2-core Intel machine, 42 on the AMD one: see helpers/teaching/README.md)
 	$(PY) -m helpers.teaching.train
 
-bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md
+bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md; a 1,000-frame walk timed to music -> benchmarks/TIMELINE.md
 	$(PY) -m benchmarks.bench --out benchmarks/RESULTS.md
+	$(PY) -m benchmarks.timeline --out benchmarks/TIMELINE.md
 
 bench-morph: $(STAMP) ## morphing 10 image pairs: naive DDIM slerp vs each added technique -> benchmarks/MORPH.md (72 s measured)
 	$(PY) -m benchmarks.morph --out benchmarks/MORPH.md

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import torch
@@ -345,6 +345,13 @@ _EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "cubic": _ease_cubic,
 }
 EASINGS: tuple[str, ...] = tuple(_EASINGS)
+
+
+def ease(name: str, u: Any) -> np.ndarray:
+    """The easing curve ``name`` (one of :data:`EASINGS`) at ``u`` in [0, 1], as float64."""
+    if name not in _EASINGS:
+        raise ValueError(f"unknown easing {name!r}; use one of {', '.join(EASINGS)}")
+    return np.asarray(_EASINGS[name](np.asarray(u, dtype=np.float64)), dtype=np.float64)
 
 
 def _check_count(n: int, minimum: int) -> int:

@@ -325,6 +325,41 @@ def _animation_frames(frames: Any, scale: int = 1) -> list[Image.Image]:
     return [_scaled(im, scale) for im in ims]
 
 
+class FrameFiles(Sequence):
+    """Frames saved as image files, opened one at a time when indexed (RGB PIL images): an animation of
+    thousands of frames is written without holding them all in memory. Introduced in notebook 04_prompt_walks."""
+
+    def __init__(self, paths: Sequence[PathLike]):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("No frames were given (the list of frame files is empty).")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return FrameFiles(self.paths[i])
+        with Image.open(self.paths[i]) as im:
+            return im.convert("RGB")
+
+
+def _streamed_frames(frames: FrameFiles, scale: int) -> Iterator[Image.Image]:
+    """:func:`_animation_frames` for frame files, one frame at a time."""
+    _check_scale(scale)
+    size = None
+    for i in range(len(frames)):
+        im = frames[i]
+        if size is None:
+            size = im.size
+            if scale > 1:
+                _check_pixels(size[0] * scale, size[1] * scale, f"a frame upscaled {scale}x", "use a smaller scale")
+        elif im.size != size:
+            raise ValueError(f"All frames of an animation must have the same size: frame 0 is {size[0]}x{size[1]} "
+                             f"but frame {i} is {im.width}x{im.height} (width x height).")
+        yield _scaled(im, scale)
+
+
 def _pingpong(frames: list[Image.Image]) -> list[Image.Image]:
     """``0..n-1`` then ``n-2..1``: loops forward and back without showing either endpoint twice."""
     return frames + frames[-2:0:-1]
@@ -569,6 +604,7 @@ def export_mp4(
     quality: float = 8,
     pingpong: bool = False,
     scale: int = 1,
+    audio: PathLike | None = None,
 ) -> Path:
     """Write ``frames`` as an H.264 MP4 (imageio's ffmpeg plugin) and return its path.
 
@@ -579,8 +615,10 @@ def export_mp4(
     width or height gets one repeated edge row/column, because the widely playable yuv420p format needs
     even sides. ``pingpong`` and ``scale`` are as in :func:`export_gif`. Alpha is dropped. Written
     atomically (``-movflags +faststart`` so browsers can start playing at once). The name must end in
-    ``.mp4`` (or ``.mov``, ``.mkv``: ffmpeg picks the container from it).
-    Introduced in notebook 04_prompt_walks.
+    ``.mp4`` (or ``.mov``, ``.mkv``: ffmpeg picks the container from it). ``audio``: a sound file (anything
+    ffmpeg decodes) that becomes the video's AAC sound track, cut to the video's length. :class:`FrameFiles`
+    are read one at a time, so a long walk never sits in memory whole.
+    Introduced in notebook 04_prompt_walks (the sound track in 09_timelines_and_music).
     """
     import imageio.v2 as iio  # imported here: imageio and its ffmpeg binary are only needed for MP4
 
@@ -588,9 +626,23 @@ def export_mp4(
     fps = check_fps(fps)
     if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 1 <= quality <= 10:
         raise ValueError(f"quality must be a number from 1 (smallest file) to 10 (best); got {quality!r}.")
-    ims = _animation_frames(frames, scale)
-    if pingpong:
-        ims = _pingpong(ims)
+    if audio is not None and not Path(audio).expanduser().is_file():
+        raise ValueError(f"no audio file at {str(audio)!r} for the MP4's sound track")
+    ims: Sequence[Image.Image] | Iterator[Image.Image]
+    if isinstance(frames, FrameFiles):
+        order = list(range(len(frames))) + (list(range(len(frames) - 2, 0, -1)) if pingpong else [])
+        count = len(order)
+        ims = _streamed_frames(FrameFiles([frames.paths[i] for i in order]), scale)
+    else:
+        ims = _animation_frames(frames, scale)
+        if pingpong:
+            ims = _pingpong(ims)
+        count = len(ims)
+    sound: dict[str, Any] = {}
+    params = ["-movflags", "+faststart"]
+    if audio is not None:
+        sound = {"audio_path": str(Path(audio).expanduser()), "audio_codec": "aac"}
+        params += ["-t", f"{count / fps:.6f}"]  # the sound track ends with the last frame
     with _export_errors(target), atomic_write(target) as tmp:
         writer = iio.get_writer(
             tmp,
@@ -602,15 +654,34 @@ def export_mp4(
             pixelformat="yuv420p",
             macro_block_size=1,  # no resizing: we pad odd sides ourselves
             ffmpeg_log_level="error",
-            output_params=["-movflags", "+faststart"],
+            output_params=params,
+            **sound,
         )
         try:
             for im in ims:
                 writer.append_data(_pad_to_even(np.asarray(im)))
         finally:
             writer.close()
-        _verify_frames(tmp, len(ims), target)
+        _verify_frames(tmp, count, target)
     return target
+
+
+def stream_seconds(path: PathLike) -> dict[str, float]:
+    """How long each kind of stream in a video file plays, e.g. ``{"video": 4.0, "audio": 4.0}``: ffmpeg (the
+    binary imageio uses) decodes the file and reports the last timestamp of each."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    out: dict[str, float] = {}
+    for kind, spec in (("video", "0:v:0"), ("audio", "0:a:0")):
+        proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-i", str(path), "-map", spec, "-f", "null",
+                               "-"], capture_output=True, text=True, check=False)
+        times = re.findall(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)", proc.stderr)
+        if proc.returncode == 0 and times:
+            h, m, sec = times[-1]
+            out[kind] = int(h) * 3600 + int(m) * 60 + float(sec)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

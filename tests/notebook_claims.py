@@ -131,6 +131,20 @@ CLAIMS: dict[str, list[Claim]] = {
               lambda p0, p1, s0, s1, e0, e1: p1 < p0 and s1 > s0 and abs(e1 - e0) < 1e-4,
               "the full method is more even and keeps the endpoints"),
     ],
+    "09_timelines_and_music": [
+        Claim(rf"plan by hand vs helpers.plan_frames: segments equal: True, largest λ difference {NUM}", _tiny,
+              "the plan written out is helpers.plan_frames", everywhere=True),
+        Claim(rf"comes back at pixel MSE {NUM}; the prompt keyframes beside it are {NUM} away",
+              lambda mse, others: mse < 0.01 and others > 5 * mse, "the picture comes back in its frame"),
+        Claim(rf"turns the noise by {NUM}°; ease-out's last step of a {NUM}° segment is .* = {NUM}°; "
+              rf"smallest step of the loop {NUM}°",
+              lambda step, _theta, expected, smallest: abs(step - expected) < 1e-3 and smallest > 0,
+              "the loop closes with the last segment's own last step, no frame repeated", everywhere=True),
+        Claim(rf"the MP4 plays {NUM} s of video and {NUM} s of sound", lambda v, a: abs(v - a) <= 1 / 8,
+              "the sound track lasts as long as the video, within a frame", everywhere=True),
+        Claim(rf"correlation of frame distance with onset strength: r = {NUM}", lambda r: r > 0.6,
+              "the frames move on the beats"),
+    ],
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-from helpers.walks.spec import MODELS, load_walk_spec
+from helpers.walks.spec import MODELS, check_runtime, load_walk_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
@@ -55,17 +55,19 @@ WALK_FILES = sorted((ROOT / "walks").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", WALK_FILES, ids=[p.name for p in WALK_FILES])
-def test_example_walk_files_are_valid(path):
+def test_example_walk_files_are_valid(path, tmp_path):
     spec = load_walk_spec(path)
+    check_runtime(spec, tmp_path / "out")  # a walk timed to music learns its length from the audio file here
     assert spec.model in MODELS and spec.frames >= 2
 
 
-@pytest.mark.parametrize("name", ["scenes.yaml", "scene_morph.yaml"])
+@pytest.mark.parametrize("name", ["scenes.yaml", "scene_morph.yaml", "timeline.yaml", "timeline_beat.yaml"])
 def test_offline_example_walks_render(name, tmp_path, capsys):
     from helpers.walks import main, read_manifest
 
     assert main([str(ROOT / "walks" / name), "--out", str(tmp_path), "--no-progress"]) == 0
     spec = load_walk_spec(ROOT / "walks" / name)
+    check_runtime(spec, tmp_path)  # the frames of a walk timed to music: its length × fps
     files = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith(".")]
     assert {".gif", ".mp4", ".png"} <= {p.suffix for p in files}
     assert all(p.stat().st_size > 0 for p in files)

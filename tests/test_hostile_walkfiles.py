@@ -44,6 +44,24 @@ def _frames(line: str) -> str:
     return BASE.replace("frames: 3", line)
 
 
+def _keyframes(entries: str) -> str:
+    return "model: tiny-sd\nsteps: 2\nformats: [mp4]\nkeyframes:\n" + entries
+
+
+#: A timeline of two keyframes: 3 frames eased, then the last keyframe (4 frames).
+TIMELINE = _keyframes("  - prompt: a big red heart\n    frames: 3\n    easing: cosine\n"
+                      "  - prompt: a big blue heart\n    seed: 2\n")
+TIMELINE_AUDIO = _keyframes("  - prompt: a big red heart\n  - prompt: a big blue heart\n")
+
+
+def _beat(root: Path, silent: bool = False) -> None:
+    """A one-second click track (or one second of silence) beside the walk file."""
+    from helpers.audio import click_track, write_audio
+
+    y = click_track(240, 1.0)
+    write_audio(root / ("silence.wav" if silent else "beat.wav"), 0 * y if silent else y)
+
+
 def _png(width: int, height: int, idat: bytes) -> bytes:
     """A PNG with valid chunk CRCs whatever its header claims and its IDAT holds."""
 
@@ -223,6 +241,49 @@ CASES = [
     Case("r2-062-image-url", UNCLIP + 'images: ["https://example.com/a.png", photo.png]\n',
          "URLs are not supported; download the image and give its path"),
     Case("r2-063-image-palette-la", UNCLIP + "images: [palette.png, la.png]\n", None, setup=_palette_la),
+    # --- timelines (issue 34): keyframes, loops, image keyframes, audio
+    Case("tl-01-good", TIMELINE, None, frames=4),
+    Case("tl-02-good-loop-image", TIMELINE.replace("  - prompt: a big blue heart\n    seed: 2\n",
+                                                   "  - image: photo.png\n    frames: 2\n") + "loop: true\n",
+         None, frames=5),
+    Case("tl-03-good-audio", _keyframes("  - prompt: a big red heart\n  - prompt: a big blue heart\n    at: 0.5\n"
+                                         "  - prompt: a big cat face\n") + "audio: beat.wav\nfps: 8\n", None,
+         setup=_beat, frames=8),
+    Case("tl-04-keyframes-not-list", _keyframes("") .replace("keyframes:\n", "keyframes: a red heart\n"),
+         "keyframes must be a list of at least 2 entries"),
+    Case("tl-05-keyframe-unknown-key", TIMELINE.replace("    easing: cosine", "    easeing: cosine"),
+         "unknown key 'easeing' (did you mean 'easing'?)"),
+    Case("tl-06-bad-easing", TIMELINE.replace("easing: cosine", "easing: bounce"),
+         "easing must be one of linear, cosine, ease-in, ease-out, cubic; got 'bounce'"),
+    Case("tl-07-frames-and-seconds", TIMELINE.replace("    frames: 3\n", "    frames: 3\n    seconds: 1.0\n"),
+         "exactly one of them"),
+    Case("tl-08-no-length", TIMELINE.replace("    frames: 3\n", ""), "give its length to the next keyframe"),
+    Case("tl-09-at-without-audio", TIMELINE.replace("    frames: 3\n", "    frames: 3\n    at: 1.0\n"),
+         "at= pins a keyframe to a time in the music; give the timeline audio="),
+    Case("tl-10-mixed-with-prompts", TIMELINE + "prompts: [a, b]\n", "prompts: describes a plain walk"),
+    Case("tl-11-loop-on-plain-walk", BASE + "loop: true\n", "use closed: true to loop a plain walk"),
+    Case("tl-12-neither-prompt-nor-image", TIMELINE.replace("prompt: a big blue heart\n    seed: 2", "seed: 4"),
+         "keyframe 1 needs a prompt: (the text to draw) or an image:"),
+    Case("tl-13-image-missing", TIMELINE.replace("prompt: a big blue heart", "image: nothere.png"),
+         "no image file at"),
+    Case("tl-14-image-not-an-image", TIMELINE.replace("prompt: a big blue heart", "image: notes.txt"),
+         "is not an image Pillow can read"),
+    Case("tl-15-audio-missing", TIMELINE_AUDIO + "audio: nothere.wav\n", "audio: no audio file at"),
+    Case("tl-16-audio-not-audio", TIMELINE_AUDIO + "audio: notes.txt\n", "notes.txt is not audio that librosa can decode"),
+    Case("tl-17-audio-with-frames", TIMELINE + "audio: beat.wav\n", "with audio the music sets the segments' lengths",
+         setup=_beat),
+    Case("tl-18-smooth-without-audio", TIMELINE + "smooth: 0.5\n", "give audio: too"),
+    Case("tl-19-smooth-out-of-range", TIMELINE_AUDIO + "audio: beat.wav\nsmooth: 2\n",
+         "smooth must be a number from 0 to 1, got 2", setup=_beat),
+    Case("tl-20-pins-on-one-frame", _keyframes("  - prompt: a big red heart\n  - prompt: a big blue heart\n"
+                                               "    at: 0.5\n  - prompt: a big cat face\n    at: 0.51\n")
+         + "audio: beat.wav\nfps: 8\nloop: true\n", "fall on the same frame of the music", setup=_beat, loads=True),
+    Case("tl-21-unclip-prompt-keyframe", UNCLIP.replace("frames: 3\n", "") + "keyframes:\n  - image: photo.png\n"
+         "    frames: 2\n  - prompt: a red apple\n", "walks between images: give every keyframe an image:"),
+    Case("tl-22-good-unclip", UNCLIP.replace("frames: 3\n", "") + "keyframes:\n  - image: photo.png\n"
+         "    frames: 2\n  - image: \"scene:red apple\"\n", None, frames=3),
+    Case("tl-23-audio-silent", TIMELINE_AUDIO + "audio: silence.wav\n", "the audio has no onsets",
+         setup=lambda root: _beat(root, silent=True), loads=True),
 ]
 
 

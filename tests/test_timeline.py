@@ -106,7 +106,7 @@ def test_keyframes_render_as_they_would_alone(pipe):
     (Timeline([Keyframe("a", frames=0), Keyframe("b")]), "frames must be a whole number from 1"),
     (Timeline([Keyframe("a", seconds=0.01), Keyframe("b")]), "less than one frame"),
     (Timeline([Keyframe("a", seed=-1, frames=2), Keyframe("b")]), "seed must be a whole number"),
-    (Timeline([Keyframe(" ", frames=2), Keyframe("b")]), "no prompt"),
+    (Timeline([Keyframe(" ", frames=2), Keyframe("b")]), "neither a prompt nor an image"),
     (Timeline([Keyframe("a", frames=2), Keyframe("b")], fps=0), "fps must be"),
 ])
 def test_a_timeline_that_cannot_render_is_one_clear_error(timeline, message):
@@ -132,3 +132,92 @@ def test_sdxl_timelines_walk_both_encoders_and_the_pooled_embedding():
     assert min(middle) > 0.01 and abs(middle[0] - middle[1]) < 0.2 * _angle(key_pooled[0], key_pooled[1])
     frames = render_timeline(sdxl, tl, num_inference_steps=2, output_type="np", progress=False)
     assert len(frames) == 8
+
+
+# --- image keyframes, per-segment re-timing (issue 34)
+
+
+def test_an_image_keyframe_walks_from_its_inverted_noise_to_the_next_prompt(pipe):
+    """Image → prompt: the noise runs from the image's DDIM inversion to the prompt's seed in equal angular
+    steps, and the conditioning from the empty caption to the prompt."""
+    from PIL import Image
+
+    from helpers.morph import invert_images
+
+    photo = Image.new("RGB", (32, 32), (220, 40, 40))
+    tl = Timeline([Keyframe(image=photo, frames=4), Keyframe("a blue car", seed=5)])
+    inputs = timeline_inputs(pipe, tl, num_inference_steps=3)
+    inverted = invert_images(pipe, [photo], num_inference_steps=3).latents[0]
+    torch.testing.assert_close(inputs["latents"][0], inverted)
+    torch.testing.assert_close(inputs["latents"][4], make_latents(pipe, 5)[0])
+    steps = [_angle(inputs["latents"][i], inputs["latents"][i + 1]) for i in range(4)]
+    np.testing.assert_allclose(steps, _angle(inverted, make_latents(pipe, 5)[0]) / 4, rtol=1e-4)
+    empty, _ = encode_prompts(pipe, [""])
+    car, _ = encode_prompts(pipe, ["a blue car"])
+    torch.testing.assert_close(inputs["prompt_embeds"][0], empty[0])
+    torch.testing.assert_close(inputs["prompt_embeds"][4], car[0])
+
+
+@pytest.fixture(scope="module")
+def teaching():
+    from helpers.backends import choose_backend
+
+    return choose_backend("teaching", "text2img")
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2).mean())
+
+
+def test_an_image_keyframe_comes_back_in_its_frame_on_the_teaching_model(teaching):
+    """The frame on an image keyframe is the image (DDIM inversion round trip, at the model card's guidance:
+    the empty caption is also the negative prompt, so guidance leaves it alone); the prompt keyframes around
+    it are other pictures."""
+    from helpers.morph import images_to_array
+
+    apple = teaching.example_images(objects=["green apple"])[0]
+    tl = Timeline([Keyframe("a big red heart on a white background", seed=0, frames=3),
+                   Keyframe(image="scene:green apple", frames=3), Keyframe("a big cat face on a pink background")])
+    frames = render_timeline(teaching.pipe, tl, output_type="np", progress=False, **teaching.render_kwargs())
+    truth = images_to_array([apple])[0]
+    rebuilt, others = _mse(frames[3], truth), min(_mse(frames[0], truth), _mse(frames[6], truth))
+    print(f"image keyframe: MSE {rebuilt:.4f} to its image; the prompt keyframes: {others:.4f}")
+    assert rebuilt < 0.01 and others > 5 * rebuilt
+
+
+def test_an_unclip_timeline_walks_between_inverted_images():
+    from helpers.backends import choose_backend
+    from helpers.morph import images_to_array
+
+    unclip = choose_backend("teaching", "unclip")
+    images = unclip.example_images(objects=["red apple", "bus"])
+    tl = Timeline([Keyframe(image=images[0], frames=4), Keyframe(image=images[1])])
+    kw = {**unclip.render_kwargs(), "decoder_guidance_scale": 1.0}
+    frames = render_timeline(unclip.pipe, tl, output_type="np", progress=False, **kw)
+    truth = images_to_array(images)
+    errors = _mse(frames[0], truth[0]), _mse(frames[4], truth[1])
+    print("unCLIP image keyframes come back at MSE", np.round(errors, 4))
+    assert max(errors) < 0.015 and _mse(frames[2], truth[0]) > max(errors)
+    with pytest.raises(ValueError, match="walks between images"):
+        timeline_inputs(unclip.pipe, Timeline([Keyframe("a red apple", frames=2), Keyframe(image=images[1])]))
+
+
+def test_a_retimed_segment_is_more_even_than_the_linear_one(teaching):
+    """retime=True on a segment: its frames' steps, measured with notebook 07's walk_report (RMSE), are more
+    even than the same segment spaced evenly in λ."""
+    from helpers.metrics import walk_report
+    from helpers.timeline import retimed_plan
+
+    keys = [Keyframe("a big red heart on a white background", seed=0, frames=8),
+            Keyframe("a big cat face on a pink background", seed=0)]
+    kw = teaching.render_kwargs()
+    reports = {}
+    for retimed in (False, True):
+        tl = Timeline([Keyframe(**{**keys[0].__dict__, "retime": retimed}), keys[1]])
+        frames = render_timeline(teaching.pipe, tl, output_type="np", progress=False, **kw)
+        reports[retimed] = walk_report(frames, metric="rmse")
+    print("jump ratio linear → retimed:", round(reports[False].jump_ratio, 2), "→", round(reports[True].jump_ratio, 2),
+          "; smoothness:", round(reports[False].smoothness, 3), "→", round(reports[True].smoothness, 3))
+    assert reports[True].smoothness > reports[False].smoothness
+    plan = retimed_plan(teaching.pipe, Timeline([Keyframe(**{**keys[0].__dict__, "retime": True}), keys[1]]), **kw)
+    assert plan.frac[0] == 0.0 and plan.frac[-1] == 1.0 and (np.diff(plan.frac) >= 0).all()

@@ -69,7 +69,8 @@ LIVE_NOTE = ("*On this page the sliders and buttons above are a still picture: t
 #: Modules of the API reference, in the order of the lesson's data flow (the README's table).
 API_MODULES = (
     "helpers.devices", "helpers.backends", "helpers.models", "helpers.pipelines", "helpers.pipeline_info",
-    "helpers.embeddings", "helpers.interpolation", "helpers.timeline", "helpers.inversion", "helpers.unclip", "helpers.morph",
+    "helpers.embeddings", "helpers.interpolation", "helpers.timeline", "helpers.audio", "helpers.inversion",
+    "helpers.unclip", "helpers.morph",
     "helpers.metrics", "helpers.smooth", "helpers.render", "helpers.walks", "helpers.media", "helpers.widgets",
     "helpers.diagrams", "helpers.checks", "helpers.teaching",
 )

@@ -36,6 +36,7 @@ import numbers
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,17 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _KEYS = (
     "model", "prompts", "negative_prompt", "images", "seeds", "frames", "steps", "size", "guidance", "method",
     "closed", "schedule", "formats", "fps", "batch_size", "out", "device", "dtype", "compile", "channels_last",
+    "keyframes", "loop", "audio", "smooth",
 )  # fmt: skip
+#: The keys of one entry of ``keyframes:`` (the fields of :class:`helpers.timeline.Keyframe`).
+KEYFRAME_KEYS = ("prompt", "image", "negative_prompt", "seed", "frames", "seconds", "easing", "at", "retime")
+#: Keys that describe a plain walk: a timeline (``keyframes:``) says the same per keyframe instead.
+_PLAIN_ONLY = {"prompts": "a prompt: per keyframe", "images": "an image: per keyframe",
+               "seeds": "a seed: per keyframe", "frames": "frames: (or seconds:) per keyframe",
+               "closed": "loop: true", "schedule": "an easing: per keyframe", "method": "nothing (timelines slerp)",
+               "negative_prompt": "a negative_prompt: per keyframe"}
+#: Keys of timelines only.
+_TIMELINE_ONLY = ("loop", "audio", "smooth")
 
 
 class WalkSpecError(ValueError):
@@ -101,6 +112,10 @@ class WalkSpec:
     compile: bool = False
     channels_last: bool = False
     source: str = "walk file"
+    keyframes: list[Any] = field(default_factory=list)  # helpers.timeline.Keyframe: a timeline walk
+    loop: bool = False
+    audio: Path | None = None
+    smooth: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -108,7 +123,15 @@ class WalkSpec:
 
     @property
     def keypoints(self) -> int:
+        if self.keyframes:
+            return len(self.keyframes)
         return len(self.images) if self.kind == "unclip" else len(self.prompts)
+
+    def timeline(self, audio: Any = None) -> Any:
+        """The :class:`helpers.timeline.Timeline` of a ``keyframes:`` walk (``audio``: its onset envelope)."""
+        from helpers.timeline import Timeline
+
+        return Timeline(self.keyframes, fps=self.fps, loop=self.loop, audio=audio, smooth=self.smooth)
 
 
 def _type_name(value: Any) -> str:
@@ -262,6 +285,23 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
     base = Path(base_dir)
     model, model_path = _parse_model(data, base, where)
     spec = WalkSpec(model=model, model_path=model_path, frames=0, source=source)
+    if "keyframes" in data:
+        _parse_timeline(spec, data, base, where)
+        _parse_render_options(spec, data, base, where)
+        _parse_common(spec, data, where)
+        if spec.audio is None:
+            from helpers.timeline import plan_frames
+
+            try:
+                spec.frames = len(plan_frames(spec.timeline()))
+            except (TypeError, ValueError) as exc:
+                raise WalkSpecError(f"{where}: keyframes: {exc}") from None
+        return spec
+    for key in _TIMELINE_ONLY:
+        if key in data:
+            raise WalkSpecError(f"{where}: {key}: belongs to a timeline; write the walk as keyframes: (a list of "
+                                "prompt:/image: entries) to use it" + (", or use closed: true to loop a plain walk"
+                                                                       if key == "loop" else ""))
     _parse_keypoints(spec, data, base, where)
     _parse_frames(spec, data, where)
     if "negative_prompt" in data:
@@ -270,6 +310,13 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         spec.negative_prompt = data["negative_prompt"]
     if "seeds" in data:
         spec.seeds = _parse_seeds(data["seeds"], spec.frames, where)
+    _parse_common(spec, data, where)
+    _parse_render_options(spec, data, base, where)
+    return spec
+
+
+def _parse_common(spec: WalkSpec, data: dict, where: str) -> None:
+    """steps and size, the same in plain walks and timelines."""
     if "steps" in data:
         spec.steps = _int(data, "steps", where, 2 if spec.kind == "unclip" else 1, LIMITS["steps"])
     if "size" in data:
@@ -277,8 +324,106 @@ def parse_walk_spec(data: Any, *, base_dir: str | os.PathLike = ".", source: str
         native = _registry_native_side(spec.model)
         if native is not None:
             _check_native_size(spec, native)
-    _parse_render_options(spec, data, base, where)
-    return spec
+
+
+def _image_item(item: Any, base: Path, where: str) -> str:
+    """An image written in a walk file: ``scene:NAME``, or a file path relative to the walk file."""
+    if not isinstance(item, str) or not item.strip():
+        raise WalkSpecError(f"{where}: an image must be a file path or \"scene:NAME\", got {_short(item)}")
+    if item.startswith(RETIRED_PREFIX):
+        raise WalkSpecError(f"{where}: {item!r}: the digit world was retired; name an example scene "
+                            f"instead, e.g. \"{SCENE_PREFIX}red apple\" (quoted in YAML)")
+    if _URL.match(item):
+        raise WalkSpecError(f"{where}: {_short(item)!r}: URLs are not supported; download the image and "
+                            "give its path (relative to the walk file)")
+    return _scene_item(item, where) if item.startswith(SCENE_PREFIX) else str(_walk_path(base, item))
+
+
+def _parse_timeline(spec: WalkSpec, data: dict, base: Path, where: str) -> None:
+    """``keyframes:`` (each a mapping of :data:`KEYFRAME_KEYS`), ``loop:``, ``audio:`` and ``smooth:``."""
+    mixed = [k for k in _PLAIN_ONLY if k in data]
+    if mixed:
+        k = mixed[0]
+        raise WalkSpecError(f"{where}: {k}: describes a plain walk, but this file has keyframes:; in a timeline "
+                            f"write {_PLAIN_ONLY[k]} instead")
+    entries = data["keyframes"]
+    if not isinstance(entries, list) or len(entries) < 2:
+        raise WalkSpecError(f"{where}: keyframes must be a list of at least 2 entries (each with prompt: or "
+                            f"image:), got {_short(entries)}")
+    spec.keyframes = [_parse_keyframe(spec, entry, base, f"{where}: keyframe {i}") for i, entry in enumerate(entries)]
+    if "loop" in data:
+        spec.loop = _bool(data, "loop", where)
+    _parse_music(spec, data, base, where)
+
+
+def _parse_keyframe(spec: WalkSpec, entry: Any, base: Path, at: str) -> Any:
+    """One entry of ``keyframes:`` as a :class:`helpers.timeline.Keyframe` (a bare string is a prompt)."""
+    from helpers.timeline import Keyframe
+
+    if isinstance(entry, str):
+        entry = {"prompt": entry}
+    if not isinstance(entry, dict):
+        raise WalkSpecError(f"{at} must be a mapping such as {{prompt: a red heart, frames: 12}}, got {_short(entry)}")
+    unknown = [k for k in entry if k not in KEYFRAME_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), KEYFRAME_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise WalkSpecError(f"{at}: unknown key {unknown[0]!r}{hint}; a keyframe takes {', '.join(KEYFRAME_KEYS)}")
+    fields: dict[str, Any] = {}
+    for key in ("prompt", "negative_prompt"):
+        if key in entry:
+            if not isinstance(entry[key], str):
+                raise WalkSpecError(f"{at}: {key} must be text, got {_short(entry[key])}")
+            fields[key] = entry[key]
+    if "image" in entry:
+        fields["image"] = _image_item(entry["image"], base, at)
+    elif spec.kind == "unclip":
+        raise WalkSpecError(f"{at}: {spec.model} is an unCLIP model and walks between images: give every "
+                            "keyframe an image: (a file, or \"scene:red apple\")")
+    elif not fields.get("prompt", "").strip():
+        raise WalkSpecError(f"{at} needs a prompt: (the text to draw) or an image:")
+    return Keyframe(**fields, **_keyframe_timing(entry, at))
+
+
+def _keyframe_timing(entry: dict, at: str) -> dict[str, Any]:
+    """A keyframe's seed and its way to the next keyframe: frames or seconds, at, easing, retime."""
+    from helpers.interpolation import EASINGS
+
+    fields: dict[str, Any] = {}
+    if "seed" in entry:
+        fields["seed"] = _parse_seeds(entry["seed"], 1, at)[0]
+    if "frames" in entry:
+        fields["frames"] = _int(entry, "frames", at, 1, LIMITS["frames"])
+    for key in ("seconds", "at"):
+        if key in entry:
+            fields[key] = _number(entry, key, at, 0.0, LIMITS["frames"] / LIMITS["fps"][0])
+    if "easing" in entry:
+        fields["easing"] = _choice(entry, "easing", at, EASINGS)
+    if "retime" in entry:
+        fields["retime"] = _bool(entry, "retime", at)
+    return fields
+
+
+def _parse_music(spec: WalkSpec, data: dict, base: Path, where: str) -> None:
+    """``audio:`` (a sound file relative to the walk file) and ``smooth:``; with audio the music sets the
+    lengths, so no keyframe may give its own."""
+    if "smooth" in data:
+        if "audio" not in data:
+            raise WalkSpecError(f"{where}: smooth: blends the music's timing with even spacing; give audio: too")
+        spec.smooth = _number(data, "smooth", where, 0.0, 1.0)
+    if "audio" not in data:
+        return
+    if not isinstance(data["audio"], str) or not data["audio"].strip():
+        raise WalkSpecError(f"{where}: audio must be the path of a sound file (WAV, FLAC, OGG, MP3), got "
+                            f"{_short(data['audio'])}")
+    if _URL.match(data["audio"]):
+        raise WalkSpecError(f"{where}: audio: URLs are not supported; download the file and give its path")
+    spec.audio = _walk_path(base, data["audio"])
+    for i, k in enumerate(spec.keyframes):
+        if k.frames is not None or k.seconds is not None or k.retime:
+            raise WalkSpecError(f"{where}: keyframe {i}: with audio the music sets the segments' lengths and "
+                                "timing; leave out frames:, seconds: and retime:, and pin the keyframe to a "
+                                "time with at: instead")
 
 
 def _check_keys(data: Any, where: str) -> None:
@@ -531,7 +676,18 @@ def check_runtime(spec: WalkSpec, out: str | os.PathLike | None = None) -> None:
             raise WalkSpecError(f"{where}: {exc} (in a walk file: device: auto)") from None
     from helpers.media import load_image
 
-    for item in spec.images:
+    if spec.audio is not None:
+        from helpers.audio import AudioError, audio_duration
+
+        try:
+            seconds = audio_duration(spec.audio)
+        except AudioError as exc:
+            raise WalkSpecError(f"{where}: audio: {exc} (audio paths are relative to the walk file)") from None
+        spec.frames = round(seconds * spec.fps)  # the music sets the length
+        if spec.frames < 2:
+            raise WalkSpecError(f"{where}: audio: {spec.audio.name} lasts {seconds:.3f} s, less than two frames "
+                                f"at {spec.fps:g} fps")
+    for item in spec.images + [k.image for k in spec.keyframes if k.image is not None]:
         if item.startswith(SCENE_PREFIX):
             continue
         if not Path(item).is_file():  # before opening: a named pipe would block
@@ -608,6 +764,8 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
     if "height" in kwargs:
         size = {"height": kwargs["height"], "width": kwargs["width"]}
     inputs: dict[str, Any] = {"seed": spec.seeds[0], "model": spec.model}
+    if spec.keyframes:
+        return _timeline_inputs(spec, loaded, pipe, inputs, kwargs)
     if spec.kind == "unclip":
         from helpers.media import load_image
 
@@ -634,6 +792,33 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
         inputs["latents"] = interpolation_path(list(noise), spec.frames, method="slerp", closed=spec.closed,
                                                schedule=spec.schedule)
     return pipe, {**inputs, **kwargs}
+
+
+def _timeline_inputs(spec: WalkSpec, loaded: Any, pipe: Any, inputs: dict[str, Any], kwargs: dict[str, Any]
+                     ) -> tuple[Any, dict[str, Any]]:
+    """(pipeline, render_walk's keyword arguments) for a ``keyframes:`` walk: the music's onset envelope, the
+    keyframes encoded once (images inverted with the render's steps), the plan (re-timed segments rendered
+    here), and the DDIM sampler when an image was inverted. Example scenes come at the model's own size."""
+    from helpers.timeline import inversion_steps, keyframe_inputs, retimed_plan, timeline_pipe
+
+    envelope = None
+    if spec.audio is not None:
+        from helpers.audio import AudioError, onset_envelope
+
+        try:
+            envelope = onset_envelope(spec.audio, spec.fps)
+        except AudioError as exc:
+            raise WalkSpecError(f"{spec.source}: audio: {exc}") from None
+    timeline = spec.timeline(envelope)
+    if spec.kind == "unclip" and spec.guidance is None:
+        kwargs["decoder_guidance_scale"] = 1.0  # inverted latents rebuild their image at guidance 1
+    try:
+        table = keyframe_inputs(pipe, timeline, **inversion_steps(pipe, kwargs))
+        plan = retimed_plan(pipe, timeline, table, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise WalkSpecError(f"{spec.source}: keyframes: {exc}") from None
+    spec.frames = len(plan)
+    return timeline_pipe(pipe, timeline), {**inputs, "seed": 0, **table.frames(plan.segment, plan.frac), **kwargs}
 
 
 def _check_keypoints_differ(spec: WalkSpec, pipe: Any, embeds: Any, labels: list[str]) -> None:
@@ -671,7 +856,7 @@ def _distributed_state() -> Any:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def export_walk(spec: WalkSpec, frames: list[Any], out_dir: Path, *, log: Any = print) -> dict[str, Path]:
+def export_walk(spec: WalkSpec, frames: Sequence[Any], out_dir: Path, *, log: Any = print) -> dict[str, Path]:
     """Write the GIF, MP4 and contact sheet that ``spec.formats`` asks for into the render folder ``out_dir``.
 
     Each is recorded in the folder's manifest; a file of the same name that no render of that folder wrote
@@ -684,7 +869,7 @@ def export_walk(spec: WalkSpec, frames: list[Any], out_dir: Path, *, log: Any = 
     picked = list(range(0, len(frames), step))[:16]
     writers: dict[str, tuple[str, Any]] = {
         "gif": ("walk.gif", lambda p: export_gif(frames, p, fps=min(spec.fps, 50))),
-        "mp4": ("walk.mp4", lambda p: export_mp4(frames, p, fps=spec.fps)),
+        "mp4": ("walk.mp4", lambda p: export_mp4(frames, p, fps=spec.fps, audio=spec.audio)),
         "contact_sheet": ("contact_sheet.png", lambda p: save_image(
             image_grid([frames[i] for i in picked], labels=[str(i) for i in picked]), p)),
     }
@@ -705,6 +890,7 @@ def run_walk(
     """
     import torch
 
+    from helpers.media import FrameFiles
     from helpers.render import speed_options
     from helpers.walks.folder import render_walk
 
@@ -727,7 +913,7 @@ def run_walk(
     print(f"{where}: rendered {len(result.rendered)} frame(s), {len(result.skipped)} already done", flush=True)
     written: dict[str, Any] = {"frames": result.frames}
     if is_main:
-        written.update(export_walk(spec, result.images(), folder, log=log))
+        written.update(export_walk(spec, FrameFiles(result.frames), folder, log=log))
     if state is not None:
         state.wait_for_everyone()
     return written
