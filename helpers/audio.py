@@ -27,6 +27,10 @@ from helpers.checks import check_real
 SAMPLE_RATE = 22_050
 #: Samples between two onset-envelope values (≈ 23 ms at 22,050 Hz: finer than any video frame).
 HOP_LENGTH = 512
+#: The onsets are worked out this many seconds of sound at a time (bounded memory for long songs), each block
+#: with this much sound either side as context.
+BLOCK_SECONDS = 30.0
+CONTEXT_SECONDS = 3.0
 #: Audio longer than this is refused (a walk of 100,000 frames at 12 fps is 2.3 hours).
 MAX_SECONDS = 3 * 3600.0
 
@@ -114,7 +118,7 @@ def onset_envelope(audio: str | os.PathLike | np.ndarray, fps: float, *, sr: int
     n = round(duration * fps)
     if n < 2:
         raise AudioError(f"the audio lasts {duration:.3f} s, less than two frames at {fps:g} fps")
-    envelope = librosa.onset.onset_strength(y=librosa.effects.percussive(y), sr=sr, hop_length=HOP_LENGTH)
+    envelope = _percussive_onsets(y, sr)
     times = librosa.frames_to_time(np.arange(len(envelope)), sr=sr, hop_length=HOP_LENGTH)
     which = np.minimum((times * fps).astype(np.int64), n - 1)  # the video frame each envelope value falls in
     per_frame = np.full(n, -np.inf)
@@ -126,6 +130,28 @@ def onset_envelope(audio: str | os.PathLike | np.ndarray, fps: float, *, sr: int
         raise AudioError("the audio has no onsets (silence, or a sound that never changes): nothing to time "
                          "the frames to; use music with a beat, or no audio")
     return OnsetEnvelope(per_frame / top, fps, duration, path)
+
+
+def _percussive_onsets(y: np.ndarray, sr: int) -> np.ndarray:
+    """librosa's onset strength of the percussive part of ``y``, one value per ``HOP_LENGTH`` samples, worked
+    out in blocks of :data:`BLOCK_SECONDS` (each with :data:`CONTEXT_SECONDS` of sound either side, so that the
+    median filters and the spectral difference see what they would see in one piece): the memory a song
+    needs does not grow with its length."""
+    import librosa
+
+    block = int(BLOCK_SECONDS * sr) // HOP_LENGTH * HOP_LENGTH
+    context = int(CONTEXT_SECONDS * sr) // HOP_LENGTH * HOP_LENGTH
+    pieces = []
+    for start in range(0, len(y), block):
+        lo = max(0, start - context)
+        piece = y[lo:min(len(y), start + block + context)]
+        env = librosa.onset.onset_strength(y=librosa.effects.percussive(piece), sr=sr, hop_length=HOP_LENGTH)
+        first = (start - lo) // HOP_LENGTH
+        count = len(range(start, min(len(y), start + block), HOP_LENGTH))
+        if start + block >= len(y):  # the last block: librosa's centred frames give one value past the end
+            count = len(env) - first
+        pieces.append(env[first:first + count])
+    return np.concatenate(pieces)
 
 
 def onset_fractions(onset: np.ndarray, start: int, n: int, *, smooth: float = 0.0) -> np.ndarray:

@@ -37,6 +37,21 @@ def test_the_onset_envelope_peaks_on_the_clicks(beat):
     assert env.onset[quiet].max() < 0.1
 
 
+def test_onsets_worked_out_in_blocks_are_librosas_on_the_whole_song(monkeypatch):
+    """Long songs are analysed a block at a time (bounded memory); with each block's context the result is
+    librosa's onset strength of the whole signal's percussive part."""
+    import librosa
+
+    import helpers.audio as audio
+
+    monkeypatch.setattr(audio, "BLOCK_SECONDS", 4.0)
+    y = click_track(137, 13.3) + 0.02 * np.random.default_rng(0).standard_normal(int(13.3 * 22050)).astype(np.float32)
+    whole = librosa.onset.onset_strength(y=librosa.effects.percussive(y), sr=22050, hop_length=audio.HOP_LENGTH)
+    blocks = audio._percussive_onsets(y, 22050)
+    assert blocks.shape == whole.shape
+    np.testing.assert_allclose(blocks, whole, atol=1e-4 * whole.max())
+
+
 def test_fractions_jump_on_the_beats_and_smooth_blends_in_even_spacing():
     onset = np.zeros(20)
     onset[[5, 15]] = 1.0  # two beats
@@ -110,3 +125,27 @@ def test_bad_audio_is_one_clear_error(tmp_path):
         plan_frames(Timeline([Keyframe("a", frames=4), Keyframe("b")], fps=FPS, audio=env))
     with pytest.raises(ValueError, match="made at 12 fps but the timeline plays at 24"):
         plan_frames(Timeline([Keyframe("a"), Keyframe("b")], fps=24, audio=env))
+
+
+def test_a_walk_file_timed_to_music_resumes_and_refuses_other_music(tmp_path, capsys):
+    """Rerun: nothing is rendered again (the music's onsets and the inverted picture give the same inputs);
+    another smooth: is another walk, refused with one error until --overwrite."""
+    from PIL import Image
+
+    from helpers.walks import main
+
+    write_audio(tmp_path / "beat.wav", click_track(240, 1.0))
+    Image.new("RGB", (32, 32), (20, 160, 40)).save(tmp_path / "photo.png")
+    walk = tmp_path / "walk.yaml"
+    text = ("model: tiny-sd\nsteps: 2\nformats: [mp4]\nfps: 8\naudio: beat.wav\nsmooth: 0.2\nloop: true\n"
+            "keyframes:\n  - prompt: a red heart\n  - image: photo.png\n    at: 0.5\n")
+    walk.write_text(text)
+    args = [str(walk), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    assert "rendered 8 frame(s), 0 already done" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "rendered 0 frame(s), 8 already done" in capsys.readouterr().out
+    walk.write_text(text.replace("smooth: 0.2", "smooth: 0.5"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err and "--overwrite" in err

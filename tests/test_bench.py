@@ -126,3 +126,17 @@ def test_morph_bench_writes_every_method_and_the_verdict(tmp_path):
     # and ends at the second, so their endpoint errors agree
     ends = [rows[0]["endpoint"] for name, rows in results.items() if "img2img" not in name]
     assert max(ends) - min(ends) < 1e-5
+
+
+def test_timeline_bench_renders_both_walks_and_reports_their_memory(tmp_path):
+    """`make bench`'s walk timed to music, at 80 and 8 frames: the table and the sound track's length."""
+    from benchmarks import timeline
+
+    out = tmp_path / "TIMELINE.md"
+    assert timeline.main(["--frames", "80", "--threads", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [row.split("|")[1].strip() for row in rows] == ["8", "80"]
+    video, sound = map(float, re.findall(r"([\d.]+) s / ([\d.]+) s \|", rows[1])[0])
+    assert abs(video - 80 / 12) <= 1 / 12 and abs(sound - video) <= 1 / 12  # 80 frames at 12 fps, with sound
+    assert re.search(r"\*\*\d+\.\d\dx\*\* for 10x the frames", text)

@@ -21,7 +21,7 @@ import test_hostile
 import torch
 from PIL import Image
 from test_hostile import BASE, _snapshot
-from tooling import ended_by
+from tooling import ended_by, interruptible
 
 import helpers.walks.spec as walkfile
 from helpers.interpolation import slerp
@@ -190,7 +190,7 @@ def test_a_rerun_removes_the_temporaries_of_an_export_killed_midway(world, write
     script.write_text(textwrap.dedent(_KILLED_EXPORT.format(writer=writer, signal=sig)))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     killed = subprocess.run([sys.executable, str(script), str(walk), str(out)], env=env, capture_output=True,
-                            timeout=300)
+                            timeout=300, preexec_fn=interruptible)
     assert ended_by(killed.returncode, killed.stderr.decode(), getattr(signal, sig)), killed.stderr.decode()[-2000:]
     left = [p.name for p in out.glob(".*.part*")]
     if sig == "SIGINT":  # Ctrl-C unwinds the writers, which delete their temporary files at once

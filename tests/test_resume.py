@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tooling import ended_by
+from tooling import ended_by, interruptible
 
 from helpers.embeddings import encode_prompts
 from helpers.interpolation import slerp
@@ -83,6 +83,7 @@ def _run(script: Path, out: Path, log: Path, delay: float) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, which a test may signal as a whole (Ctrl-C in a terminal)
+        preexec_fn=interruptible,
     )
 
 

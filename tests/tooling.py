@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from toolbox import load_tool  # noqa: E402  (tools/ is not a package)
 
-__all__ = ["ROOT", "ended_by", "load_tool"]
+__all__ = ["ROOT", "ended_by", "interruptible", "load_tool"]
 
 
 def ended_by(returncode: int, output: str, sig: int) -> bool:
@@ -26,3 +26,14 @@ def ended_by(returncode: int, output: str, sig: int) -> bool:
     if returncode == -sig:
         return True
     return sig == signal.SIGINT and returncode == 1 and output.rstrip().endswith("KeyboardInterrupt")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: Ctrl-C as a terminal delivers it. A test
+    runner started in the background by a non-interactive shell (``make test &``) ignores SIGINT, children
+    inherit that, and Python then never installs its KeyboardInterrupt handler: the child would shrug the
+    signal off."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
