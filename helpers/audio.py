@@ -46,6 +46,7 @@ class OnsetEnvelope:
     ``onset[k]`` is the strongest percussive onset heard during frame k (from k/fps to (k+1)/fps seconds),
     scaled so that the strongest of the piece is 1; there are ``round(duration * fps)`` frames. ``path`` is the
     file it was read from (what an MP4 takes its sound track from), or None for an array.
+    Introduced in notebook 09_timelines_and_music.
     """
 
     onset: np.ndarray
@@ -100,7 +101,7 @@ def audio_duration(path: str | os.PathLike) -> float:
 def onset_envelope(audio: str | os.PathLike | np.ndarray, fps: float, *, sr: int = SAMPLE_RATE) -> OnsetEnvelope:
     """The :class:`OnsetEnvelope` of ``audio`` (a file, or mono samples at ``sr`` Hz) at ``fps`` frames per
     second: librosa's harmonic-percussive separation, the onset strength of the percussive part, then the
-    maximum over each frame's time span."""
+    maximum over each frame's time span. Introduced in notebook 09_timelines_and_music."""
     import librosa
 
     fps = check_real("fps", fps, low=0.5, high=120.0)
@@ -158,7 +159,8 @@ def onset_fractions(onset: np.ndarray, start: int, n: int, *, smooth: float = 0.
     """λ (before easing) of the ``n`` frames of a segment that begins at frame ``start``: the share of the
     segment's onset strength heard so far. The step into frame j weighs ``onset[j]``; the segment's last step
     leads into the next keyframe at frame ``start + n`` (frame 0 again at the end of a loop). ``smooth`` in
-    [0, 1] blends in even spacing (``u = k / n``); a silent segment is spaced evenly."""
+    [0, 1] blends in even spacing (``u = k / n``); a silent segment is spaced evenly.
+    Introduced in notebook 09_timelines_and_music."""
     smooth = check_real("smooth", smooth, low=0.0, high=1.0)
     onset = np.asarray(onset, dtype=np.float64)
     steps = onset[(start + 1 + np.arange(n)) % len(onset)]
@@ -173,7 +175,8 @@ def onset_fractions(onset: np.ndarray, start: int, n: int, *, smooth: float = 0.
 def click_track(bpm: float, seconds: float, *, sr: int = SAMPLE_RATE, click_ms: float = 15.0,
                 seed: int = 0) -> np.ndarray:
     """A metronome: a short burst of decaying noise on every beat at ``bpm``, silence between, ``seconds``
-    long (mono float32 at ``sr`` Hz). The beats fall at 0, 60/bpm, 2·60/bpm, … seconds."""
+    long (mono float32 at ``sr`` Hz). The beats fall at 0, 60/bpm, 2·60/bpm, … seconds.
+    Introduced in notebook 09_timelines_and_music."""
     bpm = check_real("bpm", bpm, low=1.0, high=1000.0)
     seconds = check_real("seconds", seconds, low=0.1, high=MAX_SECONDS)
     y = np.zeros(round(seconds * sr), dtype=np.float32)
@@ -193,7 +196,7 @@ def beat_times(bpm: float, seconds: float) -> np.ndarray:
 
 def write_audio(path: str | os.PathLike, samples: Any, *, sr: int = SAMPLE_RATE) -> Path:
     """Write mono samples in [-1, 1] as a 16-bit WAV or FLAC file (soundfile; the suffix chooses), atomically;
-    return its path."""
+    return its path. Introduced in notebook 09_timelines_and_music."""
     import soundfile
 
     from helpers.media import atomic_write

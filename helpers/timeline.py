@@ -1,15 +1,18 @@
-"""Timelines: keyframes of prompts and seeds, each segment with its own length and easing, and exact loops.
+"""Timelines: keyframes of prompts, seeds and pictures, each segment with its own length and easing, exact
+loops, and walks timed to music.
 
-A :class:`Timeline` is a list of :class:`Keyframe` s. Each keyframe names a prompt (with an optional negative
-prompt) and a seed, and says how long the way to the next keyframe is (``frames``, or ``seconds`` at the
-timeline's ``fps``) and how it is eased (a name from :data:`helpers.interpolation.EASINGS`). Between two
-keyframes the prompt embeddings are slerped, every conditioning part at once (SDXL's pooled embedding travels
-packed in, see :func:`helpers.embeddings.encode_prompts`), and so are the two seeds' noises, with the same
-eased λ. With ``loop=True`` the last keyframe leads back into the first and the frames close exactly: the
-frame after the last one would be frame 0 again, and no frame is repeated. For example::
+Introduced in notebook 09_timelines_and_music. A :class:`Timeline` is a list of :class:`Keyframe` s. Each
+keyframe names a prompt (with an optional negative prompt) and a seed, or a picture, and says how long the way
+to the next keyframe is (``frames``, or ``seconds`` at the timeline's ``fps``) and how it is eased (a name from
+:data:`helpers.interpolation.EASINGS`, or ``retime=True`` for even steps). Between two keyframes the prompt
+embeddings are slerped, every conditioning part at once (SDXL's pooled embedding travels packed in, see
+:func:`helpers.embeddings.encode_prompts`), and so are the two noises, with the same eased λ; a picture's noise
+is its DDIM inversion. With ``loop=True`` the last keyframe leads back into the first and the frames close
+exactly: the frame after the last one would be frame 0 again, and no frame is repeated. With ``audio`` (the
+:func:`helpers.audio.onset_envelope` of a song) the music sets the length and λ follows its beats. For example::
 
     tl = Timeline([Keyframe("a red heart", seed=0, frames=12, easing="cosine"),
-                   Keyframe("a blue heart", seed=1, frames=12)], loop=True)
+                   Keyframe(image="scene:green apple", frames=12)], loop=True)
     frames = render_timeline(pipe, tl, num_inference_steps=20)
 
 The one algorithm is :func:`plan_frames`: which segment each frame lies in and at which eased λ.
@@ -41,7 +44,7 @@ class Keyframe:
     ``frames`` (this keyframe's frame included) or ``seconds`` at the timeline's fps, eased by ``easing``, or
     re-timed to even steps (``retime=True``, :func:`helpers.retime`). On a timeline with audio the music sets the
     lengths instead, and ``at`` may pin the keyframe to a time in seconds. The last keyframe of an open
-    timeline needs no length: it is the last frame."""
+    timeline needs no length: it is the last frame. Introduced in notebook 09_timelines_and_music."""
 
     prompt: str = ""
     seed: int = 0
@@ -58,7 +61,8 @@ class Keyframe:
 class Timeline:
     """Keyframes in order, the frame rate that ``seconds`` are counted in, whether the walk loops, and
     optionally the music it is timed to (``audio``, :func:`helpers.audio.onset_envelope`) with ``smooth``, the
-    weight of even spacing blended into the music's schedule (0: frames move only on the beats; 1: evenly)."""
+    weight of even spacing blended into the music's schedule (0: frames move only on the beats; 1: evenly).
+    Introduced in notebook 09_timelines_and_music."""
 
     keyframes: Sequence[Keyframe]
     fps: float = 12.0
@@ -197,6 +201,7 @@ def plan_frames(timeline: Timeline) -> FramePlan:
     leads into keyframe 0 and stops short of it: frame 0 follows the last frame as every frame follows the one
     before it. With audio, u is instead the share of the segment's onset strength heard so far (see
     :func:`helpers.audio.onset_fractions`), blended with even spacing by the timeline's ``smooth``.
+    Introduced in notebook 09_timelines_and_music.
     """
     frames = check_timeline(timeline)
     segment, frac = [], []
@@ -265,7 +270,8 @@ def keyframe_inputs(pipe: Any, timeline: Timeline, *, num_inference_steps: int =
     :func:`helpers.morph.invert_images` (captioned by the keyframe's prompt; an empty caption, the default,
     rebuilds the image at any guidance because the prompt and the negative prompt are then the same), for
     unCLIP :func:`helpers.unclip.invert` (its CLIP image embedding and inverted decoder latents; they rebuild
-    the image at decoder guidance 1; ``super_res_num_inference_steps`` is its second stage's)."""
+    the image at decoder guidance 1; ``super_res_num_inference_steps`` is its second stage's).
+    Introduced in notebook 09_timelines_and_music."""
     from helpers.pipeline_info import native_size, render_kind
 
     check_timeline(timeline)
@@ -351,7 +357,8 @@ def inversion_steps(pipe: Any, pipe_kwargs: dict[str, Any]) -> dict[str, int]:
 def retimed_plan(pipe: Any, timeline: Timeline, inputs: KeyframeInputs | None = None, *, metric: str = "rmse",
                  **pipe_kwargs: Any) -> FramePlan:
     """:func:`plan_frames`, with the λ of every segment whose keyframe says ``retime=True`` chosen by
-    :func:`helpers.retime` so that its frames are equally far apart (``metric``, notebook 07's)."""
+    :func:`helpers.retime` so that its frames are equally far apart (``metric``, notebook 07's).
+    Introduced in notebook 09_timelines_and_music."""
     from helpers.render import render_frames
     from helpers.smooth import retime
 
@@ -380,7 +387,8 @@ def render_timeline(pipe: Any, timeline: Timeline, *, progress: bool = True, out
                     **pipe_kwargs: Any) -> Any:
     """Render every frame of ``timeline`` (see :func:`plan_frames`, :func:`retimed_plan`) with
     :func:`helpers.render.render_frames`; other keyword arguments go to the pipeline (``num_inference_steps``,
-    ``guidance_scale``, …). Image keyframes are inverted with the same steps and rendered with DDIM."""
+    ``guidance_scale``, …). Image keyframes are inverted with the same steps and rendered with DDIM.
+    Introduced in notebook 09_timelines_and_music."""
     from helpers.render import render_frames
 
     inputs = keyframe_inputs(pipe, timeline, **inversion_steps(pipe, pipe_kwargs))
