@@ -24,9 +24,11 @@ from typing import Any
 import torch
 
 from helpers.models import MODELS, model_for
-from helpers.pipeline_info import is_unclip, native_size
+from helpers.pipeline_info import family, is_unclip, native_size
 
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
+#: FLUX's true classifier-free guidance scale where a negative prompt must act (``render_kwargs(negative=True)``).
+FLUX_TRUE_CFG = 4.0
 KINDS = ("text2img", "unclip")
 
 #: The registry's (:mod:`helpers.models`) real, teaching and tiny model behind each kind of pipeline.
@@ -34,7 +36,7 @@ REAL_MODELS = {kind: model_for("real", kind).name for kind in KINDS}
 TEACHING = {kind: model_for("teaching", kind).name for kind in KINDS}
 TINY = {kind: model_for("tiny-random", kind).name for kind in KINDS}
 REAL_NAMES = {kind: model_for("real", kind).title for kind in KINDS}
-_TINY_OF = {"sdxl": "Stable Diffusion XL", "sd2": "Stable Diffusion 2.x"}
+_TINY_OF = {"sdxl": "Stable Diffusion XL", "sd2": "Stable Diffusion 2.x", "sd3": "Stable Diffusion 3", "flux": "FLUX.1"}
 
 #: The teaching world's example prompts: the first two make a colour walk (one object, two colours), the next
 #: pairs an object walk within a family and one across families.
@@ -100,11 +102,16 @@ class Backend:
     def is_real(self) -> bool:
         return self.name == "real"
 
-    def render_kwargs(self, steps: int | None = None, guidance_scale: float | None = None) -> dict[str, Any]:
+    def render_kwargs(self, steps: int | None = None, guidance_scale: float | None = None, *,
+                      negative: bool = False) -> dict[str, Any]:
         """Keyword arguments for :func:`helpers.render.render_frames` (``steps``/``guidance_scale`` override).
 
         Text-to-image: ``num_inference_steps``, ``guidance_scale``, ``height``, ``width``. unCLIP:
         ``decoder_num_inference_steps``, ``super_res_num_inference_steps``, ``decoder_guidance_scale``.
+        ``negative=True`` asks for settings under which a negative prompt acts: FLUX is guidance-distilled (its
+        ``guidance_scale`` is an input of the transformer, with no negative branch), so there it adds true
+        classifier-free guidance, ``true_cfg_scale`` = :data:`FLUX_TRUE_CFG` (twice the transformer
+        evaluations); the other families' guidance already pushes away from the negative prompt.
         """
         steps = self.steps if steps is None else _positive_int(steps, "steps")
         guidance = self.guidance_scale if guidance_scale is None else float(guidance_scale)
@@ -119,6 +126,8 @@ class Backend:
             kwargs["height"] = self.height
         if self.width is not None:
             kwargs["width"] = self.width
+        if negative and family(self.pipe) == "flux":
+            kwargs["true_cfg_scale"] = FLUX_TRUE_CFG
         return kwargs
 
     def example_images(self, n: int = 2, *, seed: int = 0, objects: Sequence[str] | None = None) -> list[Any]:

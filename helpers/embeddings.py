@@ -16,16 +16,18 @@ import torch
 
 from helpers.checks import check_prompts
 from helpers.devices import make_generator
-from helpers.pipeline_info import execution_device, is_sdxl, is_unclip, latent_shape
-
-
-def pooled_width(pipe: Any) -> int:
-    """The width of an SDXL pipeline's pooled text embedding (the second encoder's projection)."""
-    return int(pipe.text_encoder_2.config.projection_dim)
+from helpers.pipeline_info import (
+    FLUX_T5_TOKENS,
+    execution_device,
+    family,
+    is_unclip,
+    latent_shape,
+    t5_tokens,
+)
 
 
 def pack_pooled(embeds: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-    """SDXL's two text embeddings as one tensor: the pooled row, zero-padded to the token width, appended as a
+    """The token and pooled text embeddings (SDXL, SD 3, FLUX) as one tensor: the pooled row, zero-padded to the token width, appended as a
     last token. ``(N, seq, dim)`` and ``(N, p)`` with ``p <= dim`` → ``(N, seq + 1, dim)``.
 
     Every walk (slerp, lerp, paths, walk files, widgets) then interpolates the token embeddings of both encoders
@@ -46,9 +48,9 @@ def unpack_pooled(packed: torch.Tensor, width: int, tokens: int | None = None) -
     length: ``packed`` must have one more, else it was not packed (one clear error)."""
     if packed.ndim != 3 or packed.shape[1] < 2 or (tokens is not None and packed.shape[1] != tokens + 1):
         raise ValueError(
-            f"these prompt_embeds ({tuple(packed.shape)}) do not carry an SDXL pooled embedding as their last token"
+            f"these prompt_embeds ({tuple(packed.shape)}) do not carry a pooled embedding as their last token"
             f"{f' (want {tokens} + 1 tokens)' if tokens else ''}; encode the prompts with "
-            "helpers.encode_prompts(pipe, prompts) on this SDXL pipeline"
+            "helpers.encode_prompts(pipe, prompts) on this pipeline (SDXL, SD 3 and FLUX take a pooled embedding)"
         )
     return packed[:, :-1], packed[:, -1, :width]
 
@@ -82,11 +84,13 @@ def encode_prompts(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Text embeddings ``(prompt_embeds, negative_prompt_embeds)``, each ``(N, seq, dim)``, for N prompts.
 
-    Uses the pipeline's own tokenizer and text encoder (``pipe.encode_prompt`` for Stable Diffusion). For SDXL
-    both encoders' token embeddings come with the pooled embedding packed in as a last token
-    (:func:`pack_pooled`), so every walk interpolates all of them; :func:`helpers.render_frames` unpacks them. The
-    negative embeddings are what classifier-free guidance pushes away from; pass both to
-    :func:`~helpers.render.render_frames` (with guidance > 1 diffusers needs both once you give embeddings).
+    Uses the pipeline's own tokenizer and text encoders (``pipe.encode_prompt``). For SDXL, SD 3 and FLUX the
+    token embeddings (SDXL: both CLIPs'; SD 3: both CLIPs' then T5's; FLUX: T5's) come with the pooled embedding
+    packed in as a last token (:func:`pack_pooled`), so every walk interpolates all of them with one fraction;
+    :func:`helpers.render_frames` unpacks them. The negative embeddings are what classifier-free guidance pushes
+    away from; pass both to :func:`~helpers.render.render_frames` (with guidance > 1 diffusers needs both once
+    you give embeddings). FLUX.1 is guidance-distilled: its negatives act only through true classifier-free
+    guidance, ``true_cfg_scale`` > 1 (twice the transformer evaluations), and are left out otherwise.
 
     Introduced in notebook 01_diffusion_basics.
     """
@@ -103,11 +107,22 @@ def encode_prompts(
             f"got {len(prompts)} prompts but {len(negatives)} negative prompts; give one or one each"
         )
     device = _device_of(pipe, device)
+    fam = family(pipe)
     with torch.no_grad():
-        if is_sdxl(pipe):  # two encoders' tokens and the pooled embedding, packed (see pack_pooled)
+        if fam == "sdxl":  # two encoders' tokens and the pooled embedding, packed (see pack_pooled)
             embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
                 prompts, device=device, num_images_per_prompt=1, do_classifier_free_guidance=True,
                 negative_prompt=negatives)
+            return pack_pooled(embeds, pooled), pack_pooled(negative, negative_pooled)
+        if fam == "sd3":  # CLIP-L ‖ CLIP-G tokens, then T5's (zeros without T5); both CLIPs' pooled
+            embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
+                prompts, None, None, device=device, num_images_per_prompt=1, do_classifier_free_guidance=True,
+                negative_prompt=negatives, max_sequence_length=t5_tokens(pipe))
+            return pack_pooled(embeds, pooled), pack_pooled(negative, negative_pooled)
+        if fam == "flux":  # T5's tokens and CLIP's pooled output; the negatives act only with true_cfg_scale > 1
+            embeds, pooled, _ = pipe.encode_prompt(prompts, None, device=device, max_sequence_length=FLUX_T5_TOKENS)
+            negative, negative_pooled, _ = pipe.encode_prompt(negatives, None, device=device,
+                                                              max_sequence_length=FLUX_T5_TOKENS)
             return pack_pooled(embeds, pooled), pack_pooled(negative, negative_pooled)
         if hasattr(pipe, "encode_prompt"):
             embeds, negative = pipe.encode_prompt(
@@ -178,6 +193,20 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     if len(seeds) == 0:
         raise ValueError("seeds is empty: give at least one seed")
     return list(seeds)
+
+
+def pack_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+    """Latents as the pipeline's denoiser takes them: unchanged, except for FLUX, whose ``(N, C, h, w)`` latents
+    travel as ``(N, h/2 · w/2, 4C)`` tokens, one per 2x2 patch (channel-major within a token, patches in
+    row-major order, as FLUX's own pipeline packs them). A slerp's norms and angles are the same before and after:
+    packing only reorders the numbers.
+
+    Introduced in notebook 05_circular_noise_walks."""
+    if family(pipe) != "flux":
+        return latents
+    n, c, h, w = latents.shape
+    patches = latents.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    return patches.reshape(n, (h // 2) * (w // 2), c * 4)
 
 
 def make_latents(

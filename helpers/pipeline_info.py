@@ -5,7 +5,8 @@ that rendering, walks on disk, morphs, backends and benchmarks agree on them. A 
 module of the package but :mod:`helpers.checks`. Every function is pure (it only reads the pipeline).
 
 Families: ``"sd"`` (Stable Diffusion 1.x/2.x and any UNet + VAE text-to-image pipeline), ``"sdxl"``,
-``"unclip"``, and, named for what is to come but not supported anywhere yet, ``"sd3"`` and ``"flux"``.
+``"sd3"`` (Stable Diffusion 3 / 3.5: an MMDiT transformer on a flow-matching schedule), ``"flux"`` (FLUX.1: a
+transformer whose latents travel packed into 2x2-patch tokens) and ``"unclip"``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from helpers.checks import check_side
 
 FAMILIES = ("sd", "sdxl", "sd3", "flux", "unclip")
 
-#: The per-frame conditioning each family's pipeline call takes (SDXL's pooled parts travel packed as a last
-#: token, see :func:`helpers.embeddings.pack_pooled`). SD 3 and FLUX: their diffusers names, not supported yet.
+#: The per-frame conditioning each family's pipeline call takes (the pooled parts of SDXL, SD 3 and FLUX travel
+#: packed as a last token, see :func:`helpers.embeddings.pack_pooled`). FLUX's negative parts only act through
+#: true classifier-free guidance (``true_cfg_scale`` > 1): FLUX.1-dev is guidance-distilled.
 CONDITIONING = {
     "sd": ("prompt_embeds", "negative_prompt_embeds"),
     "sdxl": ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"),
     "sd3": ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"),
-    "flux": ("prompt_embeds", "pooled_prompt_embeds"),
+    "flux": ("prompt_embeds", "pooled_prompt_embeds", "negative_prompt_embeds", "negative_pooled_prompt_embeds"),
     "unclip": ("image_embeddings",),
 }
 
@@ -56,11 +58,12 @@ def is_unclip(pipe: Any) -> bool:
 
 
 def is_sdxl(pipe: Any) -> bool:
-    """Whether ``pipe`` is SDXL-like: a second text encoder and pooled text embeddings (``StableDiffusionXLPipeline``).
+    """Whether ``pipe`` is SDXL-like: a UNet, a second text encoder and pooled text embeddings
+    (``StableDiffusionXLPipeline``).
 
     Introduced in notebook 04_prompt_walks."""
-    return (getattr(pipe, "text_encoder_2", None) is not None and callable(pipe)
-            and "pooled_prompt_embeds" in inspect.signature(pipe).parameters)
+    return (getattr(pipe, "unet", None) is not None and getattr(pipe, "text_encoder_2", None) is not None
+            and callable(pipe) and "pooled_prompt_embeds" in inspect.signature(pipe).parameters)
 
 
 def family(pipe: Any) -> str:
@@ -109,7 +112,9 @@ def latent_shape(
 ) -> tuple[int, int, int]:
     """(channels, h, w) of one row of initial noise for ``pipe``.
 
-    Stable Diffusion: ``(unet.in_channels, height / vae_scale, width / vae_scale)``. unCLIP: the decoder's
+    Stable Diffusion: ``(unet.in_channels, height / vae_scale, width / vae_scale)``; SD 3 the same with the
+    transformer's channels; FLUX the latents *before* packing, ``(transformer.in_channels / 4, ...)``, with sides
+    that are multiples of twice the VAE's scale (see :func:`helpers.embeddings.pack_latents`). unCLIP: the decoder's
     ``(in_channels, sample_size, sample_size)`` for ``kind="decoder"``, or the super-resolution stage's for
     ``kind="super_res"`` (its size is fixed, so ``height``/``width`` must be left out). A pixel-space UNet
     without VAE: ``(in_channels, sample_size, sample_size)``. ``height``/``width`` must be multiples of the VAE's
@@ -129,16 +134,22 @@ def latent_shape(
         return cfg.in_channels, cfg.sample_size, cfg.sample_size
     if kind != "decoder":
         raise ValueError("kind='super_res' only exists for unCLIP pipelines")
-    unet = getattr(pipe, "unet", None)
-    if unet is None:
-        raise TypeError(f"cannot tell the latent shape of {type(pipe).__name__}: it has no unet or decoder")
-    cfg = unet.config
-    sizes = (cfg.sample_size,) * 2 if isinstance(cfg.sample_size, int) else tuple(cfg.sample_size)
-    scale = vae_scale(pipe)
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    if denoiser is None:
+        raise TypeError(f"cannot tell the latent shape of {type(pipe).__name__}: it has no unet, transformer or "
+                        "decoder")
+    cfg, scale = denoiser.config, vae_scale(pipe)
+    if getattr(pipe, "unet", None) is None:  # SD 3 / FLUX: the pipeline's default_sample_size, in latent cells
+        sizes = (int(getattr(pipe, "default_sample_size", getattr(cfg, "sample_size", 128))),) * 2
+    else:
+        sizes = (cfg.sample_size,) * 2 if isinstance(cfg.sample_size, int) else tuple(cfg.sample_size)
+    flux = family(pipe) == "flux"
+    multiple = scale * 2 if flux else scale  # FLUX packs 2x2 latent cells into one token
     native_h, native_w = sizes[0] * scale, sizes[-1] * scale
-    height = native_h if height is None else check_side("height", height, native=native_h, multiple=scale)
-    width = native_w if width is None else check_side("width", width, native=native_w, multiple=scale)
-    return cfg.in_channels, height // scale, width // scale
+    height = native_h if height is None else check_side("height", height, native=native_h, multiple=multiple)
+    width = native_w if width is None else check_side("width", width, native=native_w, multiple=multiple)
+    channels = cfg.in_channels // 4 if flux else cfg.in_channels
+    return channels, height // scale, width // scale
 
 
 def output_size(pipe: Any, height: int | None = None, width: int | None = None) -> tuple[int, int]:
@@ -162,10 +173,10 @@ def native_size(pipe: Any) -> tuple[int, int]:
 
 
 def model_dtype(pipe: Any) -> torch.dtype:
-    """The dtype of the pipeline's denoiser (UNet, or unCLIP's decoder), which its inputs are cast to.
+    """The dtype of the pipeline's denoiser (UNet, transformer, or unCLIP's decoder), which its inputs are cast to.
 
     Introduced in notebook 01_diffusion_basics."""
-    for name in ("unet", "decoder"):
+    for name in ("unet", "transformer", "decoder"):
         module = getattr(pipe, name, None)
         if module is not None:
             return module.dtype
@@ -180,6 +191,62 @@ def execution_device(pipe: Any) -> torch.device:
     return torch.device(found) if found is not None else torch.device("cpu")
 
 
+#: T5 tokens in the prompt embeddings of SD 3 (its pipeline's default ``max_sequence_length``; zeros when the
+#: pipeline has no T5) and of FLUX (its pipeline's default).
+SD3_T5_TOKENS = 256
+FLUX_T5_TOKENS = 512
+
+
+def text_tokens(pipe: Any) -> int:
+    """How many tokens long one prompt's embeddings are (before the pooled token that
+    :func:`helpers.embeddings.pack_pooled` appends): CLIP's 77 for SD and SDXL, CLIP's 77 plus T5's for SD 3,
+    T5's for FLUX.
+
+    Introduced in notebook 04_prompt_walks."""
+    fam = family(pipe)
+    if fam == "flux":
+        return FLUX_T5_TOKENS
+    clip = int(pipe.tokenizer.model_max_length)
+    return clip + t5_tokens(pipe) if fam == "sd3" else clip
+
+
+def t5_tokens(pipe: Any) -> int:
+    """How many T5 tokens an SD 3 pipeline's prompt embeddings hold: :data:`SD3_T5_TOKENS`, or fewer when its
+    T5 tokenizer is shorter (the teaching flow model has no T5 and a one-token tokenizer: one zero token).
+
+    Introduced in notebook 04_prompt_walks."""
+    tokenizer = getattr(pipe, "tokenizer_3", None)
+    return min(SD3_T5_TOKENS, int(tokenizer.model_max_length)) if tokenizer is not None else SD3_T5_TOKENS
+
+
+def pooled_width(pipe: Any) -> int | None:
+    """The width of the pooled text embedding that SDXL, SD 3 and FLUX take beside the tokens; None for the
+    families without one. SDXL: the second encoder's projection; SD 3 and FLUX: what the transformer takes.
+
+    Introduced in notebook 04_prompt_walks."""
+    fam = family(pipe)
+    if fam == "sdxl":
+        return int(pipe.text_encoder_2.config.projection_dim)
+    if fam in ("sd3", "flux"):
+        return int(pipe.transformer.config.pooled_projection_dim)
+    return None
+
+
+def token_width(pipe: Any) -> int | None:
+    """The width of one token of the prompt embeddings the denoiser attends to (the UNet's cross-attention
+    width, the transformer's joint-attention width); None for unCLIP.
+
+    Introduced in notebook 04_prompt_walks."""
+    if is_unclip(pipe):
+        return None
+    unet = getattr(pipe, "unet", None)
+    if unet is not None:
+        width = getattr(unet.config, "cross_attention_dim", None)
+    else:
+        width = getattr(getattr(getattr(pipe, "transformer", None), "config", None), "joint_attention_dim", None)
+    return width if isinstance(width, int) else None
+
+
 def pipeline_info(pipe: Any) -> PipelineInfo:
     """All the facts above at once, at the native size (:class:`PipelineInfo`).
 
@@ -190,5 +257,6 @@ def pipeline_info(pipe: Any) -> PipelineInfo:
                         device=execution_device(pipe))
 
 
-__all__ = ["CONDITIONING", "FAMILIES", "PipelineInfo", "execution_device", "family", "is_sdxl", "is_unclip",
-           "latent_shape", "model_dtype", "native_size", "output_size", "pipeline_info", "render_kind", "vae_scale"]
+__all__ = ["CONDITIONING", "FAMILIES", "FLUX_T5_TOKENS", "PipelineInfo", "SD3_T5_TOKENS", "execution_device", "family",
+           "is_sdxl", "is_unclip", "latent_shape", "model_dtype", "native_size", "output_size", "pipeline_info",
+           "pooled_width", "render_kind", "t5_tokens", "text_tokens", "token_width", "vae_scale"]

@@ -29,14 +29,24 @@ import torch
 
 from helpers.checks import check_kwargs
 from helpers.devices import check_device, dtype_kwarg, free_memory_bytes, pick_dtype
-from helpers.models import FOOTPRINTS, KARLO_ID, MODELS, RETIRED, SD15_ID, SDXL_ID, SDXL_TURBO_ID, names
+from helpers.models import (
+    FLOW_FOOTPRINTS,
+    FOOTPRINTS,
+    KARLO_ID,
+    MODELS,
+    RETIRED,
+    SD15_ID,
+    SDXL_ID,
+    SDXL_TURBO_ID,
+    names,
+)
 
 #: Registry names of the real models and their hub ids; the teaching models; retired names.
 MODEL_ALIASES = {m.name: m.source for m in MODELS.values() if m.source}
 TEACHING_MODELS = tuple(names(backend="teaching"))
 RETIRED_MODELS = RETIRED
 
-MEMORY_OPTIONS = ("vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload")
+MEMORY_OPTIONS = ("vae_slicing", "vae_tiling", "attention_slicing", "model_cpu_offload", "sequential_cpu_offload")
 
 _UNCLIP_COMPONENTS = (
     "decoder",
@@ -96,8 +106,10 @@ def memory_plan(free_bytes: int | None, device: str | torch.device, kind: str = 
         return ["attention_slicing"]
     if device.type != "cuda":
         return []
+    if kind in FLOW_FOOTPRINTS:
+        return _flow_memory_plan(free_bytes, kind)
     if kind not in FOOTPRINTS:
-        raise ValueError(f"kind must be one of {sorted(FOOTPRINTS)}, got {kind!r}")
+        raise ValueError(f"kind must be one of {sorted([*FOOTPRINTS, *FLOW_FOOTPRINTS])}, got {kind!r}")
     vae = [] if kind == "unclip" else ["vae_slicing"]  # unCLIP pipelines have no VAE to slice
     if kind == "sdxl":  # a 1024x1024 decode (in float32: its VAE upcasts) is SDXL's peak: tile it too
         vae.append("vae_tiling")
@@ -111,6 +123,26 @@ def memory_plan(free_bytes: int | None, device: str | torch.device, kind: str = 
     if free_bytes >= weights + frame:
         return vae
     return vae + (["vae_tiling"] if vae and "vae_tiling" not in vae else []) + ["model_cpu_offload"]
+
+
+def _flow_memory_plan(free_bytes: int | None, name: str) -> list[str]:
+    """SD 3 / FLUX (:data:`helpers.models.FLOW_FOOTPRINTS`, estimates): everything on the GPU when the weights
+    and four frames fit; model CPU offload (T5 and the CLIPs wait in CPU memory while the transformer runs) when
+    the largest component and a frame fit; else sequential offload, layer by layer. VAE slicing and tiling
+    always (a 1,024 px decode is the peak of a batch). On a 24 GB card: SD 3.5 medium fits whole, SD 3.5 large
+    offloads by model, FLUX.1 (23.8 GB of transformer) only sequentially; on a 16 GB T4, SD 3.5 medium offloads
+    by model and the rest sequentially. A T4 has no bfloat16: load in float16 there."""
+    vae = ["vae_slicing", "vae_tiling"]
+    if free_bytes is None:
+        return vae
+    if free_bytes < 0:
+        raise ValueError(f"free_bytes must be >= 0 or None, got {free_bytes}")
+    weights, largest, frame = FLOW_FOOTPRINTS[name]
+    if free_bytes >= weights + 4 * frame:
+        return vae
+    if free_bytes >= largest + frame:
+        return vae + ["model_cpu_offload"]
+    return vae + ["sequential_cpu_offload"]
 
 
 def resolve_memory_options(
@@ -153,7 +185,10 @@ def apply_memory_options(
     options = resolve_memory_options(list(options), device or "cpu")
     applied: list[str] = []
     device = torch.device(device) if device is not None else None
-    if "model_cpu_offload" in options and device is not None and device.type == "cuda":
+    if "sequential_cpu_offload" in options and device is not None and device.type == "cuda":
+        pipe.enable_sequential_cpu_offload(device=device)
+        applied.append("sequential_cpu_offload")
+    elif "model_cpu_offload" in options and device is not None and device.type == "cuda":
         pipe.enable_model_cpu_offload(device=device)
         applied.append("model_cpu_offload")
     elif device is not None:
@@ -230,9 +265,10 @@ def _unavailable_message(name: str, repo_id: str, exc: BaseException) -> str:
     )
 
 
-_WALKABLE = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", "UnCLIPImageVariationPipeline")
-_WALKS_WHAT = ("helpers walks Stable Diffusion 1.x/2.x and SDXL text-to-image pipelines and unCLIP image-variation "
-               "(Karlo) pipelines")
+_WALKABLE = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", "StableDiffusion3Pipeline", "FluxPipeline",
+             "UnCLIPImageVariationPipeline")
+_WALKS_WHAT = ("helpers walks Stable Diffusion 1.x/2.x, SDXL, SD 3 / 3.5 and FLUX.1 text-to-image pipelines and "
+               "unCLIP image-variation (Karlo) pipelines")
 
 
 def _check_pipeline_class(class_name: Any, where: str) -> None:
@@ -241,10 +277,6 @@ def _check_pipeline_class(class_name: Any, where: str) -> None:
     to diffusers, which refuses them itself or runs them with ``trust_remote_code=True``."""
     if not isinstance(class_name, str) or not class_name:
         return
-    if class_name.startswith("Flux") or class_name.startswith("StableDiffusion3"):
-        family = "FLUX" if class_name.startswith("Flux") else "Stable Diffusion 3"
-        raise ValueError(f"{where} is a {class_name} folder: {family} is not supported yet (see the README); "
-                         f"{_WALKS_WHAT}")
     if class_name.startswith("UnCLIP") and class_name != "UnCLIPImageVariationPipeline":
         raise ValueError(f"{where} holds an unCLIP pipeline of class {class_name}, not an unCLIP image-variation "
                          "folder (UnCLIPImageVariationPipeline, like kakaobrain/karlo-v1-alpha-image-variations); "
@@ -332,8 +364,11 @@ def _load_unclip_components(source: str, dtype: torch.dtype, **hub_kwargs: Any) 
 #: Single-file checkpoints: the suffixes, and the pipeline each architecture diffusers recognises by its keys
 #: (``infer_diffusers_model_type``) loads as. Everything else is refused before any weight is read.
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
-SINGLE_FILE_KINDS = {"v1": "text2img", "v2": "text2img", "xl_base": "sdxl"}
-_SINGLE_FILE_NAMES = {"v1": "Stable Diffusion 1.x", "v2": "Stable Diffusion 2.x", "xl_base": "SDXL base"}
+SINGLE_FILE_KINDS = {"v1": "text2img", "v2": "text2img", "xl_base": "sdxl", "sd3": "sd3", "sd35_medium": "sd3",
+                     "sd35_large": "sd3", "flux-dev": "flux", "flux-schnell": "flux"}
+_SINGLE_FILE_NAMES = {"v1": "Stable Diffusion 1.x", "v2": "Stable Diffusion 2.x", "xl_base": "SDXL base",
+                      "sd3": "SD 3 / 3.5", "sd35_medium": "SD 3 / 3.5", "sd35_large": "SD 3 / 3.5",
+                      "flux-dev": "FLUX.1 dev / schnell", "flux-schnell": "FLUX.1 dev / schnell"}
 
 
 class _CheckpointKeys(dict):
@@ -422,6 +457,9 @@ def resolve_model(model: str) -> tuple[str, str, bool]:
         return "unclip", repo_id, False
     if repo_id in (SDXL_ID, SDXL_TURBO_ID):
         return "sdxl", repo_id, False
+    flow = next((m for m in MODELS.values() if m.source == repo_id and m.family in ("sd3", "flux")), None)
+    if flow is not None:
+        return flow.family, repo_id, False
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
     if looks_like_path or path.exists():
         raise ValueError(f"no model folder at {model!r} ({valid})")
@@ -469,6 +507,11 @@ def _load(kind: str, source: str, dtype: torch.dtype, **kwargs: Any) -> Any:
             kwargs.setdefault("variant", "fp16")
         # Its VAE says force_upcast: diffusers decodes in float32, so fp16 frames do not come out black (NaN).
         return walk_policy(StableDiffusionXLPipeline.from_pretrained(source, **dtype_kwarg(dtype), **kwargs))
+    if kind in ("sd3", "flux"):  # published in half precision already: no variant to choose
+        from diffusers import FluxPipeline, StableDiffusion3Pipeline
+
+        cls = StableDiffusion3Pipeline if kind == "sd3" else FluxPipeline
+        return walk_policy(cls.from_pretrained(source, **dtype_kwarg(dtype), **kwargs))
     if kind == "text2img":
         from diffusers import StableDiffusionPipeline
 
@@ -498,6 +541,11 @@ def _load_single_file(kind: str, path: str, dtype: torch.dtype, **kwargs: Any) -
     if Path(path).suffix == ".ckpt":
         print(f"note: {Path(path).name} is a pickled .ckpt; diffusers opens it with torch.load(weights_only=True), "
               "which loads tensors but runs no code")
+    if kind in ("sd3", "flux"):  # FLUX files hold the transformer; diffusers fetches the rest from config=
+        from diffusers import FluxPipeline, StableDiffusion3Pipeline
+
+        flow = StableDiffusion3Pipeline if kind == "sd3" else FluxPipeline
+        return walk_policy(flow.from_single_file(path, **dtype_kwarg(dtype), **kwargs))
     cls = StableDiffusionXLPipeline if kind == "sdxl" else StableDiffusionPipeline
     if kind == "text2img":
         kwargs.setdefault("safety_checker", None)  # the walk policy: see walk_policy
@@ -564,6 +612,17 @@ def _check_dtype(dtype: Any) -> torch.dtype:
     return dtype
 
 
+def _memory_kind(name: str, kind: str) -> str:
+    """The :func:`memory_plan` kind of a model: a flow model by its registry name (by hub id, or SD 3.5 large's
+    estimate for any other SD 3 or FLUX.1-dev's for any other FLUX), else by loader kind."""
+    kind = kind.removeprefix("file:")
+    if kind in ("sd3", "flux"):
+        by_source = {m.source: m.name for m in MODELS.values() if m.name in FLOW_FOOTPRINTS}
+        return MODELS[name].name if name in FLOW_FOOTPRINTS else by_source.get(
+            name, "sd35-large" if kind == "sd3" else "flux-dev")
+    return kind if kind in ("unclip", "sdxl") else "text2img"
+
+
 def load_pipeline(
     model: str | os.PathLike,
     *,
@@ -577,7 +636,9 @@ def load_pipeline(
     ``model``: ``"sd15"`` (Stable Diffusion 1.5, ``stable-diffusion-v1-5/stable-diffusion-v1-5``; fp16
     weights variant when ``dtype`` is float16 or bfloat16), ``"karlo"`` (Karlo unCLIP image variations,
     ``kakaobrain/karlo-v1-alpha-image-variations``), ``"teaching"`` / ``"teaching-unclip"`` /
-    ``"teaching-unclip-text"`` (the bundled teaching models, no download), another hub id, a local folder
+    ``"teaching-unclip-text"`` (the bundled teaching models, no download), ``"sd35-medium"``, ``"sd35-large"``,
+    ``"flux-schnell"``, ``"flux-dev"`` (flow-matching transformers, see :mod:`helpers.models` for their download
+    sizes and licences), another hub id, a local folder
     (``model_index.json`` decides the class; Karlo-style unCLIP folders are loaded component by component), or
     a single-file checkpoint (``.safetensors`` / ``.ckpt`` of Stable Diffusion 1.x / 2.x or SDXL base, as
     fine-tunes are shared; the architecture is read from its keys, anything else is refused, and ``config=``
@@ -592,8 +653,8 @@ def load_pipeline(
 
     Everything is checked before any weight loads: an empty or unknown name, a device this machine lacks, a
     dtype that is not a float type, an unknown memory option (``ValueError``), an unknown keyword argument
-    (``TypeError``, with a did-you-mean), a folder or hub id whose pipeline class cannot be walked (FLUX, SD 3,
-    img2img ...). Raises :class:`ModelUnavailableError` (one readable message, no chained traceback) when the
+    (``TypeError``, with a did-you-mean), a folder or hub id whose pipeline class cannot be walked (img2img,
+    inpainting, ControlNet ...). Raises :class:`ModelUnavailableError` (one readable message, no chained traceback) when the
     weights can be neither downloaded nor found in the cache, or a file or folder does not load (a checkpoint
     with missing weights names them).
 
@@ -618,7 +679,7 @@ def load_pipeline(
         return pipe
     check_kwargs("load_pipeline", kwargs, LOAD_KWARGS)
     kind, source, is_local = resolve_model(name)
-    memory_kind = kind.removeprefix("file:") if kind.removeprefix("file:") in ("unclip", "sdxl") else "text2img"
+    memory_kind = _memory_kind(name, kind)
     options = resolve_memory_options(memory, device, memory_kind)  # before a download
     if _offline():
         kwargs.setdefault("local_files_only", True)
@@ -853,7 +914,79 @@ def _tiny_unclip() -> Any:
     )
 
 
-TINY_KINDS = {"text2img": _tiny_sd, "unclip": _tiny_unclip, "sd2": _tiny_sd2, "sdxl": _tiny_sdxl}
+def _tiny_t5(tokenizer: Any, width: int) -> Any:
+    """A T5 encoder with the dimensions of diffusers' tiny test T5 (d_ff 37, d_kv 8, 4 heads), ``width`` wide."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=width, d_ff=37, d_kv=8, num_heads=4,
+                                   num_layers=2, relative_attention_num_buckets=8, dropout_rate=0.0,
+                                   pad_token_id=0, eos_token_id=1)).eval()
+
+
+def _tiny_flow_vae() -> Any:
+    """The VAE of SD 3 and FLUX in miniature: no quant convs, latents normalised by shift and scale."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(32, 64),
+                         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+                         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, sample_size=32,
+                         norm_num_groups=32, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
+                         scaling_factor=1.5035)
+
+
+def _tiny_sd3() -> Any:
+    """Stable Diffusion 3 in miniature, as diffusers' own tests build it (an MMDiT transformer, two CLIP text
+    encoders with projections, T5, the flow-matching Euler scheduler), with every tokenizer made here: 16x16x4
+    latents in 2x2 patches → 32x32 images. Widths chosen so that the pooled embedding (32 + 32) fits in a token
+    (64), as it does at full size (2,048 in 4,096)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    from helpers.teaching.scenes import vocabulary
+    from helpers.tokenizer import build_t5_tokenizer
+
+    tokenizer, tokenizer_2 = _tiny_tokenizer(), _tiny_tokenizer()
+    t5_tokenizer = build_t5_tokenizer([_TINY_WORDS, " ".join(vocabulary())])
+    transformer = SD3Transformer2DModel(sample_size=16, patch_size=2, in_channels=4, num_layers=2,
+                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                        joint_attention_dim=64, pooled_projection_dim=64, out_channels=4)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=_tiny_flow_vae(),
+        text_encoder=CLIPTextModelWithProjection(_tiny_text_config(tokenizer, hidden=32, projection=32)),
+        tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(_tiny_text_config(tokenizer_2, hidden=32, projection=32)),
+        tokenizer_2=tokenizer_2, text_encoder_3=_tiny_t5(t5_tokenizer, 64), tokenizer_3=t5_tokenizer)
+    return pipe
+
+
+def _tiny_flux() -> Any:
+    """FLUX.1 in miniature, as diffusers' own tests build it (one double-stream and one single-stream block,
+    rotary position axes 4 + 4 + 8, CLIP for the pooled embedding, T5 for the tokens), guidance-distilled like
+    FLUX.1-dev (a ``guidance`` input, no negative branch), with every tokenizer made here: 16x16x4 latents packed
+    into 8x8 tokens of 16 → 32x32 images."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    from helpers.teaching.scenes import vocabulary
+    from helpers.tokenizer import build_t5_tokenizer
+
+    tokenizer = _tiny_tokenizer()
+    t5_tokenizer = build_t5_tokenizer([_TINY_WORDS, " ".join(vocabulary())])
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, axes_dims_rope=[4, 4, 8], guidance_embeds=True)
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_image_seq_len=16,
+                                                max_image_seq_len=256, base_shift=0.5, max_shift=1.15)
+    pipe: Any = FluxPipeline(scheduler=scheduler, vae=_tiny_flow_vae(),
+                             text_encoder=CLIPTextModel(_tiny_text_config(tokenizer, hidden=32)), tokenizer=tokenizer,
+                             text_encoder_2=_tiny_t5(t5_tokenizer, 32), tokenizer_2=t5_tokenizer,
+                             transformer=transformer)
+    pipe.default_sample_size = 16  # 16 latent cells a side (the default, 128, is FLUX's 1,024 px)
+    return pipe
+
+
+TINY_KINDS = {"text2img": _tiny_sd, "unclip": _tiny_unclip, "sd2": _tiny_sd2, "sdxl": _tiny_sdxl, "sd3": _tiny_sd3,
+              "flux": _tiny_flux}
 
 
 def tiny_pipeline(

@@ -38,13 +38,17 @@ import torch
 
 from helpers.checks import check_eta, check_guidance, check_kwargs, check_real, check_steps
 from helpers.devices import clone_generator, free_memory_bytes, make_generator
+from helpers.embeddings import pack_latents
 from helpers.pipeline_info import (
     execution_device,
-    is_sdxl,
+    family,
     latent_shape,
     model_dtype,
     output_size,
+    pooled_width,
     render_kind,
+    text_tokens,
+    token_width,
 )
 
 #: Most frames per pipeline call when nothing else limits it.
@@ -65,6 +69,8 @@ _RESERVED = {
     "num_images_per_prompt",
     "prompt_embeds",
     "negative_prompt_embeds",
+    "pooled_prompt_embeds",
+    "negative_pooled_prompt_embeds",
     "image_embeddings",
 }
 
@@ -103,7 +109,7 @@ def _check_pipe_kwargs(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> Non
         if key.endswith("num_inference_steps"):
             low = 2 if kind == "unclip" else 1
             check_steps(key, value, low=low, hint="UnCLIPScheduler cannot take a single step" if low == 2 else "")
-        elif key.endswith("guidance_scale"):
+        elif key.endswith("guidance_scale") or key == "true_cfg_scale":
             check_guidance(key, value)
         elif key == "eta":
             check_eta(key, value)
@@ -118,8 +124,7 @@ def _check_pipe_kwargs(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> Non
 def _check_embedding_width(pipe: Any, kind: str, cond: torch.Tensor) -> None:
     """The embeddings' last axis must be what the model was built for (else a deep "mat1 and mat2" error)."""
     if kind == "text2img":
-        want = getattr(getattr(getattr(pipe, "unet", None), "config", None), "cross_attention_dim", None)
-        what = "prompt_embeds"
+        want, what = token_width(pipe), "prompt_embeds"
     else:
         want = getattr(getattr(getattr(pipe, "text_proj", None), "config", None), "clip_embeddings_dim", None)
         what = "image_embeddings"
@@ -130,13 +135,15 @@ def _check_embedding_width(pipe: Any, kind: str, cond: torch.Tensor) -> None:
         )
 
 
-def _unpack_sdxl(pipe: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """SDXL takes its pooled text embeddings apart: split :func:`helpers.embeddings.pack_pooled`'s last token."""
-    from helpers.embeddings import pooled_width, unpack_pooled
+def _unpack_pooled(pipe: Any, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """SDXL, SD 3 and FLUX take their pooled text embeddings apart: split
+    :func:`helpers.embeddings.pack_pooled`'s last token."""
+    from helpers.embeddings import unpack_pooled
 
-    if not is_sdxl(pipe):
+    width = pooled_width(pipe)
+    if width is None:
         return inputs
-    width, tokens = pooled_width(pipe), int(pipe.tokenizer.model_max_length)
+    tokens = text_tokens(pipe)
     out = dict(inputs)
     for name, pooled_name in (("prompt_embeds", "pooled_prompt_embeds"),
                               ("negative_prompt_embeds", "negative_pooled_prompt_embeds")):
@@ -326,7 +333,7 @@ def check_inputs(pipe: Any, kind: str, *, prompt_embeds: Any, negative_prompt_em
     _check_pipe_kwargs(pipe, kind, pipe_kwargs)
     _check_embedding_width(pipe, kind, cond)
     if kind == "text2img":
-        _unpack_sdxl(pipe, {"prompt_embeds": cond})  # SDXL: refuse embeddings without the pooled token, first
+        _unpack_pooled(pipe, {"prompt_embeds": cond})  # refuse embeddings without the pooled token, first
     check_batch_size(batch_size)
     for key in ("negative_prompt_embeds", "latents", "super_res_latents"):  # one row per frame, or one for all
         if given[key] is not None:
@@ -367,8 +374,11 @@ def _initial_noise(pipe: Any, kind: str, base: torch.Generator, n: int, latents:
 
 def _negative_rows(pipe: Any, cond: torch.Tensor, negative: Any, n: int, pipe_kwargs: dict[str, Any]) -> Any:
     """The negative prompt's rows: given, or the empty prompt's when guidance needs them (diffusers does)."""
-    default = inspect.signature(pipe).parameters.get("guidance_scale")
-    guidance = pipe_kwargs.get("guidance_scale", default.default if default is not None else 1.0)
+    name = "true_cfg_scale" if family(pipe) == "flux" else "guidance_scale"  # FLUX: guidance-distilled
+    default = inspect.signature(pipe).parameters.get(name)
+    guidance = pipe_kwargs.get(name, default.default if default is not None else 1.0)
+    if name == "true_cfg_scale" and guidance <= 1:
+        return None  # FLUX takes no negative branch without true classifier-free guidance
     if negative is None and guidance > 1:
         from helpers.embeddings import encode_prompts
 
@@ -402,7 +412,9 @@ def _render_chunks(pipe: Any, per_frame: dict[str, torch.Tensor], n: int, batch_
             generators = [torch.Generator(device=generator_device) for _ in range(count)]
             for g in generators:
                 g.set_state(step_state)
-            inputs = _unpack_sdxl(pipe, {k: v[rows] for k, v in per_frame.items()})
+            inputs = _unpack_pooled(pipe, {k: v[rows] for k, v in per_frame.items()})
+            if "latents" in inputs:  # FLUX: latents packed into tokens
+                inputs["latents"] = pack_latents(pipe, inputs["latents"])
             # PIL frames are made here from the pipeline's arrays (as diffusers makes them), so that NaN pixels
             # are refused instead of turning black in the cast to uint8.
             out = pipe(**inputs, generator=generators, output_type="np" if output_type == "pil" else output_type,
@@ -454,13 +466,14 @@ def attention_processors(pipe: Any) -> dict[str, int]:
     """How many attention layers of each processor class the pipeline's denoiser and VAE use.
 
     diffusers (>= 0.20 with torch 2) gives every layer a PyTorch scaled-dot-product-attention processor
-    (``AttnProcessor2_0``, ``AttnAddedKVProcessor2_0`` for unCLIP): the fused flash/memory-efficient kernels.
+    (``AttnProcessor2_0``, ``AttnAddedKVProcessor2_0`` for unCLIP, ``JointAttnProcessor2_0`` for SD 3,
+    ``FluxAttnProcessor`` for FLUX): the fused flash/memory-efficient kernels.
     :func:`render_frames` keeps whatever is set; this is how a notebook (or a test) checks it.
 
     Introduced in notebook 04_prompt_walks.
     """
     counts: dict[str, int] = {}
-    for name in ("unet", "decoder", "super_res_first", "super_res_last", "vae"):
+    for name in ("unet", "transformer", "decoder", "super_res_first", "super_res_last", "vae"):
         module = getattr(pipe, name, None)
         for proc in (getattr(module, "attn_processors", None) or {}).values():
             key = type(proc).__name__
@@ -468,10 +481,14 @@ def attention_processors(pipe: Any) -> dict[str, int]:
     return counts
 
 
+#: diffusers' processors that call ``scaled_dot_product_attention`` without saying so in their names (FLUX's).
+_SDPA_PROCESSORS = ("FluxAttnProcessor", "FluxAttnProcessor2_0")
+
+
 def uses_sdpa(pipe: Any) -> bool:
     """True when every attention layer runs through ``torch.nn.functional.scaled_dot_product_attention``."""
     counts = attention_processors(pipe)
-    return bool(counts) and all(name.endswith("2_0") for name in counts)
+    return bool(counts) and all(name.endswith("2_0") or name in _SDPA_PROCESSORS for name in counts)
 
 
 def speed_options(pipe: Any, *, compile: bool = False, channels_last: bool = False) -> list[str]:
@@ -486,7 +503,7 @@ def speed_options(pipe: Any, *, compile: bool = False, channels_last: bool = Fal
     """
     notes: list[str] = []
     device = getattr(pipe, "_execution_device", torch.device("cpu"))
-    denoiser_name = "unet" if getattr(pipe, "unet", None) is not None else "decoder"
+    denoiser_name = next((n for n in ("unet", "transformer") if getattr(pipe, n, None) is not None), "decoder")
     denoiser = getattr(pipe, denoiser_name, None)
     notes.append(
         "attention: PyTorch SDPA (diffusers' default processors)"

@@ -12,6 +12,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from transformers import CLIPTokenizer
 
@@ -90,3 +91,24 @@ def build_clip_tokenizer(corpus: Iterable[str], *, model_max_length: int = 16) -
         save_clip_tokenizer_files(corpus, tmp)
         tok = CLIPTokenizer.from_pretrained(tmp, model_max_length=model_max_length)
     return tok
+
+
+def build_t5_tokenizer(corpus: Iterable[str], *, model_max_length: int = 512) -> Any:
+    """A T5-style tokenizer (SentencePiece Unigram pieces: ``▁word`` for each word of ``corpus``, single
+    letters for anything else, ``</s>`` appended, ``<pad>`` = 0) built offline, for the tiny SD 3 and FLUX
+    pipelines whose T5 encoders are random: real models ship their own.
+
+    Introduced in notebook 04_prompt_walks (the tiny SD 3 and FLUX pipelines)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5Tokenizer
+
+    words = sorted({w for text in corpus for w in _WORD.findall(text.lower()) if w.isascii()})
+    letters = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789▁") | {c for w in words for c in w})
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [("▁" + w, -1.0) for w in words] + [(c, -10.0) for c in letters]
+    model = Tokenizer(models.Unigram(pieces, unk_id=2))
+    model.pre_tokenizer = pre_tokenizers.Metaspace()
+    model.decoder = decoders.Metaspace()
+    model.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return T5Tokenizer(tokenizer_object=model, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                           extra_ids=0, model_max_length=model_max_length)

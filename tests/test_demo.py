@@ -195,20 +195,21 @@ def test_bad_frame_count_is_a_clear_error(tmp_path):
         demo.main(["--out", str(tmp_path), "--frames", "1"])
 
 
-def test_sd15_demo_code_path_runs_on_tiny_real_pipelines(tmp_path, monkeypatch, capsys):
-    # `make demo MODEL=sd15` needs a GPU and the hub; its code path runs here on tiny random components of the
-    # same pipeline classes (SD 1.5 -> tiny "text2img", Karlo -> tiny "unclip").
+@pytest.mark.parametrize(("model", "tiny"), [("sd15", "text2img"), ("sd35-medium", "sd3"), ("flux-dev", "flux")])
+def test_real_demo_code_paths_run_on_tiny_real_pipelines(model, tiny, tmp_path, monkeypatch, capsys):
+    # `make demo MODEL=sd15` (or an SD 3.5 or FLUX.1 model) needs a GPU and the hub; its code path runs here on
+    # tiny random components of the same pipeline classes (Karlo -> tiny "unclip").
     import helpers.pipelines as pipelines
 
     loaded = []
 
     def fake_load(name, *args, **kwargs):
         loaded.append(name)
-        return pipelines.tiny_pipeline({"sd15": "text2img", "karlo": "unclip"}[name])
+        return pipelines.tiny_pipeline({model: tiny, "karlo": "unclip"}[name])
 
     monkeypatch.setattr(pipelines, "load_pipeline", fake_load)
-    written = demo.run(demo.Settings(model="sd15", out=tmp_path, frames=4, steps=2))
-    assert loaded == ["sd15", "karlo"]
+    written = demo.run(demo.Settings(model=model, out=tmp_path, frames=4, steps=2))
+    assert loaded == [model, "karlo"]
     names = {p.stem for p in written}
     assert names == {"two_prompt_walk", "multi_prompt_walk", "circular_noise_loop", "unclip_interpolation",
                      "text_diff"}

@@ -120,7 +120,7 @@ def models(tmp_path_factory) -> Path:
     save_file({**state, "model.diffusion_model.bogus.weight": torch.zeros(2)}, str(root / "extra.safetensors"))
     save_file({k: v for k, v in state.items() if k not in set(unet)}, str(root / "no_unet.safetensors"))
     (root / "truncated.safetensors").write_bytes((root / "extra.safetensors").read_bytes()[:5000])
-    for name in ("StableDiffusionImg2ImgPipeline", "FluxPipeline", "TotallyMadeUpPipeline", "UnCLIPPipeline"):
+    for name in ("StableDiffusionImg2ImgPipeline", "FluxImg2ImgPipeline", "TotallyMadeUpPipeline", "UnCLIPPipeline"):
         shutil.copytree(root / "configs", root / name)
         index = json.loads((root / name / "model_index.json").read_text())
         _model_index(root / name, name, **{k: v for k, v in index.items() if k != "_class_name"})
@@ -250,8 +250,8 @@ ERROR_CASES = [
          ValueError, "holds no Stable Diffusion weights", M),
     Case("r2-169-folder-img2img", lambda models: load_pipeline(models / "StableDiffusionImg2ImgPipeline", **CPU),
          ValueError, "StableDiffusionImg2ImgPipeline, which helpers cannot walk", M),
-    Case("r2-170-folder-flux", lambda models: load_pipeline(models / "FluxPipeline", **CPU), ValueError,
-         "FLUX is not supported yet", M),
+    Case("r2-170-folder-flux-img2img", lambda models: load_pipeline(models / "FluxImg2ImgPipeline", **CPU),
+         ValueError, "FluxImg2ImgPipeline, which helpers cannot walk", M),
     Case("r2-171-folder-made-up-class", lambda models: load_pipeline(models / "TotallyMadeUpPipeline", **CPU),
          ModelUnavailableError, "has no attribute TotallyMadeUpPipeline", M),
     Case("r2-172-folder-unclip-text", lambda models: load_pipeline(models / "UnCLIPPipeline", **CPU), ValueError,

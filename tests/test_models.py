@@ -29,7 +29,11 @@ def test_the_hub_ids_are_the_real_checkpoints():
     assert MODEL_ALIASES == {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
                              "karlo": "kakaobrain/karlo-v1-alpha-image-variations",
                              "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
-                             "sdxl-turbo": "stabilityai/sdxl-turbo"}
+                             "sdxl-turbo": "stabilityai/sdxl-turbo",
+                             "sd35-medium": "stabilityai/stable-diffusion-3.5-medium",
+                             "sd35-large": "stabilityai/stable-diffusion-3.5-large",
+                             "flux-schnell": "black-forest-labs/FLUX.1-schnell",
+                             "flux-dev": "black-forest-labs/FLUX.1-dev"}
 
 
 def test_consumers_read_the_registry():
@@ -42,7 +46,9 @@ def test_consumers_read_the_registry():
                                         "prior": "teaching-unclip-text"},
                            "sd15": {"text2img": "sd15", "unclip": "karlo"},
                            "sdxl": {"text2img": "sdxl", "unclip": "karlo"},  # text walks on SDXL, images on Karlo
-                           "sdxl-turbo": {"text2img": "sdxl-turbo", "unclip": "karlo"}}
+                           "sdxl-turbo": {"text2img": "sdxl-turbo", "unclip": "karlo"},
+                           **{name: {"text2img": name, "unclip": "karlo"}  # flow transformers; images on Karlo
+                              for name in ("sd35-medium", "sd35-large", "flux-schnell", "flux-dev")}}
 
 
 @pytest.mark.parametrize("name", models.names(backend="teaching"))

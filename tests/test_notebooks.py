@@ -58,15 +58,19 @@ def test_notebook_runs(notebook: Path, backend: str, kernel: str, tmp_path: Path
     book.store(notebook, executed, backend=backend)  # the site's page of it (make book), from this very run
 
 
+@pytest.mark.parametrize(("model", "pipeline_class"), [("tiny-sdxl", "StableDiffusionXLPipeline"),
+                                                      ("tiny-sd3", "StableDiffusion3Pipeline")])
 @pytest.mark.parametrize("name", ["04_prompt_walks", "05_circular_noise_walks"])
-def test_walk_notebooks_run_unchanged_on_sdxl(name: str, kernel: str, tmp_path: Path, monkeypatch) -> None:
-    """The same cells on another real class: a tiny random SDXL (two text encoders, pooled embeddings)."""
+def test_walk_notebooks_run_unchanged_on_other_families(name: str, model: str, pipeline_class: str, kernel: str,
+                                                        tmp_path: Path, monkeypatch) -> None:
+    """The same cells on other real classes: a tiny random SDXL (two text encoders, pooled embeddings) and a tiny
+    random SD 3 (an MMDiT transformer on a flow-matching schedule, three text encoders)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     executed, _seconds = nbtools.execute(ROOT / "notebooks" / f"{name}.ipynb", tmp_path / "executed",
-                                         backend="tiny-random", parameters={"MODEL": "tiny-sdxl"}, cwd=tmp_path,
+                                         backend="tiny-random", parameters={"MODEL": model}, cwd=tmp_path,
                                          kernel=kernel)
     nb = json.loads(executed.read_text(encoding="utf-8"))
     outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any("StableDiffusionXLPipeline" in "".join(o.get("text", "")) for o in outputs)
+    assert any(pipeline_class in "".join(o.get("text", "")) for o in outputs)
     assert not [o for o in outputs if o.get("output_type") == "stream" and o["name"] == "stderr"]

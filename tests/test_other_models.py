@@ -12,7 +12,8 @@ import torch
 
 from helpers import encode_prompts, interpolation, make_latents, render_frames, slerp, tiny_pipeline
 from helpers.backends import choose_backend
-from helpers.embeddings import is_sdxl, pack_pooled, unpack_pooled
+from helpers.embeddings import pack_pooled, unpack_pooled
+from helpers.pipeline_info import is_sdxl
 
 
 @pytest.fixture(scope="module")

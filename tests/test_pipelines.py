@@ -265,7 +265,7 @@ def test_tiny_pipeline_classes_and_tokenizer():
     assert type(un).__name__ == "UnCLIPImageVariationPipeline"
     assert un.text_encoder.config.projection_dim == un.image_encoder.config.projection_dim
     with pytest.raises(ValueError, match="text2img"):
-        tiny_pipeline("flux")
+        tiny_pipeline("flux2")
 
 
 def test_tiny_pipelines_run_end_to_end():

@@ -77,10 +77,11 @@ def test_what_cannot_be_walked_is_refused_before_loading(tmp_path):
     save_file({"encoder.weight": torch.zeros(2, 2)}, str(weird))
     with pytest.raises(ValueError, match="no Stable Diffusion weights"):
         load_pipeline(str(weird), device="cpu")
-    flux = tmp_path / "flux.safetensors"  # a flow-matching transformer: not walkable here yet (see the README)
-    save_file({"double_blocks.0.img_attn.norm.key_norm.scale": torch.zeros(4)}, str(flux))
-    with pytest.raises(ValueError, match="'flux-schnell' checkpoint.*SDXL base"):
-        load_pipeline(str(flux), device="cpu")
+    fill = tmp_path / "flux_fill.safetensors"  # FLUX.1 Fill (inpainting: 384 input channels) is not a walk model
+    save_file({"double_blocks.0.img_attn.norm.key_norm.scale": torch.zeros(4), "img_in.weight": torch.zeros(4, 384),
+               "guidance_in.in_layer.bias": torch.zeros(4)}, str(fill))
+    with pytest.raises(ValueError, match="'flux-fill' checkpoint.*FLUX.1 dev / schnell"):
+        load_pipeline(str(fill), device="cpu")
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")  # a header that says nothing
     with pytest.raises(ValueError, match="cannot read the checkpoint"):

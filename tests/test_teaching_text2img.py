@@ -71,10 +71,10 @@ def test_training_rates_are_the_model_cards_schedule(warmup, total):
     step by step, so agreement to 1e-12 is the test, and the warm-up never starts at 0."""
     import math
 
-    from helpers.teaching.text2img import _lr_schedule
+    from helpers.teaching.text2img import lr_schedule
 
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    sched, rates = _lr_schedule(opt, warmup, total), []
+    sched, rates = lr_schedule(opt, warmup, total), []
     for _ in range(total):
         rates.append(opt.param_groups[0]["lr"] / 1e-3)
         opt.step()

@@ -149,13 +149,14 @@ def build_scheduler():
     )
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def progress_bar(total: int, desc: str, enabled: bool):
+    """The trainings' tqdm bar (``enabled=False``: none), refreshed at most once a second."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0)
 
 
-def _lr_schedule(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+def lr_schedule(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LRScheduler:
     """torch's ``LinearLR`` warm-up from 1/``warmup`` of the rate to all of it over ``warmup`` steps, then its
     ``CosineAnnealingLR`` down to 0 at step ``total`` (one ``SequentialLR``). The shipped weights were trained on
     these rates; diffusers' ``get_cosine_schedule_with_warmup``, used by the other teaching models, starts its
@@ -174,8 +175,8 @@ def train_vae(images: torch.Tensor, cfg: TrainConfig, *, progress: bool = True) 
     vae = build_vae().train()
     x_all = images * 2 - 1
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    sched = _lr_schedule(opt, cfg.warmup, cfg.vae_steps)
-    bar = _progress(cfg.vae_steps, "vae", progress)
+    sched = lr_schedule(opt, cfg.warmup, cfg.vae_steps)
+    bar = progress_bar(cfg.vae_steps, "vae", progress)
     for _ in range(cfg.vae_steps):
         x = x_all[torch.randint(len(x_all), (cfg.vae_batch,), generator=gen)]
         post = vae.encode(x).latent_dist
@@ -198,7 +199,8 @@ def train_vae(images: torch.Tensor, cfg: TrainConfig, *, progress: bool = True) 
     return vae
 
 
-def _encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_latents(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scaled mean and standard deviation of the autoencoder's latent distribution for ``images`` in [0, 1]."""
     with torch.no_grad():
         posts = [vae.encode(chunk * 2 - 1).latent_dist for chunk in images.split(1024)]
     s = vae.config.scaling_factor  # type: ignore[attr-defined]  # a FrozenDict, typed as a plain dict
@@ -226,17 +228,17 @@ def train_unet(
     torch.manual_seed(cfg.seed + 1)
     unet, text_encoder = build_unet().train(), build_text_encoder(tokenizer).train()
     scheduler = build_scheduler()
-    mean, std = _encode_latents(vae, images)
+    mean, std = encode_latents(vae, images)
     ids = tokenizer(list(prompts) + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True,
                     return_tensors="pt").input_ids
     empty = len(prompts)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-4)
-    sched = _lr_schedule(opt, cfg.warmup, cfg.unet_steps)
+    sched = lr_schedule(opt, cfg.warmup, cfg.unet_steps)
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
     alphas = scheduler.alphas_cumprod
     losses: list[float] = []
-    bar = _progress(cfg.unet_steps, "unet+text", progress)
+    bar = progress_bar(cfg.unet_steps, "unet+text", progress)
     for _ in range(cfg.unet_steps):
         idx = torch.randint(len(mean), (cfg.unet_batch,), generator=gen)
         z0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
@@ -317,7 +319,8 @@ def caption_table(scene_set) -> tuple[list[str], torch.Tensor]:
     return prompts, torch.tensor(rows)
 
 
-def _training_split(smoke: bool):
+def training_split(smoke: bool):
+    """The training scenes (``smoke=True``: the first 256 of them)."""
     train = load_split("train")
     return type(train)(train.scenes[:256], train.images[:256]) if smoke else train  # smoke: a few scenes
 
@@ -329,7 +332,7 @@ def train_autoencoder_stage(out_dir: str | Path, *, smoke: bool = False, seed: i
     ``smoke=True`` runs the same code for a few steps (CI). :mod:`helpers.teaching.train` runs the stages.
     """
     cfg = replace(SMOKE if smoke else TrainConfig(), seed=seed)
-    vae = train_vae(_training_split(smoke).images, cfg, progress=progress)
+    vae = train_vae(training_split(smoke).images, cfg, progress=progress)
     vae.save_pretrained(out_dir)
     return Path(out_dir)
 
@@ -341,7 +344,7 @@ def train_denoiser_stage(autoencoder_dir: str | Path, out_dir: str | Path, *, sm
     from diffusers import AutoencoderKL
 
     cfg = replace(SMOKE if smoke else TrainConfig(), seed=seed)
-    train = _training_split(smoke)
+    train = training_split(smoke)
     prompts, labels = caption_table(train)
     tokenizer = build_tokenizer()
     vae = AutoencoderKL.from_pretrained(autoencoder_dir)
@@ -385,18 +388,22 @@ def sample(
 
     Steps and guidance default to the model card's. Introduced in notebook 01_diffusion_basics.
     """
+    from helpers.pipeline_info import family, model_dtype, t5_tokens
+
     card = defaults()
     if latents is None:
         gen = torch.Generator("cpu").manual_seed(seed)
         latents = torch.randn((len(prompts), LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE), generator=gen)
     if isinstance(negative_prompt, str):
         negative_prompt = [negative_prompt] * len(prompts)
+    extra = {"max_sequence_length": t5_tokens(pipe)} if family(pipe) == "sd3" else {}  # the flow model's tokens
     out = pipe(
         prompt=list(prompts),
         negative_prompt=negative_prompt,
         num_inference_steps=num_inference_steps or card["steps"],
         guidance_scale=card["guidance_scale"] if guidance_scale is None else guidance_scale,
-        latents=latents.to(pipe.device, pipe.unet.dtype),
+        latents=latents.to(pipe.device, model_dtype(pipe)),
         output_type="pt",
+        **extra,
     )
     return out.images.float().cpu()

@@ -4,7 +4,7 @@ Introduced in notebook 04_prompt_walks. A walk file names a model, the keypoints
 unCLIP), the noise seeds and how to render; the command renders the frames resumably into a folder
 (:func:`helpers.walks.render_walk`) and writes a GIF, an MP4 and a contact sheet::
 
-    model: tiny-sd            # teaching | teaching-unclip | sd15 | karlo | tiny-sd | tiny-unclip
+    model: tiny-sd            # teaching | teaching-unclip | sd15 | sdxl | sd35-medium | flux-dev | karlo | tiny-sd ...
     prompts: [a photo of a red house, a watercolor painting of a blue boat]
     seeds: 0                  # one seed: the same noise for every frame; a list: a walk through noises too
     frames: 24
@@ -14,6 +14,11 @@ unCLIP), the noise seeds and how to render; the command renders the frames resum
     closed: false             # true: loop back to the first keypoint
     formats: [gif, mp4, contact_sheet]
     fps: 12
+
+``negative_prompt:`` on FLUX.1 (guidance-distilled: its ``guidance`` is an input of the transformer, with no
+negative branch) turns on true classifier-free guidance, ``true_cfg_scale`` =
+:data:`helpers.backends.FLUX_TRUE_CFG`, at twice the cost per frame; without it the walk never evaluates the
+negative prompt.
 
 ``images:`` (unCLIP models) lists image files relative to the walk file, or ``scene:red apple`` for an
 example scene of the teaching world (a big object on white, :meth:`helpers.backends.Backend.example_images`;
@@ -745,9 +750,10 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
     """(pipeline, keyword arguments for :func:`helpers.walks.render_walk`) for a walk file."""
     import torch
 
-    from helpers.backends import Backend
+    from helpers.backends import FLUX_TRUE_CFG, Backend
     from helpers.embeddings import encode_images, encode_prompts, make_latents
     from helpers.interpolation import interpolation_path
+    from helpers.pipeline_info import family
 
     pipe = loaded.pipe if isinstance(loaded, Backend) else loaded
     path_kw: dict[str, Any] = dict(method=spec.method, closed=spec.closed, schedule=spec.schedule)
@@ -763,6 +769,8 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
         kwargs["height"], kwargs["width"] = spec.size
     if "height" in kwargs:
         size = {"height": kwargs["height"], "width": kwargs["width"]}
+    if spec.negative_prompt and family(pipe) == "flux":  # guidance-distilled: a negative acts through true CFG only
+        kwargs["true_cfg_scale"] = FLUX_TRUE_CFG
     inputs: dict[str, Any] = {"seed": spec.seeds[0], "model": spec.model}
     if spec.keyframes:
         return _timeline_inputs(spec, loaded, pipe, inputs, kwargs)
