@@ -97,7 +97,7 @@ demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 / sd
 	$(PY) -m helpers.demo --model $(MODEL) --out outputs
 	$(PY) tools/notebooks.py execute --backend $(if $(filter teaching,$(MODEL)),teaching,auto) --out outputs/notebooks
 
-teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds, a pool of 2 one-thread workers; 36 min measured on the 2-core Intel machine, 42 on the AMD one: see helpers/teaching/README.md)
+teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds, a pool of 2 one-thread workers; 42 min measured on the AMD 2-core machine before the flow model, about 53 planned with it: see helpers/teaching/README.md)
 	$(PY) -m helpers.teaching.train
 
 bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md; a 1,000-frame walk timed to music -> benchmarks/TIMELINE.md

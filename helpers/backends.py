@@ -29,13 +29,21 @@ from helpers.pipeline_info import family, is_unclip, native_size
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
 #: FLUX's true classifier-free guidance scale where a negative prompt must act (``render_kwargs(negative=True)``).
 FLUX_TRUE_CFG = 4.0
-KINDS = ("text2img", "unclip")
+KINDS = ("text2img", "unclip", "flow")
 
-#: The registry's (:mod:`helpers.models`) real, teaching and tiny model behind each kind of pipeline.
-REAL_MODELS = {kind: model_for("real", kind).name for kind in KINDS}
-TEACHING = {kind: model_for("teaching", kind).name for kind in KINDS}
-TINY = {kind: model_for("tiny-random", kind).name for kind in KINDS}
-REAL_NAMES = {kind: model_for("real", kind).title for kind in KINDS}
+
+
+def _flow_model(backend: str) -> str:
+    """The registry's first SD 3-family (flow-matching) model of ``backend``."""
+    return next(m.name for m in MODELS.values() if m.backend == backend and m.family == "sd3")
+
+
+#: The registry's (:mod:`helpers.models`) real, teaching and tiny model behind each kind of pipeline; ``"flow"``:
+#: the first flow-matching (SD 3-family) text-to-image model of each backend.
+REAL_MODELS = {**{kind: model_for("real", kind).name for kind in KINDS[:2]}, "flow": _flow_model("real")}
+TEACHING = {**{kind: model_for("teaching", kind).name for kind in KINDS[:2]}, "flow": _flow_model("teaching")}
+TINY = {**{kind: model_for("tiny-random", kind).name for kind in KINDS[:2]}, "flow": _flow_model("tiny-random")}
+REAL_NAMES = {kind: MODELS[name].title for kind, name in REAL_MODELS.items()}
 _TINY_OF = {"sdxl": "Stable Diffusion XL", "sd2": "Stable Diffusion 2.x", "sd3": "Stable Diffusion 3", "flux": "FLUX.1"}
 
 #: The teaching world's example prompts: the first two make a colour walk (one object, two colours), the next
@@ -158,8 +166,9 @@ class Backend:
 
     def invert(self, images: Any, prompt: str = "", *, steps: int | None = None) -> torch.Tensor:
         """DDIM-invert ``images`` with this backend's text-to-image pipeline (see :func:`ddim_invert`)."""
-        if self.kind != "text2img":
-            raise ValueError("Backend.invert needs a text-to-image backend (choose_backend(kind='text2img'))")
+        if self.kind != "text2img" or family(self.pipe) not in ("sd", "sdxl"):
+            raise ValueError("Backend.invert (DDIM inversion) needs a Stable Diffusion text-to-image backend "
+                             "(choose_backend(kind='text2img')); flow models invert by their ODE (helpers.flow)")
         return ddim_invert(self.pipe, images, prompt=prompt, num_inference_steps=steps or self.steps,
                            height=self.height, width=self.width)
 
@@ -190,14 +199,14 @@ def _check(backend: str, kind: str) -> None:
             "(set BACKEND in the notebook's parameters cell)"
         )
     if not isinstance(kind, str) or kind not in KINDS:
-        raise ValueError(f"unknown pipeline kind {kind!r}; choose 'text2img' or 'unclip'")
+        raise ValueError(f"unknown pipeline kind {kind!r}; choose 'text2img', 'unclip' or 'flow'")
 
 
 def _defaults(name: str, kind: str, pipe: Any, model: str = "") -> dict[str, Any]:
     """Image size, steps, guidance and prompts that suit each backend (the teaching models': their cards; the
     real ones': the registry's, else the pipeline's native size with 25 steps at guidance 7.5)."""
     if name == "real":
-        if kind == "text2img":
+        if kind in ("text2img", "flow"):
             entry = MODELS.get(model)
             size = (entry.size if entry and entry.size else None) or native_size(pipe)[0]
             steps = entry.steps if entry and entry.steps else 25
@@ -210,12 +219,16 @@ def _defaults(name: str, kind: str, pipe: Any, model: str = "") -> dict[str, Any
             from helpers.teaching import text2img
 
             return {**text2img.defaults(), "prompts": _SCENE_PROMPTS}
+        if kind == "flow":
+            from helpers.teaching import flow_model
+
+            return {**flow_model.defaults(), "prompts": _SCENE_PROMPTS}
         from helpers.teaching import unclip_model
 
         return {"steps": unclip_model.DEFAULT_DECODER_STEPS, "super_res_steps": unclip_model.DEFAULT_SUPER_RES_STEPS,
                 "guidance_scale": unclip_model.DEFAULT_DECODER_GUIDANCE, "prompts": _SCENE_PROMPTS}
     # tiny-random: noise pictures, as fast as possible.
-    if kind == "text2img":
+    if kind in ("text2img", "flow"):
         return {"height": 32, "width": 32, "steps": 3, "guidance_scale": 3.0, "prompts": _TINY_PROMPTS}
     return {"steps": 2, "super_res_steps": 2, "guidance_scale": 2.0, "prompts": _SCENE_PROMPTS}
 
@@ -251,6 +264,11 @@ def _load_real(kind: str, device: str | torch.device | None, dtype: torch.dtype 
     return pipe, device, dtype
 
 
+def _serves(entry: Any, kind: str) -> bool:
+    """Whether a registry entry is a model of ``kind`` (``"flow"``: an SD 3 or FLUX text-to-image model)."""
+    return entry.family in ("sd3", "flux") if kind == "flow" else entry.kind == kind
+
+
 def _choose_model(backend: str, kind: str, model: str | None) -> str:
     """The model a backend loads: the registry's default for ``kind``, or the one asked for (checked)."""
     if backend == "teaching":
@@ -261,8 +279,8 @@ def _choose_model(backend: str, kind: str, model: str | None) -> str:
     if backend == "tiny-random":
         name = model or TINY[kind]
         entry = MODELS.get(name)
-        if entry is None or entry.backend != "tiny-random" or entry.kind != kind:
-            tiny = [m.name for m in MODELS.values() if m.backend == "tiny-random" and m.kind == kind]
+        if entry is None or entry.backend != "tiny-random" or not _serves(entry, kind):
+            tiny = [m.name for m in MODELS.values() if m.backend == "tiny-random" and _serves(m, kind)]
             raise ValueError(f"the tiny-random backend has these {kind!r} models: {', '.join(tiny)}; got {model!r}")
         return name
     return model or REAL_MODELS[kind]  # a registry name, a hub id or a folder: load_pipeline says if it is none
@@ -278,8 +296,9 @@ def choose_backend(
 ) -> Backend:
     """Load the pipeline a notebook runs on, and say why (see the module docstring for the four backends).
 
-    ``kind``: ``"text2img"`` (Stable Diffusion 1.5 / ``teaching``) or ``"unclip"`` (Karlo /
-    ``teaching-unclip``). ``model`` picks another model for the real backend (and for ``"auto"`` on a GPU): a
+    ``kind``: ``"text2img"`` (Stable Diffusion 1.5 / ``teaching``), ``"unclip"`` (Karlo /
+    ``teaching-unclip``) or ``"flow"`` (a flow-matching transformer: SD 3.5 medium / ``teaching-flow``, tiny
+    ``tiny-sd3``). ``model`` picks another model for the real backend (and for ``"auto"`` on a GPU): a
     registry name such as ``"sdxl"`` or ``"sdxl-turbo"``, a hub id (SD 1.x / 2.x, SDXL) or a local folder; for
     ``"tiny-random"``, ``"tiny-sdxl"`` or ``"tiny-sd2"``. ``device``/``dtype`` default to the best available (the teaching and tiny models
     always run in float32; the tiny ones on the CPU). On the CPU it sets torch's threads to

@@ -71,6 +71,7 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     Model("teaching-unclip", "teaching", "unclip", "the teaching model 'teaching-unclip'"),
     Model("teaching-unclip-text", "teaching", "unclip-text", "the teaching model 'teaching-unclip-text'",
           walkable=False),
+    Model("teaching-flow", "teaching", "text2img", "the teaching flow model 'teaching-flow'", family="sd3"),
     Model("sd15", "real", "text2img", "Stable Diffusion 1.5", source=SD15_ID, size=512, steps=25, guidance=7.5),
     Model("karlo", "real", "unclip", "Karlo unCLIP", source=KARLO_ID),
     Model("sdxl", "real", "text2img", "Stable Diffusion XL", source=SDXL_ID, size=1024, steps=25, guidance=5.0),

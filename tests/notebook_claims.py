@@ -145,6 +145,26 @@ CLAIMS: dict[str, list[Claim]] = {
         Claim(rf"correlation of frame distance with onset strength: r = {NUM}", lambda r: r > 0.6,
               "the frames move on the beats"),
     ],
+    "10_flow_matching": [
+        Claim(rf"target ε − x₀ vs the path's derivative by finite differences: largest difference {NUM}",
+              lambda d: d < 1e-3, "the flow target is the straight path's velocity", everywhere=True),
+        Claim(rf"mean straightness: flow model {NUM}, DDPM model in flow coordinates {NUM}",
+              lambda f, d: f < 0.7 and abs(f - d) < 0.1, "the learned paths bend, and no less than DDIM's",
+              everywhere=True),
+        Claim(rf"mean straightness after reflow: {NUM}", lambda s: s > 0.9, "reflow straightens the paths",
+              everywhere=True),
+        Claim(rf"two steps: the reflowed model fits {NUM}, the flow model {NUM}", lambda r, f: r < f / 3,
+              "after reflow two steps come close to fifty", everywhere=True),
+        Claim(rf"50 steps: Euler in flow coordinates vs DDIMScheduler: largest difference {NUM}", _tiny,
+              "DDIM is Euler on the flow ODE", everywhere=True),
+        Claim(rf"lerp midpoint {NUM}, slerp midpoint {NUM}", lambda lerp, slerp: lerp < 0.8 and abs(slerp - 1) < 0.1,
+              "the noise end is the same Gaussian shell", everywhere=True),
+        Claim(rf"reverse Euler by hand vs helpers.flow.integrate: largest difference {NUM}", _tiny,
+              "the reverse Euler loop written out is helpers.flow.integrate", everywhere=True),
+        Claim(rf"from 8 to 16 steps the error falls {NUM}x \(Euler\) and {NUM}x \(midpoint\)",
+              lambda e, m: m > 2 * e and e > 1.5, "the midpoint solver's error falls faster than Euler's"),
+        Claim(rf"pixel MSE {NUM} and {NUM}", lambda a, b: max(a, b) < 0.01, "the morph's endpoints are the pictures"),
+    ],
 }
 
 

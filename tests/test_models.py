@@ -39,9 +39,10 @@ def test_the_hub_ids_are_the_real_checkpoints():
 def test_consumers_read_the_registry():
     assert walkfile.MODELS == {m.name: (m.backend, m.kind) for m in models.MODELS.values() if m.walkable}
     assert "teaching-unclip-text" not in walkfile.MODELS  # the prior pipeline is not walkable
-    assert TEACHING_MODELS == ("teaching", "teaching-unclip", "teaching-unclip-text")
-    assert backends.REAL_MODELS == {"text2img": "sd15", "unclip": "karlo"}
-    assert backends.TEACHING == {"text2img": "teaching", "unclip": "teaching-unclip"}
+    assert TEACHING_MODELS == ("teaching", "teaching-unclip", "teaching-unclip-text", "teaching-flow")
+    assert backends.REAL_MODELS == {"text2img": "sd15", "unclip": "karlo", "flow": "sd35-medium"}
+    assert backends.TEACHING == {"text2img": "teaching", "unclip": "teaching-unclip", "flow": "teaching-flow"}
+    assert backends.TINY == {"text2img": "tiny-sd", "unclip": "tiny-unclip", "flow": "tiny-sd3"}
     assert demo.MODELS == {"teaching": {"text2img": "teaching", "unclip": "teaching-unclip",
                                         "prior": "teaching-unclip-text"},
                            "sd15": {"text2img": "sd15", "unclip": "karlo"},
@@ -54,7 +55,8 @@ def test_consumers_read_the_registry():
 @pytest.mark.parametrize("name", models.names(backend="teaching"))
 def test_every_teaching_model_loads_as_its_kinds_class(name):
     pipe = load_pipeline(name, device="cpu")
-    assert type(pipe).__name__ == CLASS_OF_KIND[models.MODELS[name].kind]
+    flow = models.MODELS[name].family == "sd3"  # the teaching flow model: SD 3's own pipeline class
+    assert type(pipe).__name__ == ("StableDiffusion3Pipeline" if flow else CLASS_OF_KIND[models.MODELS[name].kind])
     assert pipe._progress_bar_config.get("disable") is True  # no per-step bars after load_pipeline
 
 

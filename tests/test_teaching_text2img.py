@@ -39,7 +39,8 @@ def test_is_a_stock_pipeline_of_trained_parts(pipe):
 def test_weights_are_small_safetensors():
     files = [f for f in WEIGHTS_DIR.rglob("*") if f.is_file()]
     assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".ckpt")]
-    assert sum(f.stat().st_size for f in files if f.suffix == ".safetensors") <= 30e6  # every teaching model
+    # every teaching model together, the flow model included: issue 32's budget of 50 MB
+    assert sum(f.stat().st_size for f in files if f.suffix == ".safetensors") <= 50e6
 
 
 def test_latents_have_unit_std(pipe):

@@ -16,6 +16,25 @@ from helpers.teaching.train import FOLDERS, MODELS, main, train_models
 pytestmark = pytest.mark.slow  # left out of `make test-fast`
 
 
+def test_smoke_flow_writes_a_loadable_sd3_pipeline_that_walks(tmp_path):
+    from diffusers import StableDiffusion3Pipeline
+
+    from helpers import encode_prompts, render_frames
+    from helpers.pipeline_info import family, text_tokens
+
+    seconds = train_models("flow", out=tmp_path, smoke=True, progress=False)
+    assert set(seconds) == {"flow", "wall"}  # alone, it trains on the shipped teaching autoencoder
+    folder = tmp_path / FOLDERS["flow"]
+    assert list(folder.rglob("*.safetensors")) and not list(folder.rglob("*.bin"))
+    pipe = StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None)
+    pipe.set_progress_bar_config(disable=True)
+    assert family(pipe) == "sd3" and text_tokens(pipe) == 12 + 1  # CLIP's 12 tokens and one zero T5 token
+    embeds, negative = encode_prompts(pipe, ["a big red apple", "a big cat face"])
+    frames = render_frames(pipe, prompt_embeds=embeds, negative_prompt_embeds=negative[:1], num_inference_steps=2,
+                           guidance_scale=2.0, output_type="np", progress=False)
+    assert frames.shape == (2, 32, 32, 3) and np.isfinite(frames).all()
+
+
 def test_smoke_text2img_writes_a_loadable_stable_diffusion_pipeline(tmp_path):
     from diffusers import StableDiffusionPipeline
 

@@ -9,6 +9,8 @@ Introduced in notebook 01_diffusion_basics. See ``helpers/teaching/README.md`` f
 * :mod:`helpers.teaching.unclip_model` — ``"teaching-unclip"`` (image variations) and
   ``"teaching-unclip-text"`` (text → prior → decoder), a miniature unCLIP; its prior in
   :mod:`helpers.teaching.prior`.
+* :mod:`helpers.teaching.flow_model` — ``"teaching-flow"``, a small SD 3-style flow-matching transformer;
+  :mod:`helpers.teaching.toy_flow` — the 2-D flow-matching toy of notebook 10.
 * :mod:`helpers.teaching.train` — ``python -m helpers.teaching.train`` retrains them all (``make teaching-models``).
 
 Nothing is loaded at import time.
@@ -22,10 +24,12 @@ from helpers.teaching.common import RETIRED_MODELS, TEACHING_MODELS, WEIGHTS_DIR
 
 
 def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) -> Any:
-    """Load a shipped teaching model: ``"teaching"``, ``"teaching-unclip"`` or ``"teaching-unclip-text"``.
+    """Load a shipped teaching model: ``"teaching"``, ``"teaching-unclip"``, ``"teaching-unclip-text"`` or
+    ``"teaching-flow"``.
 
     ``"teaching"`` is a stock diffusers ``StableDiffusionPipeline`` (no safety checker), ``"teaching-unclip"``
-    an ``UnCLIPImageVariationPipeline`` and ``"teaching-unclip-text"`` an ``UnCLIPPipeline``; moved to
+    an ``UnCLIPImageVariationPipeline``, ``"teaching-unclip-text"`` an ``UnCLIPPipeline`` and
+    ``"teaching-flow"`` a ``StableDiffusion3Pipeline`` (no T5); moved to
     ``device``/``dtype`` when given. Introduced in notebook 01_diffusion_basics.
     """
     if name in RETIRED_MODELS:
@@ -50,6 +54,10 @@ def load_teaching_pipeline(name: str, *, device: Any = None, dtype: Any = None) 
                 str(folder), safety_checker=None, requires_safety_checker=False, **cast
             )
         return pipe.to(device) if device is not None else pipe
+    if name == "teaching-flow":
+        from helpers.teaching.flow_model import load_teaching_flow
+
+        return load_teaching_flow(device=device, dtype=dtype)
     if name in ("teaching-unclip", "teaching-unclip-text"):
         from helpers.teaching.unclip_model import load_teaching_unclip
 

@@ -8,6 +8,8 @@ freshly rendered ground-truth scenes, never on model outputs.
                                                          # card (guidance table and the best guidance)
     python -m helpers.teaching.quality --text2img DIR [--write-card]   # a retrained text-to-image folder
                                                          # (``train --out OUT``: OUT/teaching), before it ships
+    python -m helpers.teaching.quality --flow [DIR] [--write-card]     # the teaching flow model: its gates,
+                                                         # accuracy against evaluations beside the DDPM model
 """
 
 from __future__ import annotations
@@ -307,6 +309,86 @@ def write_card(table: dict[str, dict], folder: str | Path | None = None) -> dict
     return card
 
 
+#: Sampler steps and guidance scales of the evaluations table (:func:`evaluations_table`).
+TABLE_STEPS = (2, 4, 5, 8, 10, 20)
+TABLE_GUIDANCES = (1.0, 3.0)
+
+
+def evaluations_table(pipe, *, steps: Sequence[int] = TABLE_STEPS, guidances: Sequence[float] = TABLE_GUIDANCES,
+                      per_prompt: int = 8, judge=None) -> list[dict]:
+    """Object accuracy (:func:`text2img_accuracy`) against network evaluations: one row per (steps, guidance),
+    with ``nfe`` = steps, twice that with classifier-free guidance (two branches a step)."""
+    from helpers.teaching.judge import scene_judge
+
+    judge = judge or scene_judge()
+    rows = []
+    for n in steps:
+        for g in guidances:
+            r = text2img_accuracy(pipe, guidance=g, steps=n, per_prompt=per_prompt, judge=judge)
+            rows.append({"steps": n, "guidance": g, "nfe": n * (1 if g <= 1 else 2), "object": round(r["object"], 4),
+                         "size": round(r["size"], 4), "background": round(r["background"], 4)})
+    return rows
+
+
+def fewest_evaluations(rows: Sequence[dict], accuracy: float = 0.85) -> dict | None:
+    """The row of :func:`evaluations_table` with the fewest evaluations that reaches ``accuracy`` (None: none)."""
+    good = [r for r in rows if r["object"] >= accuracy]
+    return min(good, key=lambda r: (r["nfe"], -r["object"])) if good else None
+
+
+def write_flow_card(table: dict[str, dict], rows: Sequence[dict], folder: str | Path | None = None) -> dict:
+    """Write the flow model's ``card.json``: the guidance with the best object accuracy at 20 steps
+    (``table``, a :func:`guidance_sweep`), the fewest steps of ``rows`` (:func:`evaluations_table`) whose
+    accuracy at that guidance is within 0.01 of it, and both tables."""
+    from helpers.teaching import WEIGHTS_DIR
+    from helpers.teaching.flow_model import CARD, NAME
+
+    best = max(CARD_GUIDANCES, key=lambda g: (table[str(g)]["object"], -g))
+    near = [r["steps"] for r in rows if r["guidance"] == best and r["object"] >= table[str(best)]["object"] - 0.01]
+    card = {"steps": min(near, default=20), "guidance_scale": best,
+            "measured": {g: {k: round(v, 4) for k, v in r.items() if isinstance(v, float)} for g, r in table.items()},
+            "evaluations": list(rows),
+            "how": "python -m helpers.teaching.quality --flow --write-card (24 gate prompts x 16 samples at 20 "
+                   "steps; the evaluations table at 8 samples a prompt)"}
+    path = Path(folder or WEIGHTS_DIR / NAME) / CARD
+    path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    return card
+
+
+def flow_main(folder: Path | None, write: bool) -> int:
+    """``--flow``: the teaching flow model's gates at its card's settings, and the evaluations table of both
+    teaching models side by side (written into its card with ``--write-card``)."""
+    from helpers.pipelines import load_pipeline
+    from helpers.teaching import flow_model
+
+    if folder is None:
+        pipe = load_pipeline("teaching-flow", device="cpu", dtype=torch.float32)
+    else:
+        from diffusers import StableDiffusion3Pipeline
+
+        pipe = StableDiffusion3Pipeline.from_pretrained(str(folder), text_encoder_3=None)
+    pipe.set_progress_bar_config(disable=True)
+    ddpm = load_pipeline("teaching", device="cpu", dtype=torch.float32)
+    ddpm.set_progress_bar_config(disable=True)
+    rows = evaluations_table(pipe)
+    if write:
+        table = {str(g): text2img_accuracy(pipe, guidance=g, steps=20) for g in CARD_GUIDANCES}
+        print(json.dumps(write_flow_card(table, rows, folder), indent=1))
+    card = flow_model.defaults(folder)
+    r = text2img_accuracy(pipe, guidance=card["guidance_scale"], steps=card["steps"])
+    worst = min(r["object_per_prompt"].items(), key=lambda kv: kv[1])
+    print(f"flow model at its card ({card['steps']} steps, guidance {card['guidance_scale']}): object {r['object']:.3f}, "
+          f"size {r['size']:.3f}, background {r['background']:.3f}, unseen pairs {r['unseen_pairs']:.3f}, weakest "
+          f"{worst}")
+    print("steps guidance | evaluations: flow object, DDPM object")
+    for row in rows:
+        other = text2img_accuracy(ddpm, guidance=row["guidance"] if row["guidance"] <= 1 else 5.0, steps=row["steps"],
+                                  per_prompt=8)
+        print(f"{row['steps']:>5} {row['guidance']:>8} | {row['nfe']:>3}: {row['object']:.3f}, {other['object']:.3f}")
+    print("fewest evaluations to 85% object accuracy, flow model:", fewest_evaluations(rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -317,8 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-card", action="store_true")
     parser.add_argument("--text2img", type=Path, metavar="DIR",
                         help="measure this text-to-image folder instead of the shipped one (its card, its gates)")
+    parser.add_argument("--flow", nargs="?", const=True, type=Path, metavar="DIR",
+                        help="measure the teaching flow model (or this folder of one) instead")
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
+    if args.flow is not None:
+        return flow_main(None if args.flow is True else args.flow, args.write_card)
     pipe = load_pipeline(args.text2img or "teaching", device="cpu", dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     table = guidance_sweep(pipe) if args.write_card else {}

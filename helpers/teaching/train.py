@@ -2,7 +2,7 @@
 
 Introduced in notebook 01_diffusion_basics (the model cards in ``helpers/teaching/README.md`` quote it).
 
-    python -m helpers.teaching.train [--smoke] [--only toy2d text2img unclip] [--out DIR] [--seed N] [--jobs 2]
+    python -m helpers.teaching.train [--smoke] [--only toy2d text2img unclip flow] [--out DIR] [--seed N] [--jobs 2]
 
 Fixed seeds, tqdm progress bars, and the same folders that ship (default ``--out``: the package's
 ``weights/``). ``--smoke`` runs the same code for a few steps (CI uses it so the training code cannot rot);
@@ -35,8 +35,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-MODELS = ("toy2d", "text2img", "unclip", "judge")
-FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip", "judge": "scene-judge"}
+MODELS = ("toy2d", "text2img", "unclip", "flow", "judge")
+FOLDERS = {"toy2d": "toy-s-curve", "text2img": "teaching", "unclip": "teaching-unclip", "flow": "teaching-flow",
+           "judge": "scene-judge"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ STAGES = {
     "decoder": Stage("unclip", ("clip",), 1470),
     "prior": Stage("unclip", ("clip",), 515),
     "super_res": Stage("unclip", (), 184),
+    "flow": Stage("flow", ("autoencoder",), 1200),  # measured 1,310 s beside another training (2026-12-07)
     "judge": Stage("judge", (), 30, pinned=True),
 }
 
@@ -93,6 +95,14 @@ def run_stage(name: str, work: Path, out: Path, *, smoke: bool, seed: int, progr
         from helpers.teaching.text2img import train_autoencoder_stage
 
         train_autoencoder_stage(work / name, **kw)
+    elif name == "flow":  # the teaching model's autoencoder: this run's, else the one in out, else the shipped one
+        from helpers.teaching.common import WEIGHTS_DIR
+        from helpers.teaching.flow_model import train_flow_stage
+
+        found = [work / "autoencoder", out / FOLDERS["text2img"] / "vae", WEIGHTS_DIR / FOLDERS["text2img"] / "vae"]
+        vae = next(f for f in found if f.is_dir())
+        train_flow_stage(vae, out / FOLDERS["flow"], **kw)
+        canonical_configs(out / FOLDERS["flow"])
     elif name == "denoiser":
         from helpers.teaching.text2img import train_denoiser_stage
 

@@ -737,6 +737,8 @@ def load_model(spec: WalkSpec, device: Any = None) -> Any:
     with quiet:
         if spec.model in MODELS:
             backend, kind = MODELS[spec.model]
+            if _REGISTRY[spec.model].family in ("sd3", "flux"):  # flow-matching models: the backends' "flow" kind
+                kind = "flow"
             return choose_backend(backend, kind, model=spec.model, device=device, dtype=dtype)
         from helpers.pipelines import load_pipeline
 
