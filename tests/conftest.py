@@ -33,6 +33,8 @@ XDIST_WHOLE_MODULES = (
     "test_demo",
     "test_morph",
     "test_teaching_toy2d",
+    "test_teaching_toy_flow",
+    "test_teaching_flow",
     "test_single_file",
 )
 
