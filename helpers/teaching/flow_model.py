@@ -27,11 +27,13 @@ from helpers.teaching.text2img import (
     MAX_TOKENS,
     TEXT_DIM,
     build_tokenizer,
+    caption_rows,
     caption_table,
     lr_schedule,
     progress_bar,
     save_pipeline,
     training_split,
+    training_step,
 )
 
 NAME = "teaching-flow"
@@ -167,8 +169,7 @@ def train_transformer(vae: Any, tokenizer: Any, images: torch.Tensor, labels: to
     for _ in range(cfg.steps):
         idx = torch.randint(len(mean), (cfg.batch,), generator=gen)
         x0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
-        rows = labels[idx, torch.randint(labels.shape[1], (cfg.batch,), generator=gen)].clone()
-        rows[torch.rand(cfg.batch, generator=gen) < cfg.prompt_dropout] = empty
+        rows = caption_rows(labels, idx, empty, cfg.prompt_dropout, gen)
         sigma = compute_density_for_timestep_sampling("logit_normal", cfg.batch, logit_mean=cfg.logit_mean,
                                                       logit_std=cfg.logit_std, device="cpu", generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
@@ -177,16 +178,7 @@ def train_transformer(vae: Any, tokenizer: Any, images: torch.Tensor, labels: to
         tokens, pooled = _encode(text_encoder, text_encoder_2, ids[rows])
         v = transformer(hidden_states=xs, timestep=sigma * 1000, encoder_hidden_states=tokens,
                         pooled_projections=pooled).sample
-        loss = F.mse_loss(v, noise - x0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        ema.step(params)
-        losses.append(loss.item())
-        bar.update()
-        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", refresh=False)
+        training_step(F.mse_loss(v, noise - x0), params, opt, sched, ema, losses, bar)
     bar.close()
     ema.copy_to(params)
     return transformer.eval(), text_encoder.eval(), text_encoder_2.eval(), losses
@@ -231,16 +223,10 @@ def load_teaching_flow(*, device: Any = None, dtype: Any = None) -> Any:
 def defaults(folder: str | Path | None = None) -> dict:
     """The model card's ``{"steps", "guidance_scale", "height", "width"}`` (what the backends use), from
     ``card.json`` beside the weights; ``FALLBACK_*`` while there is none."""
-    import json
-
     from helpers.teaching.common import WEIGHTS_DIR
-    from helpers.teaching.text2img import IMAGE_SIZE
+    from helpers.teaching.text2img import card_settings
 
-    card = Path(folder or WEIGHTS_DIR / NAME) / CARD
-    data = json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
-    return {"steps": int(data.get("steps", FALLBACK_STEPS)),
-            "guidance_scale": float(data.get("guidance_scale", FALLBACK_GUIDANCE)),
-            "height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    return card_settings(Path(folder or WEIGHTS_DIR / NAME) / CARD, FALLBACK_STEPS, FALLBACK_GUIDANCE)
 
 
 __all__ = ["CARD", "FlowTrainConfig", "NAME", "SMOKE", "T5_TOKENS", "assemble_pipeline", "build_scheduler",

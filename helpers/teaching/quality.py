@@ -360,6 +360,7 @@ def flow_main(folder: Path | None, write: bool) -> int:
     teaching models side by side (written into its card with ``--write-card``)."""
     from helpers.pipelines import load_pipeline
     from helpers.teaching import flow_model
+    from helpers.teaching.text2img import defaults as text2img_defaults
 
     if folder is None:
         pipe = load_pipeline("teaching-flow", device="cpu", dtype=torch.float32)
@@ -380,10 +381,11 @@ def flow_main(folder: Path | None, write: bool) -> int:
     print(f"flow model at its card ({card['steps']} steps, guidance {card['guidance_scale']}): object {r['object']:.3f}, "
           f"size {r['size']:.3f}, background {r['background']:.3f}, unseen pairs {r['unseen_pairs']:.3f}, weakest "
           f"{worst}")
-    print("steps guidance | evaluations: flow object, DDPM object")
+    ddpm_guidance = text2img_defaults()["guidance_scale"]
+    print(f"steps guidance | evaluations: flow object, DDPM object (guidance {ddpm_guidance} where on)")
     for row in rows:
-        other = text2img_accuracy(ddpm, guidance=row["guidance"] if row["guidance"] <= 1 else 5.0, steps=row["steps"],
-                                  per_prompt=8)
+        other = text2img_accuracy(ddpm, guidance=row["guidance"] if row["guidance"] <= 1 else ddpm_guidance,
+                                  steps=row["steps"], per_prompt=8)
         print(f"{row['steps']:>5} {row['guidance']:>8} | {row['nfe']:>3}: {row['object']:.3f}, {other['object']:.3f}")
     print("fewest evaluations to 85% object accuracy, flow model:", fewest_evaluations(rows))
     return 0

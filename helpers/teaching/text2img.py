@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -242,26 +242,41 @@ def train_unet(
     for _ in range(cfg.unet_steps):
         idx = torch.randint(len(mean), (cfg.unet_batch,), generator=gen)
         z0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
-        rows = labels[idx, torch.randint(labels.shape[1], (cfg.unet_batch,), generator=gen)].clone()
-        rows[torch.rand(cfg.unet_batch, generator=gen) < cfg.prompt_dropout] = empty
+        rows = caption_rows(labels, idx, empty, cfg.prompt_dropout, gen)
         t = torch.randint(scheduler.config.num_train_timesteps, (cfg.unet_batch,), generator=gen)
         noise = torch.randn(z0.shape, generator=gen)
         a = alphas[t].view(-1, 1, 1, 1)
         zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
         cond = text_encoder(ids[rows])[0]
         loss = F.mse_loss(unet(zt, t, encoder_hidden_states=cond).sample, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        ema.step(params)
-        losses.append(loss.item())
-        bar.update()
-        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", refresh=False)
+        training_step(loss, params, opt, sched, ema, losses, bar)
     bar.close()
     ema.copy_to(params)
     return unet.eval(), text_encoder.eval(), losses
+
+
+def caption_rows(labels: torch.Tensor, idx: torch.Tensor, empty: int, dropout: float,
+                 gen: torch.Generator) -> torch.Tensor:
+    """One caption per drawn scene (``labels[idx]``: one of its variants, at random), replaced by the empty
+    prompt (index ``empty``) with probability ``dropout``: classifier-free guidance's training."""
+    rows = labels[idx, torch.randint(labels.shape[1], (len(idx),), generator=gen)].clone()
+    rows[torch.rand(len(idx), generator=gen) < dropout] = empty
+    return rows
+
+
+def training_step(loss: torch.Tensor, params: list, opt: torch.optim.Optimizer, sched: Any, ema: Any,
+                  losses: list[float], bar: Any) -> None:
+    """Backward, gradient clipping to 1.0, the optimizer and schedule steps, the EMA update, and the bar's
+    running loss: one step of the text-to-image teaching models' trainings."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    ema.step(params)
+    losses.append(loss.item())
+    bar.update()
+    bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", refresh=False)
 
 
 def assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler=None) -> StableDiffusionPipeline:
@@ -359,15 +374,20 @@ def defaults(folder: str | Path | None = None) -> dict:
     writes with the accuracy per guidance scale it measured; ``FALLBACK_*`` only while no card is there.
     Introduced in notebook 01_diffusion_basics.
     """
-    import json
-
     from helpers.teaching.common import WEIGHTS_DIR
 
-    path = Path(folder or WEIGHTS_DIR / NAME) / CARD
+    return card_settings(Path(folder or WEIGHTS_DIR / NAME) / CARD, FALLBACK_STEPS, FALLBACK_GUIDANCE)
+
+
+def card_settings(path: Path, steps: int, guidance: float) -> dict:
+    """``{"steps", "guidance_scale", "height", "width"}`` from the card at ``path`` (``steps``/``guidance`` while
+    there is none): what the text-to-image teaching models' ``defaults()`` return."""
+    import json
+
     card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return {
-        "steps": int(card.get("steps", FALLBACK_STEPS)),
-        "guidance_scale": float(card.get("guidance_scale", FALLBACK_GUIDANCE)),
+        "steps": int(card.get("steps", steps)),
+        "guidance_scale": float(card.get("guidance_scale", guidance)),
         "height": IMAGE_SIZE,
         "width": IMAGE_SIZE,
     }
