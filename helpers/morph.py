@@ -1,4 +1,4 @@
-"""Morphing your own images with a Stable Diffusion pipeline, without training (notebook 08).
+"""Morphing your own images with a Stable Diffusion or flow-matching (SD 3, FLUX) pipeline, without training (notebook 08).
 
 The lesson's data flow, one function per stage:
 
@@ -15,6 +15,11 @@ The lesson's data flow, one function per stage:
    ``render_morph`` call as its render function.
 5. :func:`chained_img2img` — the "contextual" alternative: each frame is an img2img of the previous frame.
 
+Flow-matching pipelines (SD 3 / 3.5, FLUX.1) take the same steps: inversion runs the flow ODE upwards with a
+second-order solver (:mod:`helpers.flow`, FireFlow's one evaluation per step by default), the morph integrates it
+back down with the same solver, and attention interpolation uses :class:`JointAttentionInterpolation`, which mixes
+the **image tokens only** of the transformer's joint (text + image) attention.
+
 Metrics (:func:`endpoint_error`, :func:`helpers.walk_report`) need no network weights.
 
 Introduced in notebook 08_morph_your_own_images.
@@ -27,7 +32,7 @@ import inspect
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -110,13 +115,31 @@ def _check_sd(pipe: Any, what: str) -> None:
             )
 
 
+def _is_flow(pipe: Any) -> bool:
+    """True for the flow-matching families (SD 3, FLUX), whose morphs integrate :mod:`helpers.flow`'s ODE."""
+    from helpers.flow import FLOW_FAMILIES
+    from helpers.pipeline_info import family
+
+    try:
+        return family(pipe) in FLOW_FAMILIES
+    except TypeError:
+        return False
+
+
+def _check_morphable(pipe: Any, what: str) -> None:
+    if not _is_flow(pipe):
+        _check_sd(pipe, what)
+
+
 @dataclass(frozen=True, eq=False)
 class ImageInversion:
     """What :func:`invert_images` found: the inputs as the model saw them and the noises that rebuild them.
 
     ``latents`` (N, C, h, w) are the inverted initial noises, ``prompt_embeds`` (N, seq, dim) the caption
     embeddings each image was inverted with, ``negative_prompt_embeds`` (1, seq, dim) the empty prompt's (for
-    guidance). Render with the same ``steps`` and guidance 1 to reconstruct the images.
+    guidance). Render with the same ``steps`` and guidance 1 to reconstruct the images. ``solver`` is the ODE
+    solver the inversion ran backwards: ``"ddim"`` for the Stable Diffusion families, one of
+    :data:`helpers.flow.SOLVERS` for flow-matching pipelines (the morph samples with the same one).
 
     Introduced in notebook 08_morph_your_own_images.
     """
@@ -129,6 +152,7 @@ class ImageInversion:
     steps: int
     height: int
     width: int
+    solver: str = "ddim"
 
 
 @torch.no_grad()
@@ -140,6 +164,7 @@ def invert_images(
     num_inference_steps: int = 20,
     height: int | None = None,
     width: int | None = None,
+    solver: str | None = None,
 ) -> ImageInversion:
     """DDIM-invert ``images`` (see :func:`prepare_images`) with ``pipe``'s VAE and UNet.
 
@@ -149,6 +174,10 @@ def invert_images(
     guidance. The one approximation is DDIM inversion's own: the noise predicted at the lower timestep is used
     for the step up. ``height``/``width`` default to the model's size.
 
+    Flow-matching pipelines (SD 3, FLUX): the latents are integrated up the flow ODE on the pipeline's σ grid
+    with ``solver`` (default ``"fireflow"``: second order for one evaluation per step; ``"midpoint"`` or
+    ``"euler"``, see :mod:`helpers.flow`), conditioned on the caption without guidance (FLUX: distilled guidance 1).
+
     Introduced in notebook 08_morph_your_own_images.
     """
     from diffusers import DDIMInverseScheduler
@@ -156,7 +185,17 @@ def invert_images(
     from helpers.embeddings import encode_prompts
     from helpers.inversion import ddim_inversion
 
-    _check_sd(pipe, "invert_images")
+    _check_morphable(pipe, "invert_images")
+    flow_model = _is_flow(pipe)
+    if flow_model:
+        from helpers.flow import SOLVERS
+
+        solver = "fireflow" if solver is None else solver
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS} for a flow-matching pipeline, got {solver!r}")
+    elif solver not in (None, "ddim"):
+        raise ValueError(f"{type(pipe).__name__} is inverted with DDIM; leave solver out (the flow solvers "
+                         f"{solver!r} serve SD 3 and FLUX pipelines)")
     steps = check_steps("num_inference_steps", num_inference_steps)
     height, width = output_size(pipe, height, width)  # checked by the gate every pipeline call uses
     pil = prepare_images(images, (width, height))
@@ -168,11 +207,20 @@ def invert_images(
     if len(prompts) != len(pil) or not all(isinstance(p, str) for p in prompts):
         raise ValueError(f"prompts must be one string, or one string per image ({len(pil)}), got {prompts!r}")
 
-    device, dtype = pipe._execution_device, pipe.unet.dtype
     pixels = pipe.image_processor.preprocess(pil, height=height, width=width)
+    embeds, negative = encode_prompts(pipe, prompts)
+    if flow_model:
+        from helpers import flow
+
+        velocity = flow.velocity_fn(pipe, embeds)
+        grid = flow.sigmas(pipe, steps, height=height, width=width).flip(0)  # σ from 0 up to 1
+        noise = cast(torch.Tensor, flow.integrate(velocity, flow.encode_image_latents(pipe, pixels), grid, str(solver)))
+        return ImageInversion(images=pil, prompts=prompts, latents=noise.float().cpu(),
+                              prompt_embeds=embeds.float().cpu(), negative_prompt_embeds=negative[:1].float().cpu(),
+                              steps=steps, height=height, width=width, solver=str(solver))
+    device, dtype = pipe._execution_device, pipe.unet.dtype
     pixels = pixels.to(device=device, dtype=pipe.vae.dtype)
     latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
-    embeds, negative = encode_prompts(pipe, prompts)
     cond = embeds.to(device=device, dtype=dtype)
     inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
     latents = ddim_inversion(lambda x, t, _i: pipe.unet(x, t, encoder_hidden_states=cond).sample, inverse,
@@ -207,7 +255,8 @@ def morph_inputs(inversion: ImageInversion, ts: Any, *, noise: str = "slerp") ->
 
     Noises: ``noise="slerp"`` (:func:`helpers.slerp`) or ``"adain"`` (slerp, then each channel given the mean and
     standard deviation interpolated linearly between the endpoints', :func:`helpers.adain_interpolate`).
-    Embeddings: slerp of the two captions' embeddings, token by token.
+    Embeddings: slerp of the two captions' embeddings, token by token (lerp for a token that is zero in either,
+    as SD 3's T5 tokens are when the pipeline has no T5).
 
     Introduced in notebook 08_morph_your_own_images.
     """
@@ -220,8 +269,13 @@ def morph_inputs(inversion: ImageInversion, ts: Any, *, noise: str = "slerp") ->
         raise ValueError(f"noise must be one of {NOISE_PATHS}, got {noise!r}")
     a, b = inversion.latents[0], inversion.latents[1]
     latents = slerp(a, b, fracs, dim=(-3, -2, -1)) if noise == "slerp" else adain_interpolate(a, b, fracs)
-    embeds = slerp(inversion.prompt_embeds[0], inversion.prompt_embeds[1], fracs, dim=-1)
-    return torch.as_tensor(latents).float(), torch.as_tensor(embeds).float()
+    ea, eb = inversion.prompt_embeds[0].float(), inversion.prompt_embeds[1].float()
+    live = (ea.norm(dim=-1) > 0) & (eb.norm(dim=-1) > 0)  # SD 3 without T5 feeds all-zero tokens: lerp keeps them 0
+    w = torch.as_tensor(fracs, dtype=torch.float32).view(-1, 1, 1)
+    embeds = (1 - w) * ea + w * eb
+    if bool(live.any()):
+        embeds[:, live] = torch.as_tensor(slerp(ea[live], eb[live], fracs, dim=-1)).float()
+    return torch.as_tensor(latents).float(), embeds
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,37 +353,135 @@ class AttentionInterpolation:
             out = out + residual
         return out / attn.rescale_output_factor
 
-    def _mixed(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _mixed(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+               tokens: slice = slice(None)) -> torch.Tensor:
+        """Attention of every row's queries (B, heads, seq, d) to keys and values whose ``tokens`` positions are
+        taken from the endpoint rows (all positions: self-attention; the image tokens: joint attention)."""
         n = len(self.weights)
         if q.shape[0] % n:
-            raise RuntimeError(f"the UNet batch has {q.shape[0]} rows, not a multiple of the {n} rows this "
+            raise RuntimeError(f"the denoiser's batch has {q.shape[0]} rows, not a multiple of the {n} rows this "
                                "processor was made for; render through render_morph()")
         g = q.shape[0] // n
         shape = (g, n) + q.shape[1:]
-        q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
+        kv_shape = (g, n) + k.shape[1:]
+        q, k, v = q.reshape(shape), k.reshape(kv_shape), v.reshape(kv_shape)
         a, b = self.anchors
         w = self.weights.to(device=q.device, dtype=q.dtype).view(1, n, 1, 1, 1)
-        ka, kb, va, vb = k[:, a : a + 1], k[:, b : b + 1], v[:, a : a + 1], v[:, b : b + 1]
         m = None if mask is None else mask.reshape((g, n) + mask.shape[1:])
 
-        def sdpa(q_, k_, v_, m_):
-            flat = (g * n,) + q_.shape[2:]
+        def taking(own: torch.Tensor, part: torch.Tensor) -> torch.Tensor:  # own's rows, ``tokens`` from part
+            out = own.clone()
+            out[..., tokens, :] = part[..., tokens, :].expand_as(out[..., tokens, :])
+            return out
+
+        def sdpa(k_: torch.Tensor, v_: torch.Tensor, m_: torch.Tensor | None) -> torch.Tensor:
+            flat = (g * n,) + q.shape[2:]
             out = F.scaled_dot_product_attention(
-                q_.reshape(flat), k_.expand(g, n, *k_.shape[2:]).reshape((g * n,) + k_.shape[2:]),
-                v_.expand(g, n, *v_.shape[2:]).reshape((g * n,) + v_.shape[2:]),
+                q.reshape(flat), k_.reshape((g * n,) + k_.shape[2:]), v_.reshape((g * n,) + v_.shape[2:]),
                 attn_mask=None if m_ is None else m_.reshape((g * n,) + m_.shape[2:]))
             return out.reshape(shape)
 
+        ka, kb, va, vb = k[:, a : a + 1], k[:, b : b + 1], v[:, a : a + 1], v[:, b : b + 1]
         if self.mode == "outer":
-            out = (1 - w) * sdpa(q, ka, va, m) + w * sdpa(q, kb, vb, m)
+            out = (1 - w) * sdpa(taking(k, ka), taking(v, va), m) + w * sdpa(taking(k, kb), taking(v, vb), m)
         else:
-            k_mix, v_mix = (1 - w) * ka + w * kb, (1 - w) * va + w * vb
+            k_mix, v_mix = taking(k, (1 - w) * ka + w * kb), taking(v, (1 - w) * va + w * vb)
             if self.mode == "inner":
-                out = sdpa(q, k_mix, v_mix, m)
+                out = sdpa(k_mix, v_mix, m)
             else:  # fused: own keys/values and the mixed ones, side by side
                 m2 = None if m is None else torch.cat([m, m], dim=-1)
-                out = sdpa(q, torch.cat([k, k_mix], dim=-2), torch.cat([v, v_mix], dim=-2), m2)
+                out = sdpa(torch.cat([k, k_mix], dim=-2), torch.cat([v, v_mix], dim=-2), m2)
         return out.reshape((g * n,) + q.shape[2:])
+
+
+class JointAttentionInterpolation(AttentionInterpolation):
+    """:class:`AttentionInterpolation` for the joint attention of an MMDiT (SD 3 / 3.5, FLUX.1).
+
+    Those transformers attend over the text tokens and the image tokens together. The processor mixes the
+    endpoints' keys and values of the **image tokens only**: each row keeps its own text tokens' keys and values,
+    so a frame still reads its own (interpolated) caption, and borrows the endpoints' picture structure, with the
+    same modes and endpoint guarantees as the UNet processor. SD 3 puts the image tokens first (its second,
+    image-only attention layers in SD 3.5 are mixed whole); FLUX puts the text tokens first, and its single-stream
+    blocks hand the processor both as one sequence, so ``image_tokens`` (how many there are, the last ones) must
+    be given for FLUX. ``enabled = False`` is the stock joint attention.
+
+    Introduced in notebook 10_flow_matching.
+    """
+
+    def __init__(self, weights: Any, *, mode: str = "inner", anchors: tuple[int, int] = (0, 1),
+                 image_tokens: int | None = None) -> None:
+        super().__init__(weights, mode=mode, anchors=anchors)
+        self.image_tokens = image_tokens
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens: slice) -> torch.Tensor:
+        if self.enabled:
+            return self._mixed(q, k, v, None, tokens)
+        return F.scaled_dot_product_attention(q, k, v)
+
+    def __call__(  # type: ignore[override]  # diffusers passes image_rotary_emb by name; joint layers return pairs
+            self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+            attention_mask: torch.Tensor | None = None, image_rotary_emb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if attention_mask is not None:
+            raise RuntimeError("JointAttentionInterpolation does not take an attention mask; render through "
+                               "render_morph()")
+        if hasattr(attn, "head_dim"):  # FLUX's FluxAttention
+            return self._flux(attn, hidden_states, encoder_hidden_states, image_rotary_emb)
+        return self._sd3(attn, hidden_states, encoder_hidden_states)
+
+    def _sd3(self, attn: Any, hidden: torch.Tensor, context: torch.Tensor | None) -> Any:
+        batch, n_image = hidden.shape[:2]
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # (B, seq, heads*d) -> (B, heads, seq, d)
+            return x.view(batch, -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+
+        q, k, v = (heads(f(hidden)) for f in (attn.to_q, attn.to_k, attn.to_v))
+        if attn.norm_q is not None:
+            q, k = attn.norm_q(q), attn.norm_k(k)
+        if context is not None:  # the text tokens follow the image tokens
+            cq, ck, cv = (heads(f(context)) for f in (attn.add_q_proj, attn.add_k_proj, attn.add_v_proj))
+            if attn.norm_added_q is not None:
+                cq, ck = attn.norm_added_q(cq), attn.norm_added_k(ck)
+            q, k, v = torch.cat([q, cq], dim=2), torch.cat([k, ck], dim=2), torch.cat([v, cv], dim=2)
+        out = self._attend(q, k, v, slice(0, n_image))
+        out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[-1]).to(q.dtype)
+        image_out = attn.to_out[1](attn.to_out[0](out[:, :n_image]))
+        if context is None:
+            return image_out
+        text_out = out[:, n_image:]
+        return image_out, (text_out if attn.context_pre_only else attn.to_add_out(text_out))
+
+    def _flux(self, attn: Any, hidden: torch.Tensor, context: torch.Tensor | None, rotary: Any) -> Any:
+        from diffusers.models.embeddings import apply_rotary_emb
+
+        if self.image_tokens is None:
+            raise RuntimeError("FLUX's single-stream blocks see text and image tokens as one sequence: give "
+                               "image_tokens (helpers.flow.image_tokens(pipe, height, width))")
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # (B, seq, heads*d) -> (B, seq, heads, d)
+            return x.unflatten(-1, (-1, attn.head_dim))
+
+        q, k, v = (heads(f(hidden)) for f in (attn.to_q, attn.to_k, attn.to_v))
+        q, k = attn.norm_q(q), attn.norm_k(k)
+        if context is not None and attn.added_kv_proj_dim is not None:  # the text tokens come first
+            cq, ck, cv = (heads(f(context)) for f in (attn.add_q_proj, attn.add_k_proj, attn.add_v_proj))
+            cq, ck = attn.norm_added_q(cq), attn.norm_added_k(ck)
+            q, k, v = torch.cat([cq, q], dim=1), torch.cat([ck, k], dim=1), torch.cat([cv, v], dim=1)
+        if rotary is not None:
+            q = cast(torch.Tensor, apply_rotary_emb(q, rotary, sequence_dim=1))
+            k = cast(torch.Tensor, apply_rotary_emb(k, rotary, sequence_dim=1))
+        seq = q.shape[1]
+        out = self._attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                           slice(seq - self.image_tokens, seq))
+        out = out.transpose(1, 2).flatten(2, 3).to(q.dtype)
+        if context is None:
+            return out
+        text_out, image_out = out.split_with_sizes([context.shape[1], seq - context.shape[1]], dim=1)
+        return attn.to_out[1](attn.to_out[0](image_out.contiguous())), attn.to_add_out(text_out.contiguous())
+
+
+def _is_mmdit(model: Any) -> bool:
+    """An MMDiT (SD 3, FLUX transformer): joint attention blocks and no UNet down path."""
+    return hasattr(model, "transformer_blocks") and not hasattr(model, "down_blocks")
 
 
 def self_attention_layers(unet: Any) -> list[str]:
@@ -346,24 +498,40 @@ def self_attention_layers(unet: Any) -> list[str]:
     return names
 
 
+def attention_layers(model: Any) -> list[str]:
+    """The layers (names as in ``model.attn_processors``) that attention interpolation takes over: a UNet's
+    self-attention layers (:func:`self_attention_layers`), or every attention layer of an SD 3 / FLUX transformer,
+    whose joint attention is mixed on the image tokens only (:class:`JointAttentionInterpolation`).
+
+    Introduced in notebook 08_morph_your_own_images."""
+    if _is_mmdit(model):
+        return list(getattr(model, "attn_processors", {}))
+    return self_attention_layers(model)
+
+
 @contextlib.contextmanager
-def attention_interpolation(unet: Any, weights: Any, *, mode: str = "inner",
-                            anchors: tuple[int, int] = (0, 1)) -> Iterator[AttentionInterpolation]:
+def attention_interpolation(unet: Any, weights: Any, *, mode: str = "inner", anchors: tuple[int, int] = (0, 1),
+                            image_tokens: int | None = None) -> Iterator[AttentionInterpolation]:
     """Install :class:`AttentionInterpolation` on every self-attention layer of ``unet``; restore on exit.
 
     ``weights`` holds one interpolation weight per row of the UNet batch (per guidance group), with the two
     endpoint trajectories at ``anchors`` (weights 0 and 1). The cross-attention layers keep their processors,
     and every processor the UNet had is put back when the block ends, also after an error. A UNet without
-    self-attention layers is refused.
+    self-attention layers is refused. An SD 3 or FLUX transformer gets :class:`JointAttentionInterpolation` on
+    all its (joint) attention layers instead; FLUX needs ``image_tokens``.
 
     Introduced in notebook 08_morph_your_own_images.
     """
-    names = self_attention_layers(unet)
+    names = attention_layers(unet)
     if not names:
         raise ValueError(f"{type(unet).__name__} has no self-attention layers to interpolate (it needs diffusers "
                          "Attention modules that are not cross-attention, as in Stable Diffusion's UNet); "
                          "morph without attention=")
-    processor = AttentionInterpolation(weights, mode=mode, anchors=anchors)
+    processor: AttentionInterpolation
+    if _is_mmdit(unet):
+        processor = JointAttentionInterpolation(weights, mode=mode, anchors=anchors, image_tokens=image_tokens)
+    else:
+        processor = AttentionInterpolation(weights, mode=mode, anchors=anchors)
     saved = dict(unet.attn_processors)
     unet.set_attn_processor({name: processor if name in names else proc for name, proc in saved.items()})
     try:
@@ -419,17 +587,28 @@ def render_morph(
     the empty prompt. Deterministic: no noise is drawn, so the frames depend neither on a seed nor on
     ``batch_size`` (frames per pipeline call, default all).
 
+    Flow-matching pipelines: the flow ODE is integrated down with the inversion's solver (see
+    :func:`invert_images`) and attention interpolation mixes the joint attention's image tokens only
+    (:class:`JointAttentionInterpolation`). ``guidance_scale`` is SD 3's classifier-free guidance, FLUX's
+    distilled guidance.
+
     Introduced in notebook 08_morph_your_own_images.
     """
     from tqdm.auto import tqdm
 
-    _check_sd(pipe, "render_morph")
+    _check_morphable(pipe, "render_morph")
     _check_pair(inversion)
+    flow_model = _is_flow(pipe)
+    if flow_model != (inversion.solver != "ddim"):
+        raise ValueError(f"this inversion was made with {inversion.solver!r} for a "
+                         f"{'Stable Diffusion' if inversion.solver == 'ddim' else 'flow-matching'} pipeline; "
+                         f"invert the images with this {type(pipe).__name__} (invert_images(pipe, ...))")
+    denoiser = pipe.transformer if flow_model else pipe.unet
     fracs = _check_ts(ts)
     if attention is not None and attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be None or one of {ATTENTION_MODES}, got {attention!r}")
-    if attention is not None and not self_attention_layers(pipe.unet):
-        raise ValueError(f"{type(pipe.unet).__name__} has no self-attention layers to interpolate; use "
+    if attention is not None and not attention_layers(denoiser):
+        raise ValueError(f"{type(denoiser).__name__} has no self-attention layers to interpolate; use "
                          "attention=None")
     attention_steps = check_real("attention_steps", attention_steps, low=0.0, high=1.0,
                                  hint="the fraction of the steps with attention interpolation")
@@ -439,6 +618,10 @@ def render_morph(
     size = plan_batch_size(pipe, len(fracs), len(fracs) if batch_size is None else batch_size)  # default: all
 
     latents, embeds = morph_inputs(inversion, fracs, noise=noise)
+    if flow_model:
+        return _render_flow_morph(pipe, inversion, fracs, latents, embeds, attention=attention,
+                                  cutoff=attention_steps * steps, steps=steps, guidance_scale=guidance_scale,
+                                  size=size, progress=progress)
     device, dtype = pipe._execution_device, pipe.unet.dtype
     ends = inversion.latents.to(latents.dtype), inversion.prompt_embeds.to(embeds.dtype)
     cutoff = attention_steps * steps
@@ -473,6 +656,41 @@ def render_morph(
                                    "choose other images")
             frames.append(images[2:] if attention is not None else images)
             bar.update(len(rows))
+    bar.close()
+    return np.concatenate(frames)
+
+
+def _render_flow_morph(pipe: Any, inversion: ImageInversion, fracs: np.ndarray, latents: torch.Tensor,
+                       embeds: torch.Tensor, *, attention: str | None, cutoff: float, steps: int,
+                       guidance_scale: float, size: int, progress: bool) -> np.ndarray:
+    """:func:`render_morph` on an SD 3 / FLUX pipeline: the flow ODE down from the morph's noises, chunk by chunk."""
+    from tqdm.auto import tqdm
+
+    from helpers import flow
+
+    grid = flow.sigmas(pipe, steps, height=inversion.height, width=inversion.width)
+    tokens = flow.image_tokens(pipe, inversion.height, inversion.width)
+    negative = inversion.negative_prompt_embeds
+    frames = []
+    bar = tqdm(total=len(fracs), desc="morph frames", unit="frame", disable=not progress, leave=False)
+    for rows in _chunks(len(fracs), size):
+        x, e, w = latents[rows.start:rows.stop], embeds[rows.start:rows.stop], fracs[rows.start:rows.stop]
+        if attention is not None:  # the two endpoint trajectories ride along as rows 0 and 1
+            x, e = torch.cat([inversion.latents.float(), x]), torch.cat([inversion.prompt_embeds.float(), e])
+            w = np.concatenate([[0.0, 1.0], w])
+        velocity = flow.velocity_fn(pipe, e, negative, guidance_scale=guidance_scale)
+        with contextlib.ExitStack() as stack:
+            callback = None
+            if attention is not None:
+                proc = stack.enter_context(attention_interpolation(pipe.transformer, w, mode=attention,
+                                                                   image_tokens=tokens))
+
+                def callback(i: int, proc: AttentionInterpolation = proc) -> None:
+                    proc.enabled = i < cutoff
+            x0 = flow.integrate(velocity, x, grid, inversion.solver, callback=callback)
+        images = flow.decode_latents(pipe, torch.as_tensor(x0)).permute(0, 2, 3, 1).double().numpy()
+        frames.append(images[2:] if attention is not None else images)
+        bar.update(len(rows))
     bar.close()
     return np.concatenate(frames)
 

@@ -1,6 +1,7 @@
 """helpers.flow: the flow ODE written out, checked against diffusers' SD 3 pipeline and against the orders of
-accuracy of its two solvers (independent facts of numerical analysis: Euler's error halves when the steps
-double, the midpoint method's falls about four times)."""
+accuracy of its solvers (independent facts of numerical analysis: Euler's error halves when the steps double, the
+midpoint method's and FireFlow's fall about four times), on an ODE with a closed-form solution and on the
+models. FLUX is checked against its own pipeline the same way."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 import torch
 
 from helpers import encode_prompts, flow, make_latents, tiny_pipeline
+from helpers.embeddings import pack_latents
+from helpers.pipeline_info import output_size
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +52,56 @@ def _round_trip_error(sd3, velocity, steps: int, solver: str) -> float:
 def test_inversion_errors_fall_at_each_solvers_order(sd3, velocity) -> None:
     euler = [_round_trip_error(sd3, velocity, n, "euler") for n in (8, 16, 32)]
     midpoint = [_round_trip_error(sd3, velocity, n, "midpoint") for n in (8, 16, 32)]
+    fireflow = [_round_trip_error(sd3, velocity, n, "fireflow") for n in (8, 16, 32)]
     ratios = np.array(euler[:-1]) / np.array(euler[1:])
     assert np.all((ratios > 1.6) & (ratios < 2.6)), euler  # first order: doubling the steps halves the error
     assert midpoint[-1] < midpoint[0] / 6, midpoint  # second order: two doublings, about 16x
     assert all(m < e / 5 for m, e in zip(midpoint, euler)), (midpoint, euler)
+    assert fireflow[-1] < fireflow[0] / 6 and all(f < e / 3 for f, e in zip(fireflow, euler)), (fireflow, euler)
+
+
+def test_euler_downwards_is_what_the_flux_pipeline_samples() -> None:
+    """FLUX: packed tokens, image and text ids, the resolution-dependent shift (mu) and the distilled guidance
+    input, all as FluxPipeline sets them."""
+    flux = tiny_pipeline("flux")
+    height, width = output_size(flux)
+    embeds, _ = encode_prompts(flux, ["a big cat face"])
+    x = make_latents(flux, 0)
+    mine = flow.integrate(flow.velocity_fn(flux, embeds, guidance_scale=3.5), x, flow.sigmas(flux, 6), "euler")
+    theirs = flux(prompt="a big cat face", guidance_scale=3.5, num_inference_steps=6, latents=pack_latents(flux, x),
+                  height=height, width=width, output_type="latent").images
+    torch.testing.assert_close(pack_latents(flux, mine), theirs, rtol=1e-5, atol=1e-5)
+    assert flow.image_tokens(flux) == theirs.shape[1]
+
+
+def _exact(x0: torch.Tensor, s0: float, s1: float) -> torch.Tensor:
+    return x0 * np.exp(np.sin(s1) - np.sin(s0))  # dx/dσ = cos(σ)·x
+
+
+@pytest.mark.parametrize("solver, order", [("euler", 1), ("midpoint", 2), ("fireflow", 2)])
+def test_each_solver_converges_at_its_order_on_a_known_ode(solver, order) -> None:
+    calls = []
+
+    def velocity(x, sigma):
+        calls.append(sigma)
+        return np.cos(sigma) * x
+
+    x0 = torch.tensor([[1.0, -2.0]])
+    errors = []
+    for n in (8, 16, 32, 64):
+        calls.clear()
+        grid = torch.linspace(0, 1, n + 1, dtype=torch.float64)  # upwards, as an inversion runs
+        got = flow.integrate(velocity, x0, grid, solver)
+        assert len(calls) == flow.evaluations(solver, n)
+        errors.append(float((got - _exact(x0, 0.0, 1.0)).abs().max()))
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    assert np.all(np.abs(np.log2(ratios) - order) < 0.3), (errors, ratios)
 
 
 def test_other_pipelines_and_solvers_are_refused(velocity) -> None:
-    with pytest.raises(TypeError, match="FLUX's packed latent tokens"):
-        flow.velocity_fn(tiny_pipeline("flux"), torch.zeros(1, 513, 32))
     with pytest.raises(TypeError, match="DDIM inversion"):
         flow.velocity_fn(tiny_pipeline("text2img"), torch.zeros(1, 16, 32))
     with pytest.raises(ValueError, match="solver must be one of"):
         flow.integrate(velocity, torch.zeros(1, 4, 16, 16), torch.tensor([1.0, 0.0]), "rk4")
+    with pytest.raises(ValueError, match="through integrate"):
+        flow.step(velocity, torch.zeros(1, 4, 16, 16), 1.0, 0.0, "fireflow")
