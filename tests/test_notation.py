@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted(ROOT.glob("notebooks/0*.ipynb")) + sorted(ROOT.glob("notebooks/solutions/0*.ipynb"))
+NOTEBOOKS = (sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))
+             + sorted(ROOT.glob("notebooks/solutions/[0-9][0-9]_solutions.ipynb")))
 PAPER_THETA = "the paper calls this fraction θ; here it is λ"  # notebook 03, once: DALL-E 2's name for λ
 NOTATION_CELL = "**Notation used in every notebook**"  # notebook 01 lists every symbol, θ included
 
