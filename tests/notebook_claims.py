@@ -112,6 +112,10 @@ CLAIMS: dict[str, list[Claim]] = {
               "scrubbing λ re-renders nothing", everywhere=True),
         Claim(r"changed seed B and back: (\d+) new render\(s\)", lambda k: k == 1,
               "going back to a seed is served from the cache", everywhere=True),
+        Claim(r"vs render_frames with seed \d+: largest pixel difference (\d+)", lambda d: d == 0,
+              "a live frame is the pipeline's own picture", everywhere=True),
+        Claim(r"(\d+) rendered, (\d+) dropped; rendered \+ dropped = sent: True", lambda r, d: r >= 1,
+              "every position of a drag is rendered or dropped, none queued", everywhere=True),
     ],
     "07_smooth_interpolation": [
         Claim(r"the two largest of the (\d+) steps carry (\d+)% of the walk's path length \(in an even walk: (\d+)%\)",

@@ -3,8 +3,10 @@
 Runs ``tools/browser_check.py``: starts JupyterLab from this venv, opens a copy of
 ``06_interactive_explorer`` in Debian's Chromium (Playwright, ``executable_path=/usr/bin/chromium``, no browser
 downloads), runs all cells from the Run menu, moves the λ slider with the keyboard and checks that the picture
-the browser shows changes. Screenshot: ``outputs/browser_explorer.png``. The backend is the teaching models
-when their weights ship, otherwise tiny-random (``LW_BROWSER_BACKEND`` overrides).
+the browser shows changes, then drags the live explorer's λ slider with the mouse and checks that the frame
+under it is rendered and shown. Screenshots: ``outputs/browser_explorer.png`` and
+``outputs/browser_explorer_live.png``. The backend is the teaching models when their weights ship, otherwise
+tiny-random (``LW_BROWSER_BACKEND`` overrides).
 
 Select with ``pytest -m browser`` (``make test-browser``); skipped, with the reason, without Chromium or
 Playwright.
@@ -49,4 +51,8 @@ def test_explorer_slider_changes_the_frame_in_chromium() -> None:
     assert result.frame_after != result.frame_before
     assert result.status_after != result.status_before
     assert screenshot.is_file() and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.live_after != result.live_before, "the live explorer's picture follows its slider"
+    assert result.live_status_after != result.live_status_before and "ms/frame" in result.live_status_after
+    live_shot = screenshot.with_name("browser_explorer_live.png")
+    assert live_shot.is_file() and live_shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"browser test on {backend!r}: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))

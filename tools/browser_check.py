@@ -8,7 +8,9 @@ with a token and a temporary root folder holding a copy of ``notebooks/06_intera
 parameters cell set to the chosen backend), opens the notebook in Debian's Chromium driven by Playwright
 (``executable_path=/usr/bin/chromium``; Playwright's own browser downloads are never used), runs every cell
 from the *Run* menu, presses → on the prompt explorer's λ slider and checks that the picture the browser shows
-changes (the bytes behind the ``<img>``, not only its URL). A screenshot of the app is written at the end.
+changes (the bytes behind the ``<img>``, not only its URL), then drags the live explorer's λ slider with the
+mouse and checks that the frame rendered under it arrives, with its time per frame in the status line.
+Screenshots of both apps are written at the end (the live one beside the first, ``*_live.png``).
 
 Everything the server and the kernel write (settings, workspaces, runtime files, the notebook's outputs/) goes
 to the temporary folder; the user's own Jupyter configuration and kernels are not used. ``tests/test_browser.py``
@@ -63,6 +65,10 @@ class Result:
     status_before: str
     status_after: str
     screenshot: Path | None
+    live_before: str = ""  # the live explorer's picture before the drag, and after it
+    live_after: str = ""
+    live_status_before: str = ""
+    live_status_after: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -313,6 +319,9 @@ def drive(url: str, chromium: str, *, screenshot: Path | None, run_timeout: floa
             if screenshot is not None:
                 app.scroll_into_view_if_needed()
                 _write_atomic(screenshot, page.screenshot())
+            live = _drive_live(page, seconds)
+            if screenshot is not None:
+                _write_atomic(screenshot.with_name(screenshot.stem + "_live.png"), page.screenshot())
         except Exception:
             if screenshot is not None:  # what the browser showed when it went wrong
                 with contextlib.suppress(Exception):
@@ -321,7 +330,48 @@ def drive(url: str, chromium: str, *, screenshot: Path | None, run_timeout: floa
         finally:
             browser.close()
     return Result(backend="", frame_before=before, frame_after=after, status_before=status_before,
-                  status_after=status_after, screenshot=screenshot, seconds=seconds)
+                  status_after=status_after, screenshot=screenshot, seconds=seconds, **live)
+
+
+def _drive_live(page, seconds: dict[str, float]) -> dict[str, str]:
+    """Drag the live explorer's λ slider (the app with a θ slider) across its track with the mouse: every position
+    passed is a request, and the frame of the last one must arrive, with its ms/frame in the status line."""
+    label = page.locator(".widget-label", has_text=re.compile(r"^θ$"))
+    app = page.locator(".widget-vbox", has=label).last
+    app.wait_for()
+    frac_slider = app.locator(".widget-hslider", has=page.locator(".widget-label", has_text=re.compile(r"^λ$")))
+    img = app.locator("img").first
+    status = app.locator(".widget-html").last
+    frac_slider.first.scroll_into_view_if_needed()
+    before = _wait(lambda: img.evaluate(_IMAGE_BYTES), 30, "the live explorer's picture to load")
+    status_before = status.inner_text()
+    readout_before = frac_slider.first.locator(".widget-readout").inner_text()
+    track = frac_slider.first.locator(".noUi-base").bounding_box()
+    handle = frac_slider.first.locator(".noUi-handle").first.bounding_box()
+    if not track or not handle:
+        raise BrowserCheckError("the live explorer's λ slider has no box on the page")
+    y = handle["y"] + handle["height"] / 2
+    t0 = time.perf_counter()
+    page.mouse.move(handle["x"] + handle["width"] / 2, y)
+    page.mouse.down()
+    target = track["x"] + 0.3 * track["width"]  # the notebook leaves λ at 1: drag it back to about 0.3
+    page.mouse.move(target, y, steps=12)
+    page.mouse.up()
+    after = _wait(lambda: (h := img.evaluate(_IMAGE_BYTES)) and h != before and h, 60,
+                  "the live picture to change after dragging its λ slider")
+    readout_after = frac_slider.first.locator(".widget-readout").inner_text()
+    if readout_after == readout_before:
+        raise BrowserCheckError(f"the live λ readout did not move (still {readout_after!r})")
+    # The frame shown last is the one under the handle: the status line names the readout's λ.
+    _wait(lambda: f"λ = {readout_after}" in status.inner_text(), 60,
+          f"the live status line to show the frame of λ = {readout_after}")
+    seconds["live_drag_to_frame"] = time.perf_counter() - t0
+    status_after = status.inner_text()
+    if "ms/frame" not in status_after:
+        raise BrowserCheckError(f"the live status line shows no time per frame: {status_after!r}")
+    app.scroll_into_view_if_needed()
+    return {"live_before": before, "live_after": after, "live_status_before": status_before,
+            "live_status_after": status_after}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -368,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = run_check(args.backend, screenshot=args.screenshot)
     print(f"backend {result.backend}: λ moved, status {result.status_before!r} -> {result.status_after!r}")
+    print(f"live explorer: {result.live_status_before!r} -> {result.live_status_after!r}")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     print(f"screenshot: {result.screenshot}")
     return 0
