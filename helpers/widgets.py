@@ -542,32 +542,34 @@ class LiveExplorer(_Explorer):
         return [f"{name}={self._format(self.sweep, v)}" for v in self._sweep_values()]
 
 
-def _check_live_pipeline(pipe: Any) -> None:
-    """One ``TypeError`` unless ``pipe`` is an SD 3-class flow pipeline (what :class:`FlowFrameRenderer` drives)."""
+def _check_live_pipeline(pipe: Any) -> str:
+    """The family of a flow pipeline (SD 3 or FLUX, what :class:`FlowFrameRenderer` drives), else one ``TypeError``."""
+    from helpers.flow import FLOW_FAMILIES
     from helpers.pipeline_info import family
 
     try:
         fam = family(pipe)
     except TypeError:
         fam = "unknown"
-    if fam != "sd3":
-        hint = ("FLUX packs its latents into tokens, which helpers.flow does not handle yet" if fam == "flux" else
-                "its sampler needs many steps a frame: render whole walks once and scrub them with WalkExplorer")
-        raise TypeError(f"the live mode renders with the flow sampler of an SD 3-class pipeline "
-                        f"(StableDiffusion3Pipeline); {type(pipe).__name__} is a {fam!r} pipeline: {hint}")
+    if fam not in FLOW_FAMILIES:
+        raise TypeError(f"the live mode renders with the flow sampler of an SD 3- or FLUX-class pipeline; "
+                        f"{type(pipe).__name__} is a {fam!r} pipeline: its sampler needs many steps a frame: render "
+                        "whole walks once and scrub them with WalkExplorer")
+    return fam
 
 
 class FlowFrameRenderer:
-    """One frame of a prompt walk and a noise loop of an SD 3-class flow model, rendered on demand.
+    """One frame of a prompt walk and a noise loop of a flow model (SD 3, FLUX), rendered on demand.
 
     ``renderer(frac, angle)`` → one PIL frame: the prompt embeddings slerped at λ = ``frac`` between the two rows
     of ``prompt_embeds`` (from :func:`helpers.encode_prompts`; one row: a fixed prompt), the noise
     ``cos θ · latents[0] + sin θ · latents[1]`` at θ = ``angle`` degrees (notebook 05's noise loop; one row: fixed
     noise, θ must stay 0), sampled in ``num_inference_steps`` Euler steps of :mod:`helpers.flow` (the scheduler's
     σ grid, classifier-free guidance as one batched call per step against the first row of
-    ``negative_prompt_embeds``, default the empty prompt's) and decoded. The same picture as :func:`helpers.render_frames` with those embeddings
+    ``negative_prompt_embeds``, default the empty prompt's; on FLUX ``guidance_scale`` is its distilled guidance,
+    one row per step) and decoded. The same picture as :func:`helpers.render_frames` with those embeddings
     and that noise, without the pipeline call around it. ``evaluations`` counts the transformer rows a frame
-    costs. Anything but an SD 3-class pipeline gets one ``TypeError``. Introduced in notebook
+    costs. Anything but an SD 3- or FLUX-class pipeline gets one ``TypeError``. Introduced in notebook
     06_interactive_explorer, for :class:`LiveExplorer`.
     """
 
@@ -590,7 +592,7 @@ class FlowFrameRenderer:
         from helpers.pipeline_info import latent_shape
         from helpers.render import check_inputs
 
-        _check_live_pipeline(pipe)
+        fam = _check_live_pipeline(pipe)
         if latents is None:
             raise ValueError("latents is missing: give one or two rows of noise, e.g. "
                              "helpers.make_latents(pipe, [seed_a, seed_b], height=..., width=...)")
@@ -609,15 +611,16 @@ class FlowFrameRenderer:
         self.pipe = pipe
         self.steps = check_steps("num_inference_steps", num_inference_steps)
         self.guidance_scale = check_guidance("guidance_scale", guidance_scale)
-        if negative_prompt_embeds is None and self.guidance_scale > 1:
+        classifier_free = self.guidance_scale > 1 and fam == "sd3"  # FLUX.1 takes its guidance as an input
+        if negative_prompt_embeds is None and classifier_free:
             from helpers.embeddings import encode_prompts
 
             negative_prompt_embeds = encode_prompts(pipe, [""])[1]  # what render_frames uses by default
         self.prompt_embeds = cond.float()
         self.negative_prompt_embeds = None if negative_prompt_embeds is None else negative_prompt_embeds[:1].float()
         self.latents = latents.float()
-        self.grid = flow.sigmas(pipe, self.steps)
-        self.evaluations = self.steps * (2 if self.guidance_scale > 1 else 1)
+        self.grid = flow.sigmas(pipe, self.steps, height=height, width=width)
+        self.evaluations = self.steps * (2 if classifier_free else 1)
 
     def conditioning(self, frac: float) -> Any:
         """The prompt embeddings at λ = ``frac`` (one row)."""
