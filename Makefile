@@ -100,9 +100,10 @@ demo: $(STAMP) ## render walks into outputs/ (MODEL=teaching, or MODEL=sd15 / sd
 teaching-models: $(STAMP) ## retrain every teaching model from scratch (fixed seeds, a pool of 2 one-thread workers; 42 min measured on the AMD 2-core machine before the flow model, about 53 planned with it: see helpers/teaching/README.md)
 	$(PY) -m helpers.teaching.train
 
-bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md; a 1,000-frame walk timed to music -> benchmarks/TIMELINE.md
+bench: $(STAMP) ## helpers rendering vs one call per frame, side by side -> benchmarks/RESULTS.md; a 1,000-frame walk timed to music -> benchmarks/TIMELINE.md; teaching DDPM vs flow, ms a frame at batch 1 and 16 -> benchmarks/FLOW.md
 	$(PY) -m benchmarks.bench --out benchmarks/RESULTS.md
 	$(PY) -m benchmarks.timeline --out benchmarks/TIMELINE.md
+	$(PY) -m benchmarks.flow --out benchmarks/FLOW.md
 
 bench-morph: $(STAMP) ## morphing 10 image pairs: naive DDIM slerp vs each added technique -> benchmarks/MORPH.md (72 s measured)
 	$(PY) -m benchmarks.morph --out benchmarks/MORPH.md

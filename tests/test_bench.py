@@ -140,3 +140,56 @@ def test_timeline_bench_renders_both_walks_and_reports_their_memory(tmp_path):
     video, sound = map(float, re.findall(r"([\d.]+) s / ([\d.]+) s \|", rows[1])[0])
     assert abs(video - 80 / 12) <= 1 / 12 and abs(sound - video) <= 1 / 12  # 80 frames at 12 fps, with sound
     assert re.search(r"\*\*\d+\.\d\dx\*\* for 10x the frames", text)
+
+
+def test_flow_bench_times_both_teaching_models_side_by_side(tmp_path):
+    """`make bench`'s live section at tiny settings: both models at both batches, the ratio column, the live goal
+    and where the frames' time goes. No timings checked, only the report's arithmetic."""
+    from benchmarks import flow as flow_bench
+
+    out = tmp_path / "FLOW.md"
+    settings = (flow_bench.Setting("DDPM, 2 steps", "text2img", 2, 5.0),
+                flow_bench.Setting("flow, 2 steps", "flow", 2, 3.0))
+    path, entries, extras, direct = flow_bench.run(out, settings=settings, batches=(1, 2), repeats=1, threads=0,
+                                                   variants=((2, 3.0), (1, 1.0)),
+                                                   command="python -m benchmarks.flow --smoke")
+    text = path.read_text()
+    assert path == out and not list(tmp_path.glob(".*part*"))
+    assert "- Command: `python -m benchmarks.flow --smoke`" in text and "torch " + torch.__version__ in text
+    table = {tuple(line.split(" | ")[:2]): [float(c) for c in line.strip(" |").split(" | ")[2:]]
+             for line in text.splitlines() if re.fullmatch(r"\| \d+ \| (wall|cpu)( \| [\d.]+){3} \|", line)}
+    assert sorted(table) == [("| 1", "cpu"), ("| 1", "wall"), ("| 2", "cpu"), ("| 2", "wall")]
+    for ddpm, fl, ratio in table.values():
+        assert ratio == pytest.approx(fl / ddpm, abs=0.006 + 0.06 * fl / ddpm)  # of the printed, rounded figures
+    goal = re.search(r"\*\*Live goal \(≤ 33 ms a frame at batch 1, one thread\): (met|not met) in CPU time, "
+                     r"(met|not met) by the wall clock\*\*", text)
+    assert goal and goal.groups() == tuple("met" if table[("| 1", clock)][1] <= 33 else "not met"
+                                           for clock in ("cpu", "wall"))
+    # each call's parts: the network ran once a step (two steps), the VAE once a call, both inside the call
+    for e in entries:
+        assert e.network_name == ("transformer" if e.setting.kind == "flow" else "UNet")
+        for calls in e.times.values():
+            for i in (0, 1):  # wall clock, CPU time
+                assert all(0 < c["network"][i] and 0 < c["decode"][i] < c["whole"][i] - c["network"][i] for c in calls)
+    split = [line for line in text.splitlines() if re.match(r"\| (DDPM|flow), 2 steps \| \d \|", line)]
+    assert len(split) == 4 and "| UNet " in split[0] and "| transformer " in split[-1]
+    assert set(extras) == {"one_eval", "one_eval_pair", "decode", "text"}
+    assert all(set(v) == {"wall", "cpu"} for v in extras.values())
+    assert [(r["steps"], r["evaluations"]) for r in direct] == [(2, 4), (1, 1)]
+    # the card's evaluations table: 2 steps at guidance 3 measured 24.5% object accuracy
+    assert direct[0]["accuracy"] == pytest.approx(0.2448) and direct[1]["accuracy"] is None
+    assert "| 2 | 3 | 4 | 24.5% |" in text and "| 1 | 1 | 1 | not measured |" in text
+    assert entries[1].pipe.vae.decode.__func__ is type(entries[1].pipe.vae).decode  # the timer put it back
+
+
+def test_flow_bench_accuracies_are_the_model_readme_figures():
+    """The settings `make bench` compares carry the accuracies of helpers/teaching/README.md's table."""
+    from benchmarks import flow as flow_bench
+
+    card = flow_bench.flow_card()
+    assert flow_bench.object_accuracy("flow", 5, 3.0, card) == pytest.approx(0.901, abs=5e-4)
+    assert flow_bench.object_accuracy("flow", 4, 3.0, card) == pytest.approx(0.870, abs=5e-4)
+    assert flow_bench.object_accuracy("text2img", 5, 5.0) == pytest.approx(0.885)
+    assert flow_bench.object_accuracy("text2img", 20, 5.0) == pytest.approx(0.964)
+    assert flow_bench.object_accuracy("text2img", 3, 5.0) is None
+    assert [flow_bench.evaluations(5, 3.0), flow_bench.evaluations(5, 1.0), flow_bench.evaluations(20, 5.0)] == [10, 5, 40]
