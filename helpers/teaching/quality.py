@@ -157,20 +157,23 @@ def size_range() -> tuple[float, float]:
     return float(area[fresh.sizes.numpy() == 0].mean()), float(area[fresh.sizes.numpy() == 1].mean())
 
 
-def negative_prompt_effect(pipe, *, n: int = 64, seed: int = 0, guidance: float | None = None) -> dict:
+def negative_prompt_effect(pipe, *, n: int = 64, seed: int = 0, guidance: float | None = None, steps: int = 20
+                           ) -> dict:
     """A negative prompt that names an attribute pushes it away. Size: "a red apple" alone and with the negative
     prompt "a big red apple" (box area, as a fraction of the small-to-big range). Background: "a big red apple"
-    alone and with the negative prompt "a big red apple on a white background" (share of white backgrounds)."""
+    alone and with the negative prompt "a big red apple on a white background" (share of white backgrounds).
+    ``guidance`` defaults to the DDPM teaching model's card, ``steps`` to its 20
+    sampler steps."""
     from helpers.teaching.judge import background_of
     from helpers.teaching.text2img import defaults
 
     g = defaults()["guidance_scale"] if guidance is None else guidance
     small, big = size_range()
-    plain = _sample(pipe, ["a red apple"] * n, guidance=g, steps=20, seed=seed)
-    pushed = _sample(pipe, ["a red apple"] * n, guidance=g, steps=20, seed=seed, negative="a big red apple")
+    plain = _sample(pipe, ["a red apple"] * n, guidance=g, steps=steps, seed=seed)
+    pushed = _sample(pipe, ["a red apple"] * n, guidance=g, steps=steps, seed=seed, negative="a big red apple")
     a0, a1 = box_area(plain).mean(), box_area(pushed).mean()
-    plain_bg = _sample(pipe, ["a big red apple"] * n, guidance=g, steps=20, seed=seed)
-    pushed_bg = _sample(pipe, ["a big red apple"] * n, guidance=g, steps=20, seed=seed,
+    plain_bg = _sample(pipe, ["a big red apple"] * n, guidance=g, steps=steps, seed=seed)
+    pushed_bg = _sample(pipe, ["a big red apple"] * n, guidance=g, steps=steps, seed=seed,
                         negative="a big red apple on a white background")
     white = S.BACKGROUND_NAMES.index("white")
     return {
@@ -181,7 +184,7 @@ def negative_prompt_effect(pipe, *, n: int = 64, seed: int = 0, guidance: float 
     }
 
 
-def _walk(pipe, a: str, b: str, frames: int, seed: int, guidance: float) -> torch.Tensor:
+def _walk(pipe, a: str, b: str, frames: int, seed: int, guidance: float, steps: int = 20) -> torch.Tensor:
     from helpers.embeddings import encode_prompts, make_latents
     from helpers.interpolation import slerp
     from helpers.render import render_frames
@@ -190,7 +193,7 @@ def _walk(pipe, a: str, b: str, frames: int, seed: int, guidance: float) -> torc
     path = slerp(embeds[0], embeds[1], torch.linspace(0, 1, frames))
     return render_frames(pipe, prompt_embeds=path, negative_prompt_embeds=negative[:1],
                          latents=make_latents(pipe, seed), seed=seed, progress=False, output_type="pt",
-                         num_inference_steps=20, guidance_scale=guidance).float().cpu()
+                         num_inference_steps=steps, guidance_scale=guidance).float().cpu()
 
 
 def colour_position(images, source: str, target: str) -> np.ndarray:
@@ -204,9 +207,11 @@ def colour_position(images, source: str, target: str) -> np.ndarray:
 
 
 def prompt_walks(pipe, *, seeds: Sequence[int] = range(10), frames: int = 9, guidance: float | None = None,
-                 judge=None) -> dict:
+                 steps: int = 20, judge=None) -> dict:
     """The prompt-walk gates. Colour: red heart → blue heart, the foreground colour position per frame (should
-    rise monotonically). Objects: cat face → dog face, the judge's P(dog) at the two ends, per seed."""
+    rise monotonically). Objects: cat face → dog face, the judge's P(dog) at the two ends, per seed.
+    ``guidance`` defaults to the DDPM teaching model's card, ``steps`` to its 20
+    sampler steps."""
     from helpers.teaching.judge import scene_judge
     from helpers.teaching.text2img import defaults
 
@@ -216,16 +221,16 @@ def prompt_walks(pipe, *, seeds: Sequence[int] = range(10), frames: int = 9, gui
     dog = S.object_index("dog face")
     for seed in seeds:
         walk = _walk(pipe, "a big red heart on a white background", "a big blue heart on a white background",
-                     frames, seed, g)
+                     frames, seed, g, steps)
         colour.append(colour_position(walk, "red heart", "blue heart"))
         walk = _walk(pipe, "a big cat face on a white background", "a big dog face on a white background",
-                     frames, seed, g)
+                     frames, seed, g, steps)
         p = judge.predict_proba(walk)[:, dog]
         ends.append((float(p[0]), float(p[-1])))
-    steps = np.diff(np.array(colour), axis=1)
+    moves = np.diff(np.array(colour), axis=1)
     return {
         "colour_positions": [list(map(float, c)) for c in colour],
-        "colour_monotone_seeds": int((steps >= -0.05).all(axis=1).sum()),
+        "colour_monotone_seeds": int((moves >= -0.05).all(axis=1).sum()),
         "object_ends": ends,
         "object_walk_seeds_ok": int(sum(p0 < 0.2 and p1 > 0.8 for p0, p1 in ends)),
         "seeds": len(list(seeds)),
@@ -233,9 +238,11 @@ def prompt_walks(pipe, *, seeds: Sequence[int] = range(10), frames: int = 9, gui
 
 
 def walk_around_effect(pipe, *, radius: float = 0.15, frames: int = 16, seed: int = 0, guidance: float | None = None,
-                       prompt: str = "a big cat face on a white background", judge=None) -> dict:
+                       steps: int = 20, prompt: str = "a big cat face on a white background", judge=None) -> dict:
     """A loop around one prompt's embedding at ``radius`` (notebook 04's default): mean RMSE between consecutive
-    loop frames and between each frame and the loop's mean, and how often the object is kept."""
+    loop frames and between each frame and the loop's mean, and how often the object is kept.
+    ``guidance`` defaults to the DDPM teaching model's card, ``steps`` to its 20
+    sampler steps."""
     from helpers.devices import make_generator
     from helpers.embeddings import encode_prompts, make_latents
     from helpers.interpolation import walk_around
@@ -248,7 +255,8 @@ def walk_around_effect(pipe, *, radius: float = 0.15, frames: int = 16, seed: in
     embeds, negative = encode_prompts(pipe, [prompt])
     loop = walk_around(embeds[0], frames, radius=radius, generator=make_generator(seed))
     x = render_frames(pipe, prompt_embeds=loop, negative_prompt_embeds=negative, latents=make_latents(pipe, seed),
-                      seed=seed, progress=False, output_type="pt", num_inference_steps=20, guidance_scale=g).float()
+                      seed=seed, progress=False, output_type="pt", num_inference_steps=steps,
+                      guidance_scale=g).float()
     step_rmse = ((x - x.roll(1, 0)) ** 2).mean(dim=(1, 2, 3)).sqrt()
     kept = judge.predict(x) == S.object_index(prompt.split("a big ")[1].split(" on ")[0])
     return {"radius": radius, "mean_step_rmse": float(step_rmse.mean()),
@@ -263,10 +271,12 @@ def contrast_saturation(images) -> tuple[np.ndarray, np.ndarray]:
     return grey.std(dim=(1, 2)).numpy(), (x.max(dim=1).values - x.min(dim=1).values).mean(dim=(1, 2)).numpy()
 
 
-def lerp_vs_slerp_noise(pipe, *, pairs: int = 16, guidance: float | None = None,
+def lerp_vs_slerp_noise(pipe, *, pairs: int = 16, guidance: float | None = None, steps: int = 20,
                         prompt: str = "a big red apple on a white background") -> dict:
     """Midpoint frames of lerp and slerp between two seeds' noises (``pairs`` seed pairs, one prompt): mean
-    contrast and saturation of each, beside the endpoints'."""
+    contrast and saturation of each, beside the endpoints'.
+    ``guidance`` defaults to the DDPM teaching model's card, ``steps`` to its 20
+    sampler steps."""
     from helpers.embeddings import encode_prompts, make_latents
     from helpers.interpolation import lerp, slerp
     from helpers.render import render_frames
@@ -281,7 +291,7 @@ def lerp_vs_slerp_noise(pipe, *, pairs: int = 16, guidance: float | None = None,
     out = {}
     for name, lat in noises.items():
         x = render_frames(pipe, prompt_embeds=embeds.expand(len(lat), -1, -1), negative_prompt_embeds=negative,
-                          latents=lat, seed=0, progress=False, output_type="pt", num_inference_steps=20,
+                          latents=lat, seed=0, progress=False, output_type="pt", num_inference_steps=steps,
                           guidance_scale=g).float()
         c, s = contrast_saturation(x)
         out[name] = {"contrast": float(c.mean()), "saturation": float(s.mean()),
@@ -356,8 +366,9 @@ def write_flow_card(table: dict[str, dict], rows: Sequence[dict], folder: str | 
 
 
 def flow_main(folder: Path | None, write: bool) -> int:
-    """``--flow``: the teaching flow model's gates at its card's settings, and the evaluations table of both
-    teaching models side by side (written into its card with ``--write-card``)."""
+    """``--flow``: the teaching flow model's gates at its card's settings (those of the DDPM model, measured by the
+    same functions), and the evaluations table of both teaching models side by side (written into its card with
+    ``--write-card``)."""
     from helpers.pipelines import load_pipeline
     from helpers.teaching import flow_model
     from helpers.teaching.text2img import defaults as text2img_defaults
@@ -381,6 +392,12 @@ def flow_main(folder: Path | None, write: bool) -> int:
     print(f"flow model at its card ({card['steps']} steps, guidance {card['guidance_scale']}): object {r['object']:.3f}, "
           f"size {r['size']:.3f}, background {r['background']:.3f}, unseen pairs {r['unseen_pairs']:.3f}, weakest "
           f"{worst}")
+    g, n = card["guidance_scale"], card["steps"]
+    plain = text2img_accuracy(pipe, guidance=1.0, steps=n)
+    print(f"guidance gap at {n} steps: object {plain['object']:.3f} at guidance 1, {r['object']:.3f} at {g}")
+    print("negative prompt:", negative_prompt_effect(pipe, guidance=g, steps=n))
+    print("prompt walks:", prompt_walks(pipe, guidance=g, steps=n))
+    print("walk around:", walk_around_effect(pipe, guidance=g, steps=n))
     ddpm_guidance = text2img_defaults()["guidance_scale"]
     print(f"steps guidance | evaluations: flow object, DDPM object (guidance {ddpm_guidance} where on)")
     for row in rows:
