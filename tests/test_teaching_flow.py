@@ -62,12 +62,20 @@ def test_a_quarter_of_the_evaluations_reach_85_percent(pipe, card, at_card):
     assert at_card["object"] >= 0.85
 
 
+#: Gates the flow model meets by the fewest samples that pass. Kernels of other CPUs can flip a sample or two (the
+#: judge is fitted in the test), so such a gate is counted as not held: the test asks for a few samples of margin and
+#: is an expected failure that reports the figure; it fails (strict) once the model clears the gate with margin.
+NO_MARGIN = pytest.mark.xfail(strict=True, reason="met without margin (issue 32), see the test's comment")
+
+
+@NO_MARGIN
 def test_guidance_changes_what_comes_out(pipe, card, at_card):
     plain = Q.text2img_accuracy(pipe, guidance=1.0, steps=card["steps"])
     gap = at_card["object"] - plain["object"]
     print(f"\nflow model, {card['steps']} steps: object accuracy at guidance 1: {plain['object']:.3f}, at "
           f"{card['guidance_scale']}: {at_card['object']:.3f} (+{100 * gap:.1f} points)")
-    assert gap >= 0.15  # measured +15.1 points (2026-12): 58 more of 384 samples right, the fewest that pass
+    # measured +15.1 points (2026-12): 58 more of 384 samples right, the fewest that reach 15 points
+    assert gap >= 0.15 + 4 / 384  # the gate, with four samples of margin
 
 
 def test_negative_prompt_pushes_the_named_attribute_away(pipe, card):
@@ -108,8 +116,10 @@ def around(pipe, card):
     return r
 
 
+@NO_MARGIN
 def test_walk_around_one_prompt_keeps_the_object(around):
-    assert around["object_kept"] >= 0.80
+    # measured 0.81 (2026-12): 13 of 16 frames, the fewest that reach 0.80
+    assert around["object_kept"] >= 0.80 + 1 / 16  # the gate, with one frame of margin
 
 
 @pytest.mark.xfail(strict=True, reason="not reached (issue 32): the loop's frames lie 0.015 RMSE from their mean, "
