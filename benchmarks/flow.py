@@ -178,7 +178,7 @@ def load(settings: Sequence[Setting], threads: int) -> tuple[list[Loaded], list[
     return loaded, skipped
 
 
-class _PartTimer:
+class PartTimer:
     """While active, the (wall-clock, CPU) seconds spent in the pipeline's denoising network (``transformer`` or ``unet``, forward
     hooks) and in its VAE's ``decode`` (wrapped on the instance), summed over one render_frames call."""
 
@@ -193,7 +193,7 @@ class _PartTimer:
         took = _since(start)
         self.seconds[part] = (self.seconds[part][0] + took[0], self.seconds[part][1] + took[1])
 
-    def __enter__(self) -> _PartTimer:
+    def __enter__(self) -> PartTimer:
         def before(*_: Any) -> None:
             self._started = _now()
 
@@ -228,7 +228,7 @@ def _walk(entry: Loaded, batch: int) -> Callable[[], dict[str, Clock]]:
     path = interpolation_path(list(entry.embeds), batch) if batch > 1 else entry.embeds[:1]
 
     def call() -> dict[str, Clock]:
-        with _PartTimer(entry.pipe) as parts:
+        with PartTimer(entry.pipe) as parts:
             start = _now()
             render_frames(entry.pipe, prompt_embeds=path, negative_prompt_embeds=entry.negative, seed=0,
                           batch_size=batch, progress=False, **entry.kwargs)
