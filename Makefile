@@ -87,7 +87,7 @@ test-floors: ## the test suite (quality gates and training aside) on the lowest 
 	OMP_NUM_THREADS=1 .venv-floors/bin/python -m pytest -m "not browser and not colab and not site" \
 	  --deselect tests/test_teaching_quality.py --deselect tests/test_teaching_train.py
 
-test-fullsize: $(STAMP) ## SD 1.5, SDXL and Karlo at full size with random weights on the CPU, one step through the public API (opt-in; ~20 GB free memory)
+test-fullsize: $(STAMP) ## SD 1.5, SDXL, Karlo and SD 3.5 medium (no T5) at full size with random weights on the CPU, one step through the public API (opt-in; ~20 GB free memory)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m benchmarks.fullsize
 
 test-colab: $(STAMP) ## the notebooks' setup cells on a simulated fresh Colab runtime (needs PyPI, ~3.5 min)

@@ -167,3 +167,66 @@ def test_the_full_size_sdxl_configuration_is_consistent_with_itself() -> None:
     assert unet["cross_attention_dim"] == text["hidden_size"] + text_2["hidden_size"]
     assert unet["projection_class_embeddings_input_dim"] == 6 * unet["addition_time_embed_dim"] + text_2["projection_dim"]
     assert fullsize.SDXL_VAE["sample_size"] == unet["sample_size"] * 8  # 1024 px from 128 latent positions
+
+
+def _fullsize():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import fullsize
+
+    return fullsize
+
+
+def _stored_bytes(model: str, t5: bool = True) -> dict:
+    """What each component of the full-size build would store in bfloat16 (built on the meta device)."""
+    import torch
+
+    fullsize = _fullsize()
+    with torch.device("meta"):
+        pipe = fullsize.build_flow(model, t5=t5)
+    return {name: 2 * n for name, n in fullsize._sizes(pipe).items()}
+
+
+def test_the_full_size_sd35_medium_and_flux_are_the_published_ones() -> None:
+    """make test-fullsize and the GPU check build SD 3.5 medium and FLUX.1 [schnell] from these numbers: in
+    bfloat16 each component stores what the published checkpoints weigh (the hub's file listings: SD 3.5
+    medium's transformer 4.94 GB, CLIP-L 247 MB, CLIP-G 1.39 GB, VAE 168 MB; FLUX.1's transformer 23.8 GB in three
+    shards, T5-XXL's encoder 9.52 GB in two), and helpers' memory plan estimates agree with them."""
+    from helpers.models import FLOW_FOOTPRINTS
+
+    sd35 = _stored_bytes("sd35")
+    published = {"transformer": 4.94e9, "text_encoder": 0.247e9, "text_encoder_2": 1.39e9, "vae": 0.168e9,
+                 "text_encoder_3": 9.52e9}
+    for name, size in published.items():
+        assert sd35[name] == pytest.approx(size, rel=0.005), name
+    flux = _stored_bytes("flux")
+    assert flux["transformer"] == pytest.approx(23.8e9, rel=0.005)
+    assert flux["text_encoder_2"] == pytest.approx(9.52e9, rel=0.005)
+    for name, parts in (("sd35-medium", sd35), ("flux-schnell", flux)):
+        weights, largest, _ = FLOW_FOOTPRINTS[name]
+        assert sum(parts.values()) == pytest.approx(weights, rel=0.01), name
+        assert max(parts.values()) == pytest.approx(largest, rel=0.01), name
+
+
+def test_the_sd35_fullsize_entry_runs_through_the_public_api_at_smoke_size() -> None:
+    """`python -m benchmarks.fullsize --only sd35` with tiny stand-ins: one step through encode_prompts and
+    render_frames (16 image tokens from 8x8 latents in 2x2 patches, CLIP's 77 + T5's 256 text tokens), or, asked
+    for one block, no pipeline at all."""
+    fullsize = _fullsize()
+    out = fullsize.run_sd35(fullsize.SMOKE_CONFIGS["sd35"])
+    assert out["mode"].startswith("one step") and out["frame_shape"] == [1, 16, 16, 3] and out["frame_finite"]
+    assert (out["image_tokens"], out["text_tokens"], out["size"]) == (16, 333, 16)
+    assert min(out["transformer_s"], out["vae_decode_s"], out["dual_block_s"], out["block_s"]) >= 0
+    assert "smoke" in out["real_size"]
+    block = fullsize.run_sd35(fullsize.SMOKE_CONFIGS["sd35"], one_block=True)
+    assert block["mode"] == "one block: asked for (--one-block)" and "one_step_s" not in block
+    assert block["transformer_parameters"] == out["transformer_parameters"] > 0
+
+
+def test_the_sd35_fullsize_entry_is_one_of_make_test_fullsize() -> None:
+    fullsize = _fullsize()
+    assert fullsize.MODELS == ("sd15", "sdxl", "karlo", "sd35")
+    with pytest.raises(SystemExit):
+        fullsize.main(["--only", "sd3"])  # argparse: not a choice
