@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from helpers.checks import check_guidance, check_steps
-from helpers.pipeline_info import family, latent_shape, model_dtype, pooled_width, text_tokens
+from helpers.pipeline_info import family, latent_shape, min_steps, model_dtype, pooled_width, text_tokens
 
 #: The solvers of :func:`integrate`.
 SOLVERS = ("euler", "midpoint", "fireflow")
@@ -65,7 +65,8 @@ def sigmas(pipe: Any, num_inference_steps: int, *, height: int | None = None,
     from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
     fam = check_flow_pipeline(pipe, "sigmas")
-    steps = check_steps("num_inference_steps", num_inference_steps)
+    low, why = min_steps(pipe)
+    steps = check_steps("num_inference_steps", num_inference_steps, low=low, hint=why)
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
     cfg = scheduler.config
     kwargs: dict[str, Any] = {}

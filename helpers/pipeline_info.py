@@ -100,6 +100,19 @@ def render_kind(pipe: Any) -> str:
     )
 
 
+def min_steps(pipe: Any) -> tuple[int, str]:
+    """The fewest sampling steps ``pipe``'s scheduler can take, and why when it is more than one: unCLIP's
+    scheduler cannot take a single step, and a flow-matching scheduler with ``shift_terminal`` stretches its σ
+    grid to end there, which divides by zero on a one-step grid (the teaching flow model's)."""
+    if is_unclip(pipe):
+        return 2, "UnCLIPScheduler cannot take a single step"
+    config = getattr(getattr(pipe, "scheduler", None), "config", None) or {}
+    if config.get("shift_terminal"):
+        return 2, (f"{type(pipe.scheduler).__name__} stretches its σ grid to end at shift_terminal "
+                   f"{config['shift_terminal']}, which takes at least two steps")
+    return 1, ""
+
+
 def vae_scale(pipe: Any) -> int:
     """Pixels per latent cell along a side: the VAE's scale factor, 1 for a pixel-space model without VAE.
 
@@ -258,5 +271,5 @@ def pipeline_info(pipe: Any) -> PipelineInfo:
 
 
 __all__ = ["CONDITIONING", "FAMILIES", "FLUX_T5_TOKENS", "PipelineInfo", "SD3_T5_TOKENS", "execution_device", "family",
-           "is_sdxl", "is_unclip", "latent_shape", "model_dtype", "native_size", "output_size", "pipeline_info",
+           "is_sdxl", "is_unclip", "latent_shape", "min_steps", "model_dtype", "native_size", "output_size", "pipeline_info",
            "pooled_width", "render_kind", "t5_tokens", "text_tokens", "token_width", "vae_scale"]

@@ -43,6 +43,7 @@ from helpers.pipeline_info import (
     execution_device,
     family,
     latent_shape,
+    min_steps,
     model_dtype,
     output_size,
     pooled_width,
@@ -107,8 +108,8 @@ def _check_pipe_kwargs(pipe: Any, kind: str, pipe_kwargs: dict[str, Any]) -> Non
     check_kwargs(type(pipe).__name__, pipe_kwargs, named)
     for key, value in pipe_kwargs.items():
         if key.endswith("num_inference_steps"):
-            low = 2 if kind == "unclip" else 1
-            check_steps(key, value, low=low, hint="UnCLIPScheduler cannot take a single step" if low == 2 else "")
+            low, why = min_steps(pipe)
+            check_steps(key, value, low=low, hint=why)
         elif key.endswith("guidance_scale") or key == "true_cfg_scale":
             check_guidance(key, value)
         elif key == "eta":

@@ -105,3 +105,18 @@ def test_other_pipelines_and_solvers_are_refused(velocity) -> None:
         flow.integrate(velocity, torch.zeros(1, 4, 16, 16), torch.tensor([1.0, 0.0]), "rk4")
     with pytest.raises(ValueError, match="through integrate"):
         flow.step(velocity, torch.zeros(1, 4, 16, 16), 1.0, 0.0, "fireflow")
+
+
+def test_one_step_on_a_stretched_grid_is_refused_before_it_makes_nans() -> None:
+    """The teaching flow model's scheduler stretches its σ grid to end at shift_terminal: one step cannot be
+    stretched (diffusers divides by zero), so both doors refuse it, and two steps give a finite grid."""
+    from helpers import load_pipeline, render_frames
+
+    pipe = load_pipeline("teaching-flow")
+    embeds, _ = encode_prompts(pipe, ["a red apple"])
+    with pytest.raises(ValueError, match="at least two steps"):
+        flow.sigmas(pipe, 1)
+    with pytest.raises(ValueError, match="at least two steps"):
+        render_frames(pipe, prompt_embeds=embeds, seed=0, num_inference_steps=1, progress=False)
+    grid = flow.sigmas(pipe, 2)
+    assert bool(torch.isfinite(grid).all()) and grid[0] == 1 and grid[-1] == 0
