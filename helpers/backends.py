@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from helpers.models import MODELS, model_for
+from helpers.flow import FLOW_FAMILIES
+from helpers.models import MODELS, Model, model_for
 from helpers.pipeline_info import family, is_unclip, native_size
 
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
@@ -31,6 +32,12 @@ BACKENDS = ("auto", "teaching", "real", "tiny-random")
 FLUX_TRUE_CFG = 4.0
 KINDS = ("text2img", "unclip", "flow")
 
+
+def backend_kind(entry: Model) -> str:
+    """The :func:`choose_backend` kind that serves a registry entry: ``"flow"`` for a flow-matching model (the
+    SD 3 and FLUX families, :data:`helpers.flow.FLOW_FAMILIES`), else its registry kind (``"text2img"``,
+    ``"unclip"``)."""
+    return "flow" if entry.family in FLOW_FAMILIES else entry.kind
 
 
 def _flow_model(backend: str) -> str:
@@ -264,9 +271,10 @@ def _load_real(kind: str, device: str | torch.device | None, dtype: torch.dtype 
     return pipe, device, dtype
 
 
-def _serves(entry: Any, kind: str) -> bool:
-    """Whether a registry entry is a model of ``kind`` (``"flow"``: an SD 3 or FLUX text-to-image model)."""
-    return entry.family in ("sd3", "flux") if kind == "flow" else entry.kind == kind
+def _serves(entry: Model, kind: str) -> bool:
+    """Whether a registry entry may be loaded as ``kind``: its :func:`backend_kind`, or its registry kind (a
+    flow model is a text-to-image model too)."""
+    return kind in (backend_kind(entry), entry.kind)
 
 
 def _choose_model(backend: str, kind: str, model: str | None) -> str:
@@ -438,4 +446,4 @@ def print_versions() -> None:
         print(f"{name:<{width}}  {version}")
 
 
-__all__ = ["BACKENDS", "Backend", "choose_backend", "ddim_invert", "library_versions", "print_versions"]
+__all__ = ["BACKENDS", "Backend", "backend_kind", "choose_backend", "ddim_invert", "library_versions", "print_versions"]

@@ -722,7 +722,7 @@ def load_model(spec: WalkSpec, device: Any = None) -> Any:
 
     import torch
 
-    from helpers.backends import choose_backend
+    from helpers.backends import backend_kind, choose_backend
     from helpers.devices import get_device, quiet_libraries
 
     dtype = None if spec.dtype == "auto" else getattr(torch, spec.dtype)
@@ -736,10 +736,8 @@ def load_model(spec: WalkSpec, device: Any = None) -> Any:
         quiet = quiet_libraries(progress_bars=True)
     with quiet:
         if spec.model in MODELS:
-            backend, kind = MODELS[spec.model]
-            if _REGISTRY[spec.model].family in ("sd3", "flux"):  # flow-matching models: the backends' "flow" kind
-                kind = "flow"
-            return choose_backend(backend, kind, model=spec.model, device=device, dtype=dtype)
+            entry = _REGISTRY[spec.model]
+            return choose_backend(entry.backend, backend_kind(entry), model=spec.model, device=device, dtype=dtype)
         from helpers.pipelines import load_pipeline
 
         source = spec.model if spec.model_path is None else str(spec.model_path)
