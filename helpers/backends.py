@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from helpers.flow import FLOW_FAMILIES
-from helpers.models import MODELS, Model, model_for
+from helpers.models import MODELS, Model
 from helpers.pipeline_info import family, is_unclip, native_size
 
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
@@ -40,16 +40,18 @@ def backend_kind(entry: Model) -> str:
     return "flow" if entry.family in FLOW_FAMILIES else entry.kind
 
 
-def _flow_model(backend: str) -> str:
-    """The registry's first SD 3-family (flow-matching) model of ``backend``."""
-    return next(m.name for m in MODELS.values() if m.backend == backend and m.family == "sd3")
+def _first_model(backend: str, kind: str) -> str:
+    """The registry's first model of ``backend`` that ``kind`` serves (:func:`backend_kind`)."""
+    return next(m.name for m in MODELS.values() if m.backend == backend and backend_kind(m) == kind)
 
 
-#: The registry's (:mod:`helpers.models`) real, teaching and tiny model behind each kind of pipeline; ``"flow"``:
-#: the first flow-matching (SD 3-family) text-to-image model of each backend.
-REAL_MODELS = {**{kind: model_for("real", kind).name for kind in KINDS[:2]}, "flow": _flow_model("real")}
-TEACHING = {**{kind: model_for("teaching", kind).name for kind in KINDS[:2]}, "flow": _flow_model("teaching")}
-TINY = {**{kind: model_for("tiny-random", kind).name for kind in KINDS[:2]}, "flow": _flow_model("tiny-random")}
+#: The model behind each kind of pipeline on the (real, teaching, tiny-random) backends: the first of each in the
+#: registry (:mod:`helpers.models`), so ``"flow"`` is SD 3.5 Medium, ``teaching-flow`` and ``tiny-sd3``.
+DEFAULT_MODELS = {kind: (_first_model("real", kind), _first_model("teaching", kind), _first_model("tiny-random", kind))
+                  for kind in KINDS}
+REAL_MODELS = {kind: real for kind, (real, _, _) in DEFAULT_MODELS.items()}
+TEACHING = {kind: teaching for kind, (_, teaching, _) in DEFAULT_MODELS.items()}
+TINY = {kind: tiny for kind, (_, _, tiny) in DEFAULT_MODELS.items()}
 REAL_NAMES = {kind: MODELS[name].title for kind, name in REAL_MODELS.items()}
 _TINY_OF = {"sdxl": "Stable Diffusion XL", "sd2": "Stable Diffusion 2.x", "sd3": "Stable Diffusion 3", "flux": "FLUX.1"}
 
