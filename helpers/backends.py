@@ -25,11 +25,9 @@ import torch
 
 from helpers.flow import FLOW_FAMILIES
 from helpers.models import MODELS, Model
-from helpers.pipeline_info import family, is_unclip, native_size
+from helpers.pipeline_info import FLUX_TRUE_CFG, family, is_unclip, native_size, negative_guidance
 
 BACKENDS = ("auto", "teaching", "real", "tiny-random")
-#: FLUX's true classifier-free guidance scale where a negative prompt must act (``render_kwargs(negative=True)``).
-FLUX_TRUE_CFG = 4.0
 KINDS = ("text2img", "unclip", "flow")
 
 
@@ -125,8 +123,8 @@ class Backend:
 
         Text-to-image: ``num_inference_steps``, ``guidance_scale``, ``height``, ``width``. unCLIP:
         ``decoder_num_inference_steps``, ``super_res_num_inference_steps``, ``decoder_guidance_scale``.
-        ``negative=True`` asks for settings under which a negative prompt acts: FLUX is guidance-distilled (its
-        ``guidance_scale`` is an input of the transformer, with no negative branch), so there it adds true
+        ``negative=True`` asks for settings under which a negative prompt acts
+        (:func:`helpers.pipeline_info.negative_guidance`): on FLUX, guidance-distilled, it adds true
         classifier-free guidance, ``true_cfg_scale`` = :data:`FLUX_TRUE_CFG` (twice the transformer
         evaluations); the other families' guidance already pushes away from the negative prompt.
         """
@@ -143,8 +141,8 @@ class Backend:
             kwargs["height"] = self.height
         if self.width is not None:
             kwargs["width"] = self.width
-        if negative and family(self.pipe) == "flux":
-            kwargs["true_cfg_scale"] = FLUX_TRUE_CFG
+        if negative:
+            kwargs.update(negative_guidance(self.pipe)[1])
         return kwargs
 
     def example_images(self, n: int = 2, *, seed: int = 0, objects: Sequence[str] | None = None) -> list[Any]:
@@ -448,4 +446,5 @@ def print_versions() -> None:
         print(f"{name:<{width}}  {version}")
 
 
-__all__ = ["BACKENDS", "Backend", "backend_kind", "choose_backend", "ddim_invert", "library_versions", "print_versions"]
+__all__ = ["BACKENDS", "Backend", "FLUX_TRUE_CFG", "backend_kind", "choose_backend", "ddim_invert", "library_versions",
+           "print_versions"]

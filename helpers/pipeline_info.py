@@ -32,6 +32,9 @@ CONDITIONING = {
     "unclip": ("image_embeddings",),
 }
 
+#: FLUX.1's true classifier-free guidance scale where a negative prompt must act (:func:`negative_guidance`).
+FLUX_TRUE_CFG = 4.0
+
 
 @dataclass(frozen=True)
 class PipelineInfo:
@@ -82,6 +85,20 @@ def family(pipe: Any) -> str:
     if getattr(pipe, "unet", None) is not None:
         return "sd"
     raise TypeError(f"{type(pipe).__name__} is none of the pipeline families {', '.join(FAMILIES)}")
+
+
+def negative_guidance(pipe: Any) -> tuple[str, dict[str, float]]:
+    """How a negative prompt acts on ``pipe``: (the keyword whose value > 1 makes the pipeline evaluate it, the
+    keyword arguments that turn that on where it is off by default).
+
+    FLUX.1 is guidance-distilled (its ``guidance_scale`` is an input of the transformer, with no negative
+    branch): a negative acts only through true classifier-free guidance, ``true_cfg_scale`` > 1, which
+    ``{"true_cfg_scale": FLUX_TRUE_CFG}`` turns on (twice the transformer evaluations); without it the pipeline
+    never evaluates the negative. The other families' ``guidance_scale`` already pushes away from the negative
+    prompt: nothing to turn on."""
+    if family(pipe) == "flux":
+        return "true_cfg_scale", {"true_cfg_scale": FLUX_TRUE_CFG}
+    return "guidance_scale", {}
 
 
 def render_kind(pipe: Any) -> str:
@@ -270,6 +287,7 @@ def pipeline_info(pipe: Any) -> PipelineInfo:
                         device=execution_device(pipe))
 
 
-__all__ = ["CONDITIONING", "FAMILIES", "FLUX_T5_TOKENS", "PipelineInfo", "SD3_T5_TOKENS", "execution_device", "family",
-           "is_sdxl", "is_unclip", "latent_shape", "min_steps", "model_dtype", "native_size", "output_size", "pipeline_info",
-           "pooled_width", "render_kind", "t5_tokens", "text_tokens", "token_width", "vae_scale"]
+__all__ = ["CONDITIONING", "FAMILIES", "FLUX_T5_TOKENS", "FLUX_TRUE_CFG", "PipelineInfo", "SD3_T5_TOKENS",
+           "execution_device", "family", "is_sdxl", "is_unclip", "latent_shape", "min_steps", "model_dtype",
+           "native_size", "negative_guidance", "output_size", "pipeline_info", "pooled_width", "render_kind",
+           "t5_tokens", "text_tokens", "token_width", "vae_scale"]

@@ -41,10 +41,10 @@ from helpers.devices import clone_generator, free_memory_bytes, make_generator
 from helpers.embeddings import pack_latents
 from helpers.pipeline_info import (
     execution_device,
-    family,
     latent_shape,
     min_steps,
     model_dtype,
+    negative_guidance,
     output_size,
     pooled_width,
     render_kind,
@@ -375,11 +375,11 @@ def _initial_noise(pipe: Any, kind: str, base: torch.Generator, n: int, latents:
 
 def _negative_rows(pipe: Any, cond: torch.Tensor, negative: Any, n: int, pipe_kwargs: dict[str, Any]) -> Any:
     """The negative prompt's rows: given, or the empty prompt's when guidance needs them (diffusers does)."""
-    name = "true_cfg_scale" if family(pipe) == "flux" else "guidance_scale"  # FLUX: guidance-distilled
+    name, turn_on = negative_guidance(pipe)
     default = inspect.signature(pipe).parameters.get(name)
     guidance = pipe_kwargs.get(name, default.default if default is not None else 1.0)
-    if name == "true_cfg_scale" and guidance <= 1:
-        return None  # FLUX takes no negative branch without true classifier-free guidance
+    if turn_on and guidance <= 1:
+        return None  # a scale that must be turned on is off (FLUX without true CFG): no negative branch at all
     if negative is None and guidance > 1:
         from helpers.embeddings import encode_prompts
 

@@ -17,8 +17,8 @@ unCLIP), the noise seeds and how to render; the command renders the frames resum
 
 ``negative_prompt:`` on FLUX.1 (guidance-distilled: its ``guidance`` is an input of the transformer, with no
 negative branch) turns on true classifier-free guidance, ``true_cfg_scale`` =
-:data:`helpers.backends.FLUX_TRUE_CFG`, at twice the cost per frame; without it the walk never evaluates the
-negative prompt.
+:data:`helpers.pipeline_info.FLUX_TRUE_CFG` (:func:`helpers.pipeline_info.negative_guidance`), at twice the
+cost per frame; without it the walk never evaluates the negative prompt.
 
 ``images:`` (unCLIP models) lists image files relative to the walk file, or ``scene:red apple`` for an
 example scene of the teaching world (a big object on white, :meth:`helpers.backends.Backend.example_images`;
@@ -750,10 +750,10 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
     """(pipeline, keyword arguments for :func:`helpers.walks.render_walk`) for a walk file."""
     import torch
 
-    from helpers.backends import FLUX_TRUE_CFG, Backend
+    from helpers.backends import Backend
     from helpers.embeddings import encode_images, encode_prompts, make_latents
     from helpers.interpolation import interpolation_path
-    from helpers.pipeline_info import family
+    from helpers.pipeline_info import negative_guidance
 
     pipe = loaded.pipe if isinstance(loaded, Backend) else loaded
     path_kw: dict[str, Any] = dict(method=spec.method, closed=spec.closed, schedule=spec.schedule)
@@ -769,8 +769,8 @@ def walk_inputs(spec: WalkSpec, loaded: Any) -> tuple[Any, dict[str, Any]]:
         kwargs["height"], kwargs["width"] = spec.size
     if "height" in kwargs:
         size = {"height": kwargs["height"], "width": kwargs["width"]}
-    if spec.negative_prompt and family(pipe) == "flux":  # guidance-distilled: a negative acts through true CFG only
-        kwargs["true_cfg_scale"] = FLUX_TRUE_CFG
+    if spec.negative_prompt:  # FLUX: a negative acts through true CFG only
+        kwargs.update(negative_guidance(pipe)[1])
     inputs: dict[str, Any] = {"seed": spec.seeds[0], "model": spec.model}
     if spec.keyframes:
         return _timeline_inputs(spec, loaded, pipe, inputs, kwargs)
