@@ -667,20 +667,27 @@ def export_mp4(
 
 
 def stream_seconds(path: PathLike) -> dict[str, float]:
-    """How long each kind of stream in a video file plays, e.g. ``{"video": 4.0, "audio": 4.0}``: ffmpeg (the
-    binary imageio uses) decodes the file and reports the last timestamp of each."""
+    """How long each kind of stream in a video file plays, e.g. ``{"video": 4.0, "audio": 4.0}``: one pass of
+    ffmpeg (the binary imageio uses) decodes the first video and audio stream and lists every frame's
+    timestamp and duration (its ``framecrc`` output); a stream plays until its last frame ends. A kind the
+    file lacks (or that decodes to no frame) is left out; an unreadable file gives ``{}``."""
     import subprocess
+    from fractions import Fraction
 
     import imageio_ffmpeg
 
+    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-i", str(path), "-map", "0:v:0?", "-map",
+                           "0:a:0?", "-c:v", "wrapped_avframe", "-f", "framecrc", "-"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {}
+    kinds = dict(re.findall(r"^#media_type (\d+): (video|audio)$", proc.stdout, flags=re.MULTILINE))
+    bases = {i: Fraction(tb) for i, tb in re.findall(r"^#tb (\d+): (\d+/\d+)$", proc.stdout, flags=re.MULTILINE)}
     out: dict[str, float] = {}
-    for kind, spec in (("video", "0:v:0"), ("audio", "0:a:0")):
-        proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-i", str(path), "-map", spec, "-f", "null",
-                               "-"], capture_output=True, text=True, check=False)
-        times = re.findall(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)", proc.stderr)
-        if proc.returncode == 0 and times:
-            h, m, sec = times[-1]
-            out[kind] = int(h) * 3600 + int(m) * 60 + float(sec)
+    for index, pts, duration in re.findall(r"^(\d+), *-?\d+, *(-?\d+), *(\d+),", proc.stdout, flags=re.MULTILINE):
+        if index in kinds:
+            end = float((int(pts) + int(duration)) * bases[index])
+            out[kinds[index]] = max(end, out.get(kinds[index], end))
     return out
 
 
