@@ -34,6 +34,8 @@ from helpers.interpolation import EASINGS, ease, schedule_values
 MAX_TIMELINE_FRAMES = 100_000
 #: An image keyframe written ``scene:NAME`` is an example scene of the teaching world (as in walk files).
 SCENE_PREFIX = "scene:"
+#: The DDIM steps image keyframes are inverted with where no render steps are given (:func:`keyframe_inputs`).
+_KEYFRAME_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ def _keyframe_image(item: Any, side: int) -> Any:
     return prepare_images([item], side)[0]
 
 
-def keyframe_inputs(pipe: Any, timeline: Timeline, *, num_inference_steps: int = 20,
+def keyframe_inputs(pipe: Any, timeline: Timeline, *, num_inference_steps: int = _KEYFRAME_STEPS,
                     super_res_num_inference_steps: int = 7) -> KeyframeInputs:
     """Encode every keyframe once (:class:`KeyframeInputs`). Image keyframes are inverted with
     ``num_inference_steps`` DDIM steps, which the render must use too: for a Stable Diffusion-class pipeline
@@ -316,14 +318,20 @@ def _unclip_inputs(pipe: Any, keys: Sequence[Keyframe], loaded: dict[int, Any], 
                            "super_res_latents": inv.super_res_latents.float()})
 
 
-def timeline_inputs(pipe: Any, timeline: Timeline, *, num_inference_steps: int = 20,
-                    plan: FramePlan | None = None) -> dict[str, torch.Tensor]:
+def timeline_inputs(pipe: Any, timeline: Timeline, *, plan: FramePlan | None = None,
+                    **pipe_kwargs: Any) -> dict[str, torch.Tensor]:
     """The per-frame inputs of a timeline (``prompt_embeds``, ``negative_prompt_embeds`` and ``latents``; for
     unCLIP ``image_embeddings``, ``latents`` and ``super_res_latents``), ready for
     :func:`helpers.render.render_frames` or :func:`helpers.walks.render_walk`. ``plan`` defaults to
-    :func:`plan_frames`; image keyframes are inverted with ``num_inference_steps``."""
+    :func:`plan_frames`. Image keyframes are inverted with the steps of the render's pipeline keyword arguments
+    ``pipe_kwargs``, read as :func:`render_timeline` reads them (:func:`inversion_steps`: ``num_inference_steps``,
+    unCLIP's ``decoder_num_inference_steps`` and ``super_res_num_inference_steps``; the others are ignored),
+    20 (unCLIP's super-resolution: 7) where none is given; on unCLIP ``num_inference_steps`` also names the
+    decoder's."""
     plan = plan_frames(timeline) if plan is None else plan
-    return keyframe_inputs(pipe, timeline, num_inference_steps=num_inference_steps).frames(plan.segment, plan.frac)
+    steps = pipe_kwargs.get("num_inference_steps", _KEYFRAME_STEPS)
+    read = inversion_steps(pipe, {"num_inference_steps": steps, "decoder_num_inference_steps": steps, **pipe_kwargs})
+    return keyframe_inputs(pipe, timeline, **read).frames(plan.segment, plan.frac)
 
 
 def timeline_pipe(pipe: Any, timeline: Timeline) -> Any:

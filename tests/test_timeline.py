@@ -20,6 +20,7 @@ from helpers.timeline import (
     plan_frames,
     render_timeline,
     timeline_inputs,
+    timeline_pipe,
 )
 
 
@@ -198,6 +199,10 @@ def test_an_unclip_timeline_walks_between_inverted_images():
     errors = _mse(frames[0], truth[0]), _mse(frames[4], truth[1])
     print("unCLIP image keyframes come back at MSE", np.round(errors, 4))
     assert max(errors) < 0.015 and _mse(frames[2], truth[0]) > max(errors)
+    # timeline_inputs reads the render's keyword arguments as render_timeline does (both unCLIP stages' steps)
+    inputs = timeline_inputs(unclip.pipe, tl, **kw)
+    again = render_frames(timeline_pipe(unclip.pipe, tl), seed=0, progress=False, output_type="np", **inputs, **kw)
+    np.testing.assert_allclose(again, frames, atol=1e-5)
     with pytest.raises(ValueError, match="walks between images"):
         timeline_inputs(unclip.pipe, Timeline([Keyframe("a red apple", frames=2), Keyframe(image=images[1])]))
 
