@@ -325,9 +325,17 @@ def timeline_inputs(pipe: Any, timeline: Timeline, *, plan: FramePlan | None = N
     :func:`helpers.render.render_frames` or :func:`helpers.walks.render_walk`. ``plan`` defaults to
     :func:`plan_frames`. Image keyframes are inverted with the steps of the render's pipeline keyword arguments
     ``pipe_kwargs``, read as :func:`render_timeline` reads them (:func:`inversion_steps`: ``num_inference_steps``,
-    unCLIP's ``decoder_num_inference_steps`` and ``super_res_num_inference_steps``; the others are ignored),
+    unCLIP's ``decoder_num_inference_steps`` and ``super_res_num_inference_steps``; the pipeline's other arguments
+    are accepted and play no part here, a keyword the pipeline does not take is refused),
     20 (unCLIP's super-resolution: 7) where none is given; on unCLIP ``num_inference_steps`` also names the
     decoder's."""
+    import inspect
+
+    from helpers.checks import check_kwargs
+
+    params = inspect.signature(pipe).parameters  # a typo would be silently ignored: refuse what the pipeline lacks
+    check_kwargs("timeline_inputs", pipe_kwargs, [k for k, v in params.items() if v.kind is v.KEYWORD_ONLY or
+                                                  v.kind is v.POSITIONAL_OR_KEYWORD])
     plan = plan_frames(timeline) if plan is None else plan
     steps = pipe_kwargs.get("num_inference_steps", _KEYFRAME_STEPS)
     read = inversion_steps(pipe, {"num_inference_steps": steps, "decoder_num_inference_steps": steps, **pipe_kwargs})

@@ -148,6 +148,8 @@ def test_an_image_keyframe_walks_from_its_inverted_noise_to_the_next_prompt(pipe
     photo = Image.new("RGB", (32, 32), (220, 40, 40))
     tl = Timeline([Keyframe(image=photo, frames=4), Keyframe("a blue car", seed=5)])
     inputs = timeline_inputs(pipe, tl, num_inference_steps=3)
+    with pytest.raises(TypeError, match="did you mean 'num_inference_steps'"):
+        timeline_inputs(pipe, tl, num_inference_step=3)
     inverted = invert_images(pipe, [photo], num_inference_steps=3).latents[0]
     torch.testing.assert_close(inputs["latents"][0], inverted)
     torch.testing.assert_close(inputs["latents"][4], make_latents(pipe, 5)[0])
