@@ -21,8 +21,10 @@ book = load_tool("book")
 NOTEBOOKS = nbtools.notebook_paths()
 BACKENDS = ("teaching", "tiny-random")
 #: Parameters of the tiny-random runs, which test the real models' code path: cells that never touch a pipeline
-#: (notebook 10's 2-D toys) run there briefly; their claims are checked on the teaching run.
-TINY_RUN_PARAMETERS = {"10_flow_matching": {"TOY_STEPS": 300, "NUM_POINTS": 400}}
+#: (the 2-D toys of notebooks 01 and 10) run there briefly; claims that depend on their training are checked on
+#: the teaching run.
+TINY_RUN_PARAMETERS = {"01_diffusion_basics": {"TOY_STEPS": 300, "NUM_POINTS": 400},
+                       "10_flow_matching": {"TOY_STEPS": 300, "NUM_POINTS": 400}}
 
 pytestmark = pytest.mark.notebooks
 
