@@ -39,13 +39,16 @@ FLOW_FAMILIES = ("sd3", "flux")
 VelocityFn = Callable[[torch.Tensor, float], torch.Tensor]
 
 
-def check_flow_pipeline(pipe: Any, what: str) -> str:
-    """The family (``"sd3"`` or ``"flux"``) of a flow-matching pipeline, else one ``TypeError``."""
-    fam = family(pipe)
+def check_flow_pipeline(pipe: Any, what: str, hint: str = "DDIM inversion (helpers.morph.invert_images) serves "
+                                                           "the Stable Diffusion families") -> str:
+    """The family (``"sd3"`` or ``"flux"``) of a flow-matching pipeline, else one ``TypeError`` ending in ``hint``."""
+    try:
+        fam = family(pipe)
+    except TypeError:
+        fam = "unknown"
     if fam not in FLOW_FAMILIES:
         raise TypeError(f"{what} integrates the flow ODE of an SD 3- or FLUX-class pipeline; {type(pipe).__name__} "
-                        f"is a {fam!r} pipeline: DDIM inversion (helpers.morph.invert_images) serves the Stable "
-                        "Diffusion families")
+                        f"is a {fam!r} pipeline: {hint}")
     return fam
 
 

@@ -542,22 +542,6 @@ class LiveExplorer(_Explorer):
         return [f"{name}={self._format(self.sweep, v)}" for v in self._sweep_values()]
 
 
-def _check_live_pipeline(pipe: Any) -> str:
-    """The family of a flow pipeline (SD 3 or FLUX, what :class:`FlowFrameRenderer` drives), else one ``TypeError``."""
-    from helpers.flow import FLOW_FAMILIES
-    from helpers.pipeline_info import family
-
-    try:
-        fam = family(pipe)
-    except TypeError:
-        fam = "unknown"
-    if fam not in FLOW_FAMILIES:
-        raise TypeError(f"the live mode renders with the flow sampler of an SD 3- or FLUX-class pipeline; "
-                        f"{type(pipe).__name__} is a {fam!r} pipeline: its sampler needs many steps a frame: render "
-                        "whole walks once and scrub them with WalkExplorer")
-    return fam
-
-
 class FlowFrameRenderer:
     """One frame of a prompt walk and a noise loop of a flow model (SD 3, FLUX), rendered on demand.
 
@@ -592,7 +576,8 @@ class FlowFrameRenderer:
         from helpers.pipeline_info import latent_shape
         from helpers.render import check_inputs
 
-        fam = _check_live_pipeline(pipe)
+        fam = flow.check_flow_pipeline(pipe, "the live mode", "its sampler needs many steps a frame: render whole "
+                                       "walks once and scrub them with WalkExplorer")
         if latents is None:
             raise ValueError("latents is missing: give one or two rows of noise, e.g. "
                              "helpers.make_latents(pipe, [seed_a, seed_b], height=..., width=...)")
