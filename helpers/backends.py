@@ -378,9 +378,7 @@ def _make(name: str, kind: str, model: str, pipe: Any, device: torch.device, dty
     if device.type == "cpu":
         from helpers.devices import use_cpu_threads
 
-        threads = use_cpu_threads()
-        reason += (f" torch uses {threads} CPU thread{'s' * (threads > 1)} (half the cores: more threads thrash "
-                   "as soon as anything else runs).")
+        use_cpu_threads()  # half the cores: more threads thrash as soon as anything else runs
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)  # render_frames shows one bar over frames instead
     return Backend(name=name, kind=kind, model=model, pipe=pipe, device=device, dtype=dtype, reason=reason,

@@ -150,7 +150,7 @@ def test_cpu_threads_are_half_the_usable_cores(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_choose_backend_on_the_cpu_sets_and_states_the_threads(monkeypatch):
+def test_choose_backend_on_the_cpu_sets_the_threads_without_saying_so(monkeypatch):
     import os
 
     from helpers.backends import choose_backend
@@ -160,6 +160,6 @@ def test_choose_backend_on_the_cpu_sets_and_states_the_threads(monkeypatch):
     try:
         backend = choose_backend("tiny-random", "text2img")
         assert torch.get_num_threads() == 4
-        assert "torch uses 4 CPU threads" in backend.describe()
+        assert "thread" not in backend.describe()  # infrastructure stays out of the printed reason
     finally:
         torch.set_num_threads(before)
