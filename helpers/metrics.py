@@ -402,13 +402,19 @@ _COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+#: Table values smaller than this print as 0: float rounding (a PDV of 3.6e-34 on an even walk), not a measurement.
+FLOAT_NOISE = 1e-9
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return "–" if math.isnan(value) else f"{value:.4g}"
+        if math.isnan(value):
+            return "–"
+        return "0" if abs(value) < FLOAT_NOISE else f"{value:.4g}"
     return str(value)
 
 

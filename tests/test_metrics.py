@@ -249,6 +249,20 @@ def test_summary_table_text_and_html():
         summary_table([r1, r2], extra={"endpoint MSE": [0.1]})
 
 
+def test_summary_table_prints_float_rounding_as_zero():
+    # Equal steps that differ in their last bit: the variance is rounding (~1e-35), not unevenness.
+    step = 0.1
+    rounded = WalkReport.from_distances([step, float(np.nextafter(step, 1.0)), step], name="even")
+    assert 0 < rounded.pdv < 1e-30 and 0 < rounded.cv < 1e-12
+    uneven = WalkReport.from_distances([0.1, 0.1002, 0.1], name="uneven")  # PDV ≈ 8.9e-9: a real difference
+    table = summary_table([rounded, uneven])
+    header = table.header
+    even_row, uneven_row = table.rows
+    assert even_row[header.index("PDV")] == "0" and even_row[header.index("CV")] == "0"
+    assert float(uneven_row[header.index("PDV")]) == pytest.approx(8.9e-9, rel=0.01)
+    assert float(uneven_row[header.index("CV")]) > 0
+
+
 def test_plot_distances_draws_one_labelled_line_per_walk():
     import matplotlib.pyplot as plt
 
