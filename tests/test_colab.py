@@ -2,8 +2,8 @@
 
 The runtime: a fresh venv (no system site-packages) with ``torch==2.13.0`` preinstalled, as Colab ships its own
 torch, an older ``diffusers`` (0.37, whose unCLIP lives elsewhere) that the install must upgrade, and a fake ``google.colab`` package imported before the cells run, as Colab's kernel does. The cells
-are the notebooks' own, byte for byte: the ``lw-setup`` cell, the versions cell, the parameters cell
-(``BACKEND = "auto"``) and the device cell that calls ``choose_backend``.
+are the notebooks' own, byte for byte: the ``lw-setup`` cell, the parameters cell (``BACKEND = "auto"``) and
+the device cell that calls ``choose_backend``.
 
 How the repository URL reaches this checkout without editing the cell: the setup cell runs
 ``pip install "latent-walks-helpers @ git+https://github.com/<org>/<repo>"``; pip hands the URL to git, and a

@@ -47,8 +47,8 @@ COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BRANCH = "main"
 #: Markdown headings every notebook must have (learning goals first, exercises at the end).
 REQUIRED_HEADINGS = ("## Learning goals", "## Setup", "## Summary", "## Exercises", "## References")
-#: Code every notebook's Setup section must contain (versions cell, device cell).
-REQUIRED_CODE = ("print_versions()", "choose_backend(")
+#: Code every notebook's Setup section must contain (the device cell).
+REQUIRED_CODE = ("choose_backend(",)
 
 
 # --------------------------------------------------------------------------------------------------
