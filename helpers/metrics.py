@@ -412,9 +412,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
+        x = float(value)
+        if math.isnan(x):
             return "–"
-        return "0" if abs(value) < FLOAT_NOISE else f"{value:.4g}"
+        return "0" if abs(x) < FLOAT_NOISE else f"{x:.4g}"
     return str(value)
 
 
