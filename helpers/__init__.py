@@ -18,6 +18,7 @@ The modules follow the lesson's data flow:
 * :mod:`helpers.media` — GIF/MP4 export, contact sheets and inline animations.
 * :mod:`helpers.widgets` — the ipywidgets explorers, with static fallbacks.
 * :mod:`helpers.teaching` — the small diffusion models trained by this project on CPU.
+* :mod:`helpers.exercises` — ``check`` and the experiments behind every notebook's exercises.
 * :mod:`helpers.demo` — ``make demo``.
 
 ``import helpers`` imports nothing else (not even torch): each public name is loaded from its module on first
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the public API, as readers and type checkers see it; at run
     from helpers.backends import choose_backend, print_versions
     from helpers.devices import make_generator, pick_dtype
     from helpers.embeddings import encode_images, encode_prompts, encode_text, make_latents
+    from helpers.exercises import check
     from helpers.interpolation import (
         circular_walk,
         cosine_schedule,
@@ -131,12 +133,14 @@ _EXPORTS: dict[str, str] = {
     "invert_cumulative": "smooth",
     "adain_interpolate": "smooth",
     "beta_schedule": "smooth",
+    # the exercises at the end of every notebook
+    "check": "exercises",
 }
 
 __all__ = [
     "FrameExplorer", "WalkExplorer", "WalkReport", "adain_interpolate", "adjacent_distances",
-    "beta_schedule", "choose_backend", "circular_walk", "cosine_schedule", "encode_images", "encode_prompts",
-    "encode_text", "export_gif", "export_mp4", "gini", "image_grid", "interpolation_path",
+    "beta_schedule", "check", "choose_backend", "circular_walk", "cosine_schedule", "encode_images",
+    "encode_prompts", "encode_text", "export_gif", "export_mp4", "gini", "image_grid", "interpolation_path",
     "invert_cumulative", "latent_l2", "lerp", "linear_schedule", "load_image", "load_pipeline",
     "make_generator", "make_latents", "normalize", "one_minus_ssim", "pick_dtype", "plot_distances",
     "print_versions", "render_frames", "render_walk", "retime", "rmse", "save_image", "schedule_values",

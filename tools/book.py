@@ -72,7 +72,7 @@ API_MODULES = (
     "helpers.embeddings", "helpers.interpolation", "helpers.timeline", "helpers.audio", "helpers.inversion",
     "helpers.unclip", "helpers.morph",
     "helpers.metrics", "helpers.smooth", "helpers.render", "helpers.walks", "helpers.media", "helpers.widgets",
-    "helpers.diagrams", "helpers.checks", "helpers.teaching",
+    "helpers.diagrams", "helpers.checks", "helpers.teaching", "helpers.exercises",
 )
 INTRODUCED = re.compile(r"Introduced\s+in\s+notebooks?\s+(\d\d_[a-z0-9_]+)")
 
