@@ -343,10 +343,9 @@ def test_retiming_a_smooth_uneven_walk_keeps_its_gain_at_the_tightest_budget() -
     before = walk_report(list(walk))
     retimed = retime(_cross_fade, 8, coarse=8, budget=24)
     assert retimed.report.cv < before.cv / 4  # the λ³ fade is smooth: inverting its cumulative distance evens it
-    truth, explanation = smooth.budgets(smooth.reusing(_cross_fade), 8, coarse=8, budget=24, before=before,
-                                        retimed=retimed)
+    truth, explanation = smooth.budgets(smooth.reusing(_cross_fade), 8, before, retimed, coarse=8, budget=24)
     assert truth is True and "at budget 14:" in explanation  # the tightest budget: coarse + frames − 2
-    truth, _ = smooth.ssim_metric(_cross_fade, 8, list(walk), coarse=8, budget=24, before=before, retimed=retimed)
+    truth, _ = smooth.ssim_metric(_cross_fade, 8, list(walk), before, retimed, coarse=8, budget=24)
     assert truth is True  # evened out under SSIM, the fade is more even under RMSE too
 
 

@@ -35,8 +35,8 @@ def reusing(render: Render) -> Render:
     return render_fracs
 
 
-def budgets(render: Render, num_frames: int, *, coarse: int, budget: int, before: WalkReport,
-            retimed: Retimed) -> tuple[bool, str]:
+def budgets(render: Render, num_frames: int, before: WalkReport, retimed: Retimed, *, coarse: int,
+            budget: int) -> tuple[bool, str]:
     """Exercise 1: re-time the walk with ``method="bisect"`` at ``budget``, then (invert) at the tightest budget
     retime accepts, ``coarse + num_frames - 2``.
 
@@ -52,8 +52,8 @@ def budgets(render: Render, num_frames: int, *, coarse: int, budget: int, before
                         f"{kept:.0%} of the improvement")
 
 
-def ssim_metric(render: Render, num_frames: int, walk: Sequence[Any], *, coarse: int, budget: int,
-                before: WalkReport, retimed: Retimed) -> tuple[bool, str]:
+def ssim_metric(render: Render, num_frames: int, walk: Sequence[Any], before: WalkReport, retimed: Retimed, *,
+                coarse: int, budget: int) -> tuple[bool, str]:
     """Exercise 2: re-time the walk with ``metric="ssim"``; ``walk`` is its frames at uniform λ.
 
     Truth: whether the SSIM re-timing's CV under RMSE is lower than the uniform walk's.
