@@ -49,16 +49,20 @@ def draw(boxes: dict[str, Box], arrows: list[tuple[str, str, str]], *, title: st
     fig, ax = plt.subplots(figsize=size)
     width, height = 1.8, 0.8
     half = (width / 2 + 0.06, height / 2 + 0.06)
+    patches = []
     for box in boxes.values():
-        ax.add_patch(FancyBboxPatch((box.x - width / 2, box.y - height / 2), width, height,
-                                    boxstyle="round,pad=0.05", facecolor=box.colour, edgecolor="#345"))
+        patches.append(FancyBboxPatch((box.x - width / 2, box.y - height / 2), width, height,
+                                      boxstyle="round,pad=0.05", facecolor=box.colour, edgecolor="#345"))
+        ax.add_patch(patches[-1])
         ax.text(box.x, box.y, box.label, ha="center", va="center", fontsize=8.5)
+    bend = 0.5  # how far a loop back bulges, as a share of its length
+    above = []  # labels over horizontal arrows, with the height of the boxes' tops beside them
     for a, b, label in arrows:
         start, end = boxes[a], boxes[b]
         back = end.x < start.x and end.y == start.y  # a loop back: below the boxes
         if back:
             p0, p1 = (start.x, start.y - half[1]), (end.x, end.y - half[1])
-            style = "arc3,rad=-0.5"
+            style = f"arc3,rad=-{bend}"
         else:
             p0, p1 = _edge(start, end, half), _edge(end, start, half)
             style = "arc3,rad=0.0"
@@ -67,12 +71,20 @@ def draw(boxes: dict[str, Box], arrows: list[tuple[str, str, str]], *, title: st
         if not label:
             continue
         mx, my = (p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2
-        if back:
-            ax.text(mx, my - 0.62, label, ha="center", va="top", fontsize=7.5, color="#234", style="italic")
-        elif abs(p1[0] - p0[0]) >= abs(p1[1] - p0[1]):
-            ax.text(mx, my + 0.08, label, ha="center", va="bottom", fontsize=7.5, color="#234", style="italic")
+        style_kw: dict[str, Any] = {"fontsize": 7.5, "color": "#234", "style": "italic"}
+        dx, dy = p1[0] - p0[0], p1[1] - p0[1]
+        if back:  # under the lowest point of the arc, which bulges bend/2 of its length below the chord
+            depth = bend / 2 * abs(dx)
+            ax.text(mx, my - depth - 0.1, label, ha="center", va="top", **style_kw)
+        elif dy == 0:
+            text = ax.text(mx, my + 0.08, label, ha="center", va="bottom", **style_kw)
+            above.append((text, max(start.y, end.y) + half[1]))
+        elif abs(dx) >= abs(dy):  # a shallow slope: above the midpoint, on the side the line falls away from
+            falling = dx * dy < 0
+            ax.text(mx + (0.06 if falling else -0.06), my + 0.06, label, ha="left" if falling else "right",
+                    va="bottom", **style_kw)
         else:
-            ax.text(mx + 0.08, my, label, ha="left", va="center", fontsize=7.5, color="#234", style="italic")
+            ax.text(mx + 0.08, my, label, ha="left", va="center", **style_kw)
     xs = [b.x for b in boxes.values()]
     ys = [b.y for b in boxes.values()]
     ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
@@ -81,6 +93,12 @@ def draw(boxes: dict[str, Box], arrows: list[tuple[str, str, str]], *, title: st
     ax.axis("off")
     ax.set_title(title)
     fig.tight_layout()
+    # A label wider than the gap between its two boxes would run over their edges: lift it above the boxes.
+    fig.canvas.draw()  # fixes the layout and the equal aspect, so that extents are final
+    box_extents = [p.get_window_extent() for p in patches]
+    for text, top in above:
+        if any(text.get_window_extent().overlaps(e) for e in box_extents):
+            text.set_y(top + 0.04)
     return fig
 
 

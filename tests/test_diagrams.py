@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
@@ -35,3 +36,44 @@ def test_shapes_replace_the_flow_labels_and_bad_arrows_are_refused():
     assert "(1, 8, 8, 8)" in _texts(fig) and "latent $x_t$" not in _texts(fig)
     with pytest.raises(ValueError, match="do not exist"):
         diagrams.draw({"a": diagrams.Box("a", 0, 0)}, [("a", "b", "")], title="x")
+
+
+
+def _points_along(path, per_segment: int = 20) -> np.ndarray:
+    """Points every few pixels along a path's lines and curves (its outline, the arrow head included)."""
+    out = []
+    for poly in path.to_polygons(closed_only=False):
+        for p, q in zip(poly[:-1], poly[1:]):
+            out.append(p + np.linspace(0, 1, per_segment)[:, None] * (q - p))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize(("draw", "shapes", "n_labels"), [
+    (diagrams.latent_diffusion, {"tokens": "token ids (1, 12)", "text": "text embeddings (1, 12, 64)",
+                                 "latent": "latent (1, 8, 8, 8)", "image": "image (1, 3, 32, 32)"}, 7),
+    (diagrams.latent_diffusion, {"tokens": "token ids (1, 77)", "text": "text embeddings (1, 77, 768)",
+                                 "latent": "latent (1, 4, 64, 64)", "image": "image (1, 3, 512, 512)"}, 7),
+    (diagrams.unclip, None, 5),
+])
+def test_arrow_labels_cross_no_box_and_no_arrow(draw, shapes, n_labels):
+    """Measured on the rendered figure: every flow label is clear of every box, arrow and other label, and
+    inside the figure (long shapes such as SD 1.5's included)."""
+    from matplotlib.patches import FancyBboxPatch
+
+    fig = draw(shapes)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    box_extents = [p.get_window_extent(renderer) for p in boxes]
+    arrow_points = [_points_along(a.get_transform().transform_path(a.get_path())) for a in arrows]  # pixels
+    labels = [t for t in ax.texts if not any(b.contains_point(ax.transData.transform(t.get_position()))
+                                             for b in boxes)]
+    assert len(labels) == n_labels  # the arrows from the prompt (caption, picture) have none
+    extents = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+    for i, (name, e) in enumerate(extents):
+        assert not any(e.overlaps(b) for b in box_extents), f"{name!r} runs over a box"
+        assert not any(e.contains(x, y) for pts in arrow_points for x, y in pts), f"{name!r} crosses an arrow"
+        assert not any(e.overlaps(o) for j, (_, o) in enumerate(extents) if j != i), f"{name!r} overlaps a label"
+        assert fig.bbox.contains(e.x0, e.y0) and fig.bbox.contains(e.x1, e.y1), f"{name!r} is cut off"
