@@ -76,6 +76,9 @@ CLAIMS: dict[str, list[Claim]] = {
               "x̂₀ settles coarse to fine: the layout within the first steps, the detail later"),
     ],
     "02_slerp_and_latent_geometry": [
+        Claim(rf"θ = 90°: lerp midpoint norm {NUM} = cos\(45°\) = √2/2; slerp midpoint norm {NUM}",
+              lambda lerp, slerp: abs(lerp - math.sqrt(0.5)) < 1e-3 and abs(slerp - 1) < 1e-3,
+              "the chord's midpoint has norm cos(θ/2), the arc's stays 1", everywhere=True),
         Claim(rf"angle between two independent latents: {NUM}° ± {NUM}°", lambda a, s: abs(a - 90) < 3,
               "two noises are nearly perpendicular"),
         Claim(rf"lerp midpoint: \|x\|/√d = {NUM}, i.e. {NUM} standard deviations below", lambda n, k: n < 0.8 and k > 5,
