@@ -1,9 +1,9 @@
-"""Block diagrams of the two architectures the course walks through, drawn with matplotlib.
+"""Block diagrams of the architectures the course walks through, drawn with matplotlib.
 
-Introduced in notebook 01_diffusion_basics (latent diffusion) and 03_unclip_image_interpolation (unCLIP). Each
-function returns a ``matplotlib.figure.Figure``: boxes for the parts, arrows for what flows between them,
-labelled with the tensor each arrow carries. Shapes are optional annotations, so a notebook can print the
-backend's real ones.
+Introduced in notebook 01_diffusion_basics (latent diffusion), 03_unclip_image_interpolation (unCLIP) and
+08_morph_your_own_images (attention interpolation). Each function returns a ``matplotlib.figure.Figure``: boxes
+for the parts, arrows for what flows between them, labelled with the tensor each arrow carries. Shapes are
+optional annotations, so a notebook can print the backend's real ones.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Box", "draw", "latent_diffusion", "unclip"]
+__all__ = ["ATTENTION_MODES", "Box", "attention_interpolation", "draw", "latent_diffusion", "unclip"]
+
+#: The modes :func:`attention_interpolation` draws: those of :class:`helpers.morph.AttentionInterpolation`.
+ATTENTION_MODES = ("inner", "outer", "fused")
 
 
 @dataclass(frozen=True)
@@ -163,3 +166,83 @@ def unclip(shapes: dict[str, str] | None = None) -> Any:
     ]
     return draw(boxes, arrows, title="unCLIP: the prior proposes $z_i$ from text, an image's own $z_i$ comes from "
                 "CLIP, and the decoder paints $z_i$", size=(14, 4.2))
+
+
+# One panel of :func:`attention_interpolation`: boxes (label, centre x, centre y, width, height) and horizontal
+# arrows (from x, to x, at y, label). The batch's three rows sit at y = 2.4 (A), 1.4 (B) and 0 (the frames) in a
+# column from x = -1.2 to 1.2; every arrow is horizontal, so no arrow crosses another and each label sits above
+# its own arrow. The last box feeds the frame's attention output (x from 10.3 to 12.1).
+_ROWS = {"A": 2.4, "B": 1.4, "F": 0.0}
+_MIX_KV = ("mix the keys\nand the values\n$K_{mix} = (1-\\lambda)K_A + \\lambda K_B$\n"
+           "$V_{mix} = (1-\\lambda)V_A + \\lambda V_B$", 3.9, 1.9, 2.6, 1.7)
+_INTO_MIX = [(1.2, 2.6, _ROWS["A"], "$K_A, V_A$"), (1.2, 2.6, _ROWS["B"], "$K_B, V_B$"),
+             (5.2, 6.6, 1.9, "$K_{mix}, V_{mix}$")]
+_PANELS: dict[str, tuple[str, list[tuple[str, float, float, float, float]], list[tuple[float, float, float, str]]]] = {
+    "inner": (
+        "inner (AID): the frame's queries attend to keys and values mixed from A's and B's",
+        [_MIX_KV, ("attention\n$\\mathrm{softmax}(Q_\\lambda K_{mix}^{\\top}\\,/\\,\\sqrt{d})\\,V_{mix}$",
+                   8.1, 0.95, 3.0, 2.6)],
+        _INTO_MIX + [(1.2, 6.6, _ROWS["F"], "$Q_\\lambda$")],
+    ),
+    "outer": (
+        "outer (AID): the frame's queries attend to A's and to B's keys and values separately; the outputs are mixed",
+        [("two attentions\n$O_A = \\mathrm{Attn}(Q_\\lambda, K_A, V_A)$\n$O_B = \\mathrm{Attn}(Q_\\lambda, K_B, V_B)$",
+          4.2, 1.2, 3.2, 3.1),
+         ("mix the outputs\n$(1-\\lambda)\\,O_A + \\lambda\\,O_B$", 8.1, 1.2, 2.6, 1.2)],
+        [(1.2, 2.6, y, label) for y, label in ((_ROWS["A"], "$K_A, V_A$"), (_ROWS["B"], "$K_B, V_B$"),
+                                               (_ROWS["F"], "$Q_\\lambda$"))] + [(5.8, 6.8, 1.2, "$O_A, O_B$")],
+    ),
+    "fused": (
+        "fused: the frame attends to its own keys and values and to the mixed ones, side by side",
+        [_MIX_KV, ("attention to own and mixed\n$\\mathrm{Attn}(Q_\\lambda,\\ [K_\\lambda; K_{mix}],\\ "
+                   "[V_\\lambda; V_{mix}])$\n(keys and values concatenated\nalong the sequence)", 8.1, 0.95, 3.0, 2.6)],
+        _INTO_MIX + [(1.2, 6.6, _ROWS["F"], "$Q_\\lambda$, own $K_\\lambda, V_\\lambda$")],
+    ),
+}
+
+
+def attention_interpolation(modes: Any = ATTENTION_MODES) -> Any:
+    """Attention interpolation in one self-attention layer, one panel per mode (``"inner"``, ``"outer"``,
+    ``"fused"``, as :class:`helpers.morph.AttentionInterpolation` computes them): the UNet batch holds image A's
+    trajectory (row 0, λ = 0), image B's (row 1, λ = 1) and the frames (each at its λ); arrows carry each row's
+    queries Q, keys K and values V to where a frame's attention output is made. The endpoint rows themselves
+    attend as usual (every mode is plain self-attention at λ = 0 and 1).
+
+    Introduced in notebook 08_morph_your_own_images.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+
+    modes = [modes] if isinstance(modes, str) else list(modes)
+    unknown = [m for m in modes if m not in ATTENTION_MODES]
+    if not modes or unknown:
+        raise ValueError(f"modes must be one or more of {ATTENTION_MODES}, got {unknown or modes!r}")
+    fig, axes = plt.subplots(len(modes), 1, figsize=(11, 3.2 * len(modes)), squeeze=False)
+    text_kw: dict[str, Any] = {"ha": "center", "va": "center", "fontsize": 8.5}
+    label_kw: dict[str, Any] = {"ha": "center", "va": "bottom", "fontsize": 7.5, "color": "#234", "style": "italic"}
+    batch = [("row 0: image A\n($\\lambda = 0$)", _ROWS["A"]), ("row 1: image B\n($\\lambda = 1$)", _ROWS["B"]),
+             ("rows 2, 3, ...: the frames\n(each at its own $\\lambda$)", _ROWS["F"])]
+    for ax, mode in zip(axes[:, 0], modes):
+        title, boxes, arrows = _PANELS[mode]
+        last = boxes[-1]
+        parts = ([(label, 0.0, y, 2.4, 0.7, "#dde8f5") for label, y in batch]
+                 + [(*box, "#fde7c8") for box in boxes]
+                 + [("the frame's\nattention output", 10.9, last[2], 1.8, 0.8, "#f4f4f4")])
+        for label, x, y, w, h, colour in parts:
+            ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05", facecolor=colour,
+                                        edgecolor="#345"))
+            ax.text(x, y, label, **text_kw)
+        ax.add_patch(Rectangle((-1.45, -0.6), 2.9, 3.5, fill=False, edgecolor="#789", linestyle="--"))
+        ax.text(0.0, 2.95, "one UNet batch", **{**label_kw, "style": "normal"})
+        for x0, x1, y, label in arrows + [(last[1] + last[3] / 2, 10.3, last[2], "")]:
+            ax.add_patch(FancyArrowPatch((x0 + 0.08, y), (x1 - 0.08, y), arrowstyle="-|>", mutation_scale=14,
+                                         color="#345"))
+            if label:  # above the arrow; a long arrow's label near its start, clear of the boxes it passes under
+                ax.text((x0 + x1) / 2 if x1 - x0 < 3 else x0 + 1.3, y + 0.06, label, **label_kw)
+        ax.set_xlim(-1.6, 12.3)
+        ax.set_ylim(-0.75, 3.3)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -77,3 +77,49 @@ def test_arrow_labels_cross_no_box_and_no_arrow(draw, shapes, n_labels):
         assert not any(e.contains(x, y) for pts in arrow_points for x, y in pts), f"{name!r} crosses an arrow"
         assert not any(e.overlaps(o) for j, (_, o) in enumerate(extents) if j != i), f"{name!r} overlaps a label"
         assert fig.bbox.contains(e.x0, e.y0) and fig.bbox.contains(e.x1, e.y1), f"{name!r} is cut off"
+
+
+def test_the_attention_diagram_draws_every_mode_the_morph_has():
+    from helpers.morph import ATTENTION_MODES
+
+    assert diagrams.ATTENTION_MODES == ATTENTION_MODES
+    fig = diagrams.attention_interpolation()
+    assert [ax.get_title().split(" ")[0].rstrip(":") for ax in fig.axes] == list(ATTENTION_MODES)
+    for ax in fig.axes:
+        texts = [t.get_text() for t in ax.texts]
+        assert "$K_A, V_A$" in texts and "$K_B, V_B$" in texts and any(t.startswith("$Q_\\lambda$") for t in texts)
+        assert len([p for p in ax.patches if isinstance(p, FancyArrowPatch)]) == 5
+    # inner and fused mix the keys and values before attending; outer attends to A and B, then mixes the outputs
+    panel = dict(zip(ATTENTION_MODES, fig.axes))
+    assert "$K_{mix}, V_{mix}$" in [t.get_text() for t in panel["inner"].texts]
+    assert "$O_A, O_B$" in [t.get_text() for t in panel["outer"].texts]
+    assert any("own $K_\\lambda, V_\\lambda$" in t.get_text() for t in panel["fused"].texts)
+    assert len(diagrams.attention_interpolation("outer").axes) == 1
+    for bad in ("middle", [], ["inner", "both"]):
+        with pytest.raises(ValueError, match="modes must be"):
+            diagrams.attention_interpolation(bad)
+
+
+def test_the_attention_diagram_keeps_its_texts_apart():
+    """Measured on the rendered figure: each box's text lies inside its box, and each arrow's label is clear of
+    every box, arrow and other text, and inside the figure."""
+    from matplotlib.patches import FancyBboxPatch
+
+    fig = diagrams.attention_interpolation()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [p.get_window_extent(renderer) for p in ax.patches if isinstance(p, FancyBboxPatch)]
+        arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+        arrow_points = [_points_along(a.get_transform().transform_path(a.get_path())) for a in arrows]
+        texts = [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts]
+        inside = [(name, e) for name, e in texts if any(b.contains(*e.p0) for b in boxes)]
+        labels = [(name, e) for name, e in texts if (name, e) not in inside]
+        assert len(inside) == 6 and len(labels) == 5  # 6 boxes; 4 labelled arrows and the batch's name
+        for name, e in inside:
+            assert any(b.contains(*e.p0) and b.contains(*e.p1) for b in boxes), f"{name!r} sticks out of its box"
+        for name, e in labels:
+            assert not any(e.overlaps(b) for b in boxes), f"{name!r} runs over a box"
+            assert not any(e.contains(x, y) for pts in arrow_points for x, y in pts), f"{name!r} crosses an arrow"
+            assert not any(e.overlaps(o) for j, (_, o) in enumerate(texts) if o is not e), f"{name!r} overlaps a text"
+            assert fig.bbox.contains(*e.p0) and fig.bbox.contains(*e.p1), f"{name!r} is cut off"
