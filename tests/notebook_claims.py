@@ -151,6 +151,10 @@ CLAIMS: dict[str, list[Claim]] = {
               lambda beta, uniform: beta > uniform, "Beta(3, 3) packs the frames in the middle", everywhere=True),
     ],
     "08_morph_your_own_images": [
+        Claim(rf"VAE round trip \(encode → decode\) {NUM}, inversion round trip \(encode → invert → render → decode\) "
+              rf"{NUM}\nDDIM's own part, the inversion's round trip against the VAE's: {NUM}",
+              lambda vae, inversion, ddim: vae > inversion / 2 and ddim < vae / 2,
+              "the VAE's round trip makes most of the endpoint error; DDIM's way up and down adds a small part"),
         Claim(rf"max \|by hand - processor\| = {NUM}", _tiny,
               "attention interpolation written out is the installed processor", everywhere=True),
         Claim(rf"mean pixel change of the middle frames {NUM}, of the endpoints {NUM}",
