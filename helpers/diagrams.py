@@ -91,7 +91,8 @@ def draw(boxes: dict[str, Box], arrows: list[tuple[str, str, str]], *, title: st
     xs = [b.x for b in boxes.values()]
     ys = [b.y for b in boxes.values()]
     ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
-    ax.set_ylim(min(ys) - 1.5, max(ys) + 0.8)
+    loops = any(boxes[b].x < boxes[a].x and boxes[b].y == boxes[a].y for a, b, _ in arrows)
+    ax.set_ylim(min(ys) - (1.5 if loops else 0.7), max(ys) + 0.8)  # room below for a loop's arc and label only
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title)

@@ -123,3 +123,16 @@ def test_the_attention_diagram_keeps_its_texts_apart():
             assert not any(e.contains(x, y) for pts in arrow_points for x, y in pts), f"{name!r} crosses an arrow"
             assert not any(e.overlaps(o) for j, (_, o) in enumerate(texts) if o is not e), f"{name!r} overlaps a text"
             assert fig.bbox.contains(*e.p0) and fig.bbox.contains(*e.p1), f"{name!r} is cut off"
+
+
+@pytest.mark.parametrize("draw", [diagrams.latent_diffusion, diagrams.unclip])
+def test_no_empty_band_below_the_drawing(draw):
+    """Measured on the rendered figure: what is drawn (boxes, arrows, labels) reaches down to near the axes'
+    bottom, so the picture has no empty lower part (room below is kept only for a loop back and its label)."""
+    fig = draw()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    frame = ax.get_window_extent(renderer)
+    lowest = min(a.get_window_extent(renderer).y0 for a in [*ax.patches, *ax.texts])
+    assert lowest - frame.y0 < 0.15 * frame.height
