@@ -105,12 +105,18 @@ CLAIMS: dict[str, list[Claim]] = {
         Claim(rf"eta = 0.5: mean pixel std across the 3 seeds = {NUM}, largest {NUM}\n"
               rf"eta = 1.0: mean pixel std across the 3 seeds = {NUM}", lambda half, _, one: 0 < half < one,
               "η > 0 draws variations, and η = 1 strays further than η = 0.5"),
-        Claim(rf"text embedding {NUM}, prior's embedding {NUM}", lambda text, prior: text < prior < 1,
-              "text and image embeddings are not the same point; the prior's lands closer"),
-        Claim(r"decoded from the text embedding: the judge finds the captioned object in (\d+)% of \d+\n"
-              r"decoded from the prior: the judge finds the captioned object in (\d+)%",
-              lambda text, prior: prior >= text and prior > 50,
-              "the prior's embedding decodes to the captioned object mostly, and not less often than the text's"),
+        Claim(rf"mean cosine with the pictures of the same caption: z_t {NUM}, prior samples {NUM} "
+              rf"\(two pictures of one caption: {NUM}\)",
+              lambda text, prior, pictures: text < prior - 0.1 and abs(prior - pictures) < 0.03,
+              "the prior's samples are about as similar to the pictures as two pictures are, z_t much less"),
+        Claim(rf"z_t {NUM}, centre of the prior samples {NUM}; the directions from the pictures to z_t: mean cosine "
+              rf"between captions {NUM}", lambda text, prior, shared: text > 3 * prior and shared > 0.5,
+              "z_t is several times farther from its pictures than the prior's samples, by a largely shared shift"),
+        Claim(rf"spread \(mean distance to the cloud's centre\), mean of \d+ captions: pictures {NUM}, prior samples {NUM}",
+              lambda pictures, prior: 0.01 < prior < 0.5 * pictures,
+              "the prior's samples differ from seed to seed but spread well under half as far as the pictures"),
+        Claim(r"the judge finds the captioned object decoded from z_t in \d+%, from the prior's z_i in (\d+)%",
+              lambda prior: prior > 50, "the prior's embedding decodes to the captioned object mostly"),
         Claim(rf"P\(red heart\): {NUM} at λ = 0 → {NUM} at λ = 1", lambda a, b: a > 0.5 > b,
               "the prior walk starts at the first caption's object"),
         Claim(rf"P\(blue heart\): {NUM} at λ = 0 → {NUM} at λ = 1", lambda a, b: a < 0.5 < b,
