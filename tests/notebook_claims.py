@@ -117,6 +117,8 @@ CLAIMS: dict[str, list[Claim]] = {
               "the prior's samples differ from seed to seed but spread well under half as far as the pictures"),
         Claim(r"the judge finds the captioned object decoded from z_t in \d+%, from the prior's z_i in (\d+)%",
               lambda prior: prior > 50, "the prior's embedding decodes to the captioned object mostly"),
+        Claim(r"the prior predicts 'sample', the decoder 'epsilon', super-res 'sample'", lambda: True,
+              "the teaching prior and upsampler predict the clean sample, the decoder the noise", everywhere=True),
         Claim(rf"P\(red heart\): {NUM} at λ = 0 → {NUM} at λ = 1", lambda a, b: a > 0.5 > b,
               "the prior walk starts at the first caption's object"),
         Claim(rf"P\(blue heart\): {NUM} at λ = 0 → {NUM} at λ = 1", lambda a, b: a < 0.5 < b,
