@@ -127,6 +127,11 @@ CLAIMS: dict[str, list[Claim]] = {
     "04_prompt_walks": [
         Claim(rf"step 0.001: .*positive − negative changed by at most {NUM}", _tiny,
               "the cookbook's walk leaves the positive − negative difference where it was", everywhere=True),
+        Claim(rf"the (\d+) position\(s\) before the first different token change by at most {NUM}; from it to the "
+              rf"end-of-text token by {NUM}% on average, the \d+ padding positions after the end-of-text token by {NUM}%",
+              lambda k, before, words, padding: k >= 1 and _tiny(before) and words > 1 and padding > 1,
+              "causal attention: positions before the first different word stay, the padding after the end moves",
+              everywhere=True),
         Claim(r"naive chaining: \d+ frames, (\d+) repeated", lambda k: k >= 1,
               "chaining two-prompt walks repeats the join frame", everywhere=True),
         Claim(r"interpolation_path: \d+ frames, (\d+) repeated", lambda k: k == 0,
