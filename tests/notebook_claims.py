@@ -161,6 +161,10 @@ CLAIMS: dict[str, list[Claim]] = {
     "07_smooth_interpolation": [
         Claim(r"the two largest of the (\d+) steps carry (\d+)% of the walk's path length \(in an even walk: (\d+)%\)",
               lambda n, share, even: share > even, "the uniform walk does not move evenly"),
+        Claim(rf"the judge: P\(.+?\) falls below ½ at λ = {NUM}, P\(.+?\) rises above ½ at λ = {NUM}; the largest "
+              rf"step is λ {NUM} → {NUM}; in between it reads '.+?', whose P rises above ½ at λ = {NUM}",
+              lambda leave, arrive, lo, hi, middle: leave < middle < arrive and lo <= middle <= hi,
+              "the judge goes from the first object to a third, then to the second; the largest step is the third's"),
         Claim(rf"rendered \d+ frames \(budget \d+\); CV {NUM} → {NUM}, jump ratio", lambda before, after: after < before,
               "re-timing evens the prompt walk out"),
         Claim(r"frames with 0.25 < λ < 0.75: (\d+) of \d+ under Beta\(3, 3\), (\d+) under uniform λ",
