@@ -172,6 +172,12 @@ CLAIMS: dict[str, list[Claim]] = {
               lambda before, after: after < before, "re-timing evens the prompt walk out"),
         Claim(rf"no frame's λ moved by more than {NUM}", lambda shift: shift < 0.15,
               "re-timing the prompt walk moves its frames' λ only a little"),
+        Claim(rf"morph, slerped noises: brightness strays up to {NUM}, contrast up to {NUM} .*; CV {NUM}\n"
+              rf"morph, AdaIN noises: brightness strays up to {NUM}, contrast up to {NUM} .*; CV {NUM}\n"
+              rf"AdaIN's frames differ from the slerped ones by {NUM} on average .*; its morph is no more even",
+              lambda b, c, cv, b_adain, c_adain, cv_adain, gap: max(b, c, b_adain, c_adain) < 0.05 and cv_adain >= cv
+              and gap < 0.02,
+              "no drift to fix: frames within a few hundredths of the line, AdaIN's nearly the same, no more even"),
         Claim(r"frames with 0.25 < λ < 0.75: (\d+) of \d+ under Beta\(3, 3\), (\d+) under uniform λ",
               lambda beta, uniform: beta > uniform, "Beta(3, 3) packs the frames in the middle", everywhere=True),
     ],
