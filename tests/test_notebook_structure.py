@@ -224,3 +224,14 @@ def test_claims_flag_a_false_number_and_a_missing_line() -> None:
     assert len(missing) == len(CLAIMS["05_circular_noise_walks"]) and all("no printed line" in p for p in missing)
     code_only = failed_claims("05_circular_noise_walks", "tiny-random", "")
     assert len(code_only) == sum(c.everywhere for c in CLAIMS["05_circular_noise_walks"]) == 1
+
+
+def test_a_cell_without_an_id_or_with_a_repeated_one_is_reported(scratch) -> None:
+    """Sphinx (myst-nb) fails the site's build on a cell without an id; ``check`` says so first."""
+    def lose_ids(nb):
+        del nb["cells"][1]["id"]
+        nb["cells"][3]["id"] = nb["cells"][2]["id"]
+
+    _edit(_first(scratch), lose_ids)
+    problem = next(p for p in _check(scratch) if "own id" in p)
+    assert "[1, 2, 3]" in problem

@@ -316,6 +316,13 @@ def _check_numbering(paths: list[Path]) -> list[str]:
     return problems
 
 
+def _check_ids(name: str, cells: list[dict]) -> list[str]:
+    """Every cell has an id of its own (nbformat 4.5; the site's build fails on a cell without one)."""
+    ids = [c.get("id") for c in cells]
+    bad = [k for k, c in enumerate(ids) if c is None or ids.count(c) > 1]
+    return [f"{name}: every cell needs its own id; cells {bad} have none or a repeated one"] if bad else []
+
+
 def _check_notebook(nb: dict, entry: Entry, entries: list[Entry], i: int, repo: str, package: str) -> list[str]:
     name, cells, problems = entry.file, nb.get("cells", []), []
     if not entry.title:
@@ -328,6 +335,7 @@ def _check_notebook(nb: dict, entry: Entry, entries: list[Entry], i: int, repo: 
             problems.append(f"{name}: expected one cell tagged {tag!r}, found {len(found)} (run `make badges`)")
         elif _source(cells[found[0]]) != source or cells[found[0]]["cell_type"] != kind:
             problems.append(f"{name}: the {tag!r} cell is stale (run `make badges`)")
+    problems += _check_ids(name, cells)
     if cells and HEADER not in _tags(cells[0]):
         problems.append(f"{name}: the first cell must be the {HEADER!r} header (title and badge)")
     if cells and FOOTER not in _tags(cells[-1]):
