@@ -235,3 +235,20 @@ def test_a_cell_without_an_id_or_with_a_repeated_one_is_reported(scratch) -> Non
     _edit(_first(scratch), lose_ids)
     problem = next(p for p in _check(scratch) if "own id" in p)
     assert "[1, 2, 3]" in problem
+
+
+def test_display_math_inside_a_paragraph_is_reported(scratch) -> None:
+    """On the site, $$ … $$ inside a paragraph typesets the prose between two equations as one formula."""
+    def inline_display(nb):
+        cell = next(c for c in nb["cells"] if c["cell_type"] == "markdown" and "lw-header" not in c["metadata"].get("tags", []))
+        cell["source"] += "\n\nThe norm is\n$$\\lVert a \\rVert = 1$$\nfor a unit vector."
+
+    _edit(_first(scratch), inline_display)
+    assert any("blank line before and after $$\\lVert a" in p for p in _check(scratch))
+
+    def own_paragraph(nb):
+        for c in nb["cells"]:
+            c["source"] = c["source"].replace("is\n$$", "is\n\n$$").replace("$$\nfor", "$$\n\nfor")
+
+    _edit(_first(scratch), own_paragraph)
+    assert _check(scratch) == []

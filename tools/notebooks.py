@@ -316,6 +316,25 @@ def _check_numbering(paths: list[Path]) -> list[str]:
     return problems
 
 
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+
+
+def _check_display_math(name: str, cells: list[dict]) -> list[str]:
+    """Every ``$$ … $$`` stands as a paragraph of its own. Inside a paragraph, the site's MyST parser pairs the
+    dollars differently from Jupyter, and the prose between two equations is typeset as one long formula."""
+    problems = []
+    for k, cell in enumerate(cells):
+        if cell["cell_type"] != "markdown":
+            continue
+        text = _source(cell)
+        for m in _DISPLAY_MATH.finditer(text):
+            before, after = text[:m.start()], text[m.end():]
+            if (before and not before.endswith("\n\n")) or (after and not after.startswith("\n\n")):
+                problems.append(f"{name}: cell {k}: put a blank line before and after $${m.group(1)[:30].strip()}…$$ "
+                                "(display math inside a paragraph turns the site's prose into a formula)")
+    return problems
+
+
 def _check_ids(name: str, cells: list[dict]) -> list[str]:
     """Every cell has an id of its own (nbformat 4.5; the site's build fails on a cell without one)."""
     ids = [c.get("id") for c in cells]
@@ -336,6 +355,7 @@ def _check_notebook(nb: dict, entry: Entry, entries: list[Entry], i: int, repo: 
         elif _source(cells[found[0]]) != source or cells[found[0]]["cell_type"] != kind:
             problems.append(f"{name}: the {tag!r} cell is stale (run `make badges`)")
     problems += _check_ids(name, cells)
+    problems += _check_display_math(name, cells)
     if cells and HEADER not in _tags(cells[0]):
         problems.append(f"{name}: the first cell must be the {HEADER!r} header (title and badge)")
     if cells and FOOTER not in _tags(cells[-1]):
