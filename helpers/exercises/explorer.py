@@ -14,18 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from helpers.backends import Backend
 from helpers.embeddings import encode_prompts, make_latents
 from helpers.interpolation import cosine_schedule, linear_schedule, slerp
-from helpers.metrics import walk_report
+from helpers.metrics import rmse, walk_report
 from helpers.render import render_frames
 from helpers.teaching import scenes
-
-
-def _rms(x: Any, y: Any) -> float:
-    return float(np.sqrt(((np.asarray(x, np.float32) / 255 - np.asarray(y, np.float32) / 255) ** 2).mean()))
 
 
 def _walk(backend: Backend, seed: int, steps: int | None) -> Callable[..., list[Any]]:
@@ -120,7 +114,7 @@ def schedule_toggle(backend: Backend, prompt_a: str, prompt_b: str, *, num_frame
         for frac in (0.0, 0.2):
             app.frac.value = frac
             shown.append(app.current_frame())
-        near_end[schedule] = _rms(*shown)
+        near_end[schedule] = rmse(*shown)
     return "less" if near_end["cosine"] < near_end["linear"] else "more", (
         f"λ 0 → 0.2 changes the picture by {near_end['cosine']:.3f} with the cosine schedule, "
         f"{near_end['linear']:.3f} with the linear one ({num_frames} frames: the slider at λ = 0.2 shows frame "

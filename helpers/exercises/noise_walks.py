@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from helpers.interpolation import circular_walk, interpolation_path, linear_schedule, slerp
+from helpers.metrics import adjacent_distances
 from helpers.render import render_frames
 
 STEP_RATIOS = (1, 2, 4)
@@ -34,12 +35,6 @@ def _turns(x: torch.Tensor) -> torch.Tensor:
 
 def _cv(values: torch.Tensor) -> float:
     return float(values.std() / values.mean())
-
-
-def _rms_steps(frames: Sequence[Any], *, closed: bool) -> list[float]:
-    arrays = [np.asarray(f, np.float32) / 255 for f in frames]
-    pairs = zip(arrays, arrays[1:] + arrays[:1]) if closed else zip(arrays, arrays[1:])
-    return [float(np.sqrt(((p - q) ** 2).mean())) for p, q in pairs]
 
 
 def three_seed_loop(noises: torch.Tensor, num_frames: int) -> tuple[str, str]:
@@ -103,7 +98,7 @@ def loop_step(noises: torch.Tensor, seed_frames: Sequence[Any], loop_frames: Seq
     walk_latent = float(_steps(slerp(noises[0], noises[1], linear_schedule(num_frames)), closed=False).mean())
     ratio = loop_latent / walk_latent
     nearest = min(STEP_RATIOS, key=lambda r: abs(math.log(ratio / r)))
-    loop_px, walk_px = np.mean(_rms_steps(loop_frames, closed=True)), np.mean(_rms_steps(seed_frames, closed=False))
+    loop_px, walk_px = adjacent_distances([*loop_frames, loop_frames[0]]).mean(), adjacent_distances(seed_frames).mean()
     return nearest, (
         f"|Δ latent|/√d per step: {loop_latent:.3f} around the loop (360° in {num_frames} steps), {walk_latent:.3f} "
         f"along the seed walk (x₀ to x₁, about 90°, in {num_frames - 1} steps): {ratio:.2f} times as large. The "

@@ -18,20 +18,10 @@ from PIL import Image
 from helpers.devices import make_generator
 from helpers.interpolation import cosine_schedule, interpolation_path, slerp, walk_around
 from helpers.media import export_gif
-from helpers.metrics import walk_report
+from helpers.metrics import adjacent_distances, rmse, walk_report
 from helpers.render import render_frames
 
 RADII = (0.15, 0.3, 0.6, 1.2, 2.4)
-
-
-def _rms(x: Any, y: Any) -> float:
-    return float(np.sqrt(((np.asarray(x, np.float32) / 255 - np.asarray(y, np.float32) / 255) ** 2).mean()))
-
-
-def _steps(frames: Sequence[Any]) -> list[float]:
-    """RMS pixel change between consecutive frames (notebook 04's ``step_sizes``)."""
-    arrays = [np.asarray(f, dtype=np.float32) / 255 for f in frames]
-    return [float(np.sqrt(((p - q) ** 2).mean())) for p, q in zip(arrays, arrays[1:])]
 
 
 def _render(pipe: Any, path: torch.Tensor, negative: torch.Tensor, latent: torch.Tensor, seed: int,
@@ -47,9 +37,10 @@ def cosine_walk(pipe: Any, embeds: torch.Tensor, negative: torch.Tensor, latent:
 
     Truth: whether the cosine walk's first and last steps (RMS pixel change, their mean) are the smaller.
     """
-    cos_steps = _steps(_render(pipe, slerp(embeds[0], embeds[1], cosine_schedule(len(frames))), negative, latent,
-                               seed, render_kwargs))
-    lin_steps = _steps(frames)
+    cosine = _render(pipe, slerp(embeds[0], embeds[1], cosine_schedule(len(frames))), negative, latent, seed,
+                     render_kwargs)
+    cos_steps = adjacent_distances(cosine)
+    lin_steps = adjacent_distances(frames)
     end_cos, end_lin = (cos_steps[0] + cos_steps[-1]) / 2, (lin_steps[0] + lin_steps[-1]) / 2
     return end_cos < end_lin, (
         f"first and last steps {cos_steps[0]:.3f}, {cos_steps[-1]:.3f} with the cosine schedule, {lin_steps[0]:.3f}, "
@@ -71,7 +62,7 @@ def closed_walk(pipe: Any, key_embeds: torch.Tensor, negative: torch.Tensor, lat
     with Image.open(gif) as opened:
         gif_frames = getattr(opened, "n_frames", 1)  # an animated GIF has it
     report = walk_report(closed_frames, closed=True)
-    gap = _rms(closed_frames[-1], closed_frames[0])
+    gap = rmse(closed_frames[-1], closed_frames[0])
     return gap < 1e-3, (
         f"the last frame is {gap:.3f} (RMS) from the first; the wrap-around step is {report.closure_gap:.2f} mean "
         f"steps (1: an ordinary step, 0: a repeated frame); {gif.name} holds {gif_frames} frames for the "
@@ -88,8 +79,8 @@ def loop_radius(pipe: Any, embeds: torch.Tensor, negative: torch.Tensor, latent:
     """
     loops = torch.cat([walk_around(embeds[0], 4, radius=r, generator=make_generator(seed)) for r in RADII])
     pictures = _render(pipe, loops, negative, latent, seed, render_kwargs)
-    halfway = _rms(frames[0], frames[-1]) / 2
-    away = {r: float(np.mean([_rms(f, frames[0]) for f in pictures[4 * i:4 * i + 4]])) for i, r in enumerate(RADII)}
+    halfway = rmse(frames[0], frames[-1]) / 2
+    away = {r: float(np.mean([rmse(f, frames[0]) for f in pictures[4 * i:4 * i + 4]])) for i, r in enumerate(RADII)}
     gone: float | str = next((r for r in RADII if away[r] >= halfway), "none")
     return gone, ("mean RMS from the prompt's picture: " + ", ".join(f"radius {r:g}: {d:.3f}" for r, d in away.items())
                   + f"; halfway to prompt B's picture is {halfway:.3f}, so the loop stops looking like the prompt at "
